@@ -1,0 +1,1 @@
+"""The bundled test IdP (placeholder; built out by the IdP work)."""
