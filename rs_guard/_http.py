@@ -1,0 +1,72 @@
+"""Bounded, redirect-free JSON fetching shared by discovery, JWKS and introspection."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from ._jose import MalformedJWS, parse_json_object
+
+DEFAULT_TIMEOUT = 5.0
+
+
+class FetchError(Exception):
+    """The remote document could not be fetched or is not a JSON object; the message is a reason."""
+
+
+def default_client(timeout: float = DEFAULT_TIMEOUT) -> httpx.AsyncClient:
+    """An httpx client with the defaults a security library needs: short timeouts, no redirects."""
+    return httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+
+
+async def read_json_object(response: httpx.Response, max_bytes: int) -> dict[str, Any]:
+    """Read a streamed response body up to `max_bytes` and parse it as a JSON object."""
+    declared = response.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise FetchError("response_too_large")
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > max_bytes:
+            raise FetchError("response_too_large")
+    try:
+        return parse_json_object(bytes(body))
+    except MalformedJWS:
+        raise FetchError("response_not_json") from None
+
+
+async def fetch_json(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    max_bytes: int,
+    timeout: float | None = None,
+    ok_statuses: tuple[int, ...] = (200,),
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """Send one request and return its JSON object body; FetchError on any failure."""
+    try:
+        request = client.build_request(
+            method,
+            url,
+            timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+            **kwargs,
+        )
+        response = await client.send(request, stream=True, follow_redirects=False)
+    except httpx.TimeoutException:
+        raise FetchError("timeout") from None
+    except httpx.HTTPError:
+        raise FetchError("unreachable") from None
+    try:
+        if response.status_code not in ok_statuses:
+            raise FetchError(f"http_{response.status_code}")
+        try:
+            return await read_json_object(response, max_bytes)
+        except httpx.TimeoutException:
+            raise FetchError("timeout") from None
+        except httpx.HTTPError:
+            raise FetchError("unreachable") from None
+    finally:
+        await response.aclose()

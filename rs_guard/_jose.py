@@ -1,0 +1,178 @@
+"""Lean, strict JWS compact parsing and signature verification for the hot path.
+
+PyJWT stays the library for JWK parsing and for signing; this module re-does only what every
+request pays for (split, base64url, JSON, one `cryptography` verify) with the same strictness
+and without PyJWT's per-call overhead.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+PublicKey = (
+    ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey | ed448.Ed448PublicKey
+)
+
+# Three base64url segments, no padding, nothing else (JWE has five; JSON serialisation has braces).
+_COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+
+# The last character of a segment may only carry zero bits past the data (RFC 4648 §3.5):
+# anything else is a second spelling of the same bytes, which a strict parser refuses.
+_LAST_CHAR = {2: frozenset("AQgw"), 3: frozenset("AEIMQUYcgkosw048")}
+
+_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+    "256": hashes.SHA256,
+    "384": hashes.SHA384,
+    "512": hashes.SHA512,
+}
+
+_EC_CURVES: dict[str, tuple[type[ec.EllipticCurve], int]] = {
+    "ES256": (ec.SECP256R1, 32),
+    "ES384": (ec.SECP384R1, 48),
+    "ES512": (ec.SECP521R1, 66),
+}
+
+ASYMMETRIC_ALGORITHMS = frozenset(
+    {
+        "ES256",
+        "ES384",
+        "ES512",
+        "RS256",
+        "RS384",
+        "RS512",
+        "PS256",
+        "PS384",
+        "PS512",
+        "EdDSA",
+        "Ed25519",
+    }
+)
+
+
+class MalformedJWS(ValueError):
+    """The input is not a well-formed compact JWS; the message is a stable reason code."""
+
+
+def b64url_decode(segment: str) -> bytes:
+    """Decode one unpadded, canonical base64url segment or raise MalformedJWS."""
+    rem = len(segment) % 4
+    if rem == 1 or (rem and segment[-1] not in _LAST_CHAR[rem]):
+        raise MalformedJWS("malformed")
+    try:
+        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except (binascii.Error, ValueError):
+        raise MalformedJWS("malformed") from None
+
+
+def b64url_encode(data: bytes) -> str:
+    """Encode bytes as unpadded base64url."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Two members with one name let different parsers see different claims (RFC 8725 §3.1).
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise MalformedJWS("duplicate_member")
+    return obj
+
+
+def _reject_constant(name: str) -> Any:
+    raise MalformedJWS("malformed")
+
+
+def parse_json_object(data: bytes) -> dict[str, Any]:
+    """Parse strict JSON (UTF-8, no NaN/Infinity, no duplicate members) that must be an object."""
+    try:
+        obj = json.loads(
+            data.decode("utf-8"),
+            object_pairs_hook=_no_duplicates,
+            parse_constant=_reject_constant,
+        )
+    except MalformedJWS:
+        raise
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise MalformedJWS("malformed") from None
+    if not isinstance(obj, dict):
+        raise MalformedJWS("malformed")
+    return obj
+
+
+def split_compact(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
+    """Split a compact JWS into (header, payload, signing_input, signature), strictly."""
+    if not _COMPACT_JWS.fullmatch(token):
+        raise MalformedJWS("malformed")
+    h, p, s = token.split(".")
+    header = parse_json_object(b64url_decode(h))
+    payload = parse_json_object(b64url_decode(p))
+    signature = b64url_decode(s)
+    return header, payload, f"{h}.{p}".encode("ascii"), signature
+
+
+def key_fits_alg(key: PublicKey, alg: str) -> bool:
+    """Whether `alg` is one that this key type can verify (the alg/key confusion guard)."""
+    if alg in _EC_CURVES:
+        curve, _ = _EC_CURVES[alg]
+        return isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, curve)
+    if alg[:2] in ("RS", "PS") and alg[2:] in _HASHES:
+        return isinstance(key, rsa.RSAPublicKey) and key.key_size >= 2048
+    if alg == "EdDSA":
+        return isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey)
+    if alg == "Ed25519":
+        return isinstance(key, ed25519.Ed25519PublicKey)
+    return False
+
+
+def verify_signature(key: PublicKey, alg: str, signing_input: bytes, signature: bytes) -> bool:
+    """Verify a JWS signature with a ready key object; False on any mismatch."""
+    if not key_fits_alg(key, alg):
+        return False
+    try:
+        if alg in _EC_CURVES:
+            assert isinstance(key, ec.EllipticCurvePublicKey)
+            _, size = _EC_CURVES[alg]
+            # JWS carries raw r||s of fixed width (RFC 7518 §3.4), never DER.
+            if len(signature) != 2 * size:
+                return False
+            r = int.from_bytes(signature[:size], "big")
+            s = int.from_bytes(signature[size:], "big")
+            if r == 0 or s == 0:
+                return False
+            key.verify(encode_dss_signature(r, s), signing_input, ec.ECDSA(_HASHES[alg[2:]]()))
+        elif alg.startswith("RS"):
+            assert isinstance(key, rsa.RSAPublicKey)
+            key.verify(signature, signing_input, padding.PKCS1v15(), _HASHES[alg[2:]]())
+        elif alg.startswith("PS"):
+            assert isinstance(key, rsa.RSAPublicKey)
+            digest = _HASHES[alg[2:]]()
+            key.verify(
+                signature,
+                signing_input,
+                padding.PSS(mgf=padding.MGF1(digest), salt_length=digest.digest_size),
+                digest,
+            )
+        else:
+            assert isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey)
+            key.verify(signature, signing_input)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def header_typ(header: Mapping[str, Any]) -> str | None:
+    """`typ` lower-cased and without an `application/` prefix (RFC 7515 §4.1.9)."""
+    typ = header.get("typ")
+    if not isinstance(typ, str):
+        return None
+    typ = typ.lower()
+    return typ[12:] if typ.startswith("application/") else typ

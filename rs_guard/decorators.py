@@ -1,0 +1,110 @@
+"""Per-route requirements for Starlette endpoints, and an exception handler for late step-up."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import Response
+
+from .errors import MissingToken, RSGuardError
+from .middleware import error_body, guard_of
+from .policy import Requirement
+from .tokens import AccessToken
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _connection(args: Sequence[Any], kwargs: Mapping[str, Any]) -> HTTPConnection:
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, HTTPConnection):
+            return value
+    raise TypeError("@require needs an endpoint that takes a Request or WebSocket")
+
+
+def check(connection: HTTPConnection, requirement: Requirement) -> AccessToken:
+    """The request's token if it meets `requirement`; raises the error to answer with otherwise."""
+    token = connection.scope.get("auth")
+    if not isinstance(token, AccessToken):
+        raise MissingToken()
+    guard = guard_of(connection.scope)
+    requirement.check(
+        token,
+        hierarchy=guard.hierarchy if guard is not None else None,
+        now=guard._clock() if guard is not None else None,
+    )
+    return token
+
+
+def require(
+    scopes: str | Sequence[str] = (),
+    *,
+    acr_values: str | Sequence[str] = (),
+    max_age: int | None = None,
+    claims: Mapping[str, Any] | None = None,
+    predicate: Callable[[AccessToken], bool] | None = None,
+    description: str | None = None,
+) -> Callable[[F], F]:
+    """Decorate a Starlette endpoint with what its token must carry.
+
+    `scopes` are all required; `acr_values` any-of (most preferred first); `max_age` bounds the
+    age of the authentication. Unmet requirements are answered by ResourceGuard with the
+    RFC 6750 / RFC 9470 challenge.
+    """
+    requirement = Requirement(
+        scopes=tuple(scopes.split()) if isinstance(scopes, str) else tuple(scopes),
+        acr_values=tuple(acr_values.split()) if isinstance(acr_values, str) else tuple(acr_values),
+        max_age=max_age,
+        claims=dict(claims or {}),
+        predicate=predicate,
+        description=description,
+    )
+
+    def decorator(func: F) -> F:
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                check(_connection(args, kwargs), requirement)
+                return await func(*args, **kwargs)
+
+            wrapper: Any = async_wrapper
+        else:
+
+            @functools.wraps(func)
+            def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+                check(_connection(args, kwargs), requirement)
+                return func(*args, **kwargs)
+
+            wrapper = sync_wrapper
+        wrapper.__rs_guard_requirement__ = requirement
+        return wrapper  # type: ignore[no-any-return]
+
+    return decorator
+
+
+async def rs_guard_exception_handler(request: Request, exc: Exception) -> Response:
+    """Starlette exception handler rendering RSGuardError raised inside the app.
+
+    Needed only when ResourceGuard wraps the app from outside (then Starlette's
+    ServerErrorMiddleware sits between them); with `Middleware(ResourceGuard, ...)` the guard
+    catches these errors itself.
+    """
+    assert isinstance(exc, RSGuardError)
+    guard = guard_of(request.scope)
+    headers: dict[str, str] = {"cache-control": "no-store"}
+    if guard is not None:
+        for name, value in guard.challenge_headers(exc):
+            headers[name.decode()] = value.decode("latin-1")
+    return Response(
+        error_body(exc), status_code=exc.status_code, headers=headers, media_type="application/json"
+    )
+
+
+exception_handlers: dict[Any, Callable[[Request, Exception], Any]] = {
+    RSGuardError: rs_guard_exception_handler
+}
+"""Pass to `Starlette(exception_handlers=...)` when the guard wraps the app from outside."""

@@ -1,0 +1,114 @@
+"""Authorization-server metadata (RFC 8414 / OIDC Discovery 1.0), fetched once and cached."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from ._http import FetchError, default_client, fetch_json
+from .observe import Observer, emit
+
+_MAX_METADATA_BYTES = 256 * 1024
+
+
+def metadata_urls(issuer: str) -> list[str]:
+    """Where the metadata of `issuer` may live, in the order clients try them.
+
+    RFC 8414 §3.1 inserts the well-known segment between host and path; OIDC Discovery §4
+    appends it to the issuer. For an issuer without a path both forms are tried.
+    """
+    parts = urlsplit(issuer)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    path = parts.path.rstrip("/")
+    urls = [
+        f"{origin}/.well-known/oauth-authorization-server{path}",
+        f"{origin}{path}/.well-known/openid-configuration",
+    ]
+    if path:
+        urls.append(f"{origin}/.well-known/openid-configuration{path}")
+    return urls
+
+
+class ServerMetadata:
+    """The cached metadata document of one authorization server, checked against its issuer."""
+
+    def __init__(
+        self,
+        issuer: str,
+        *,
+        http_client: httpx.AsyncClient | None = None,
+        max_age: float = 3600.0,
+        timeout: float = 5.0,
+        observer: Observer | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.issuer = issuer
+        self._client = http_client
+        self._max_age = max_age
+        self._timeout = timeout
+        self._observer = observer
+        self._clock = clock
+        self._document: dict[str, Any] | None = None
+        self._fetched_at = 0.0
+        self._inflight: asyncio.Future[dict[str, Any]] | None = None
+
+    @property
+    def http_client(self) -> httpx.AsyncClient:
+        """The client used for all calls to this authorization server."""
+        if self._client is None:
+            self._client = default_client(self._timeout)
+        return self._client
+
+    async def get(self) -> dict[str, Any]:
+        """The metadata document; raises FetchError when no valid document can be had."""
+        doc = self._document
+        if doc is not None and self._clock() - self._fetched_at < self._max_age:
+            return doc
+        if self._inflight is None:
+            self._inflight = asyncio.ensure_future(self._fetch())
+            self._inflight.add_done_callback(self._clear_inflight)
+        try:
+            return await asyncio.shield(self._inflight)
+        except FetchError:
+            if doc is not None:
+                # A stale but once-valid document beats none: endpoints rarely move.
+                return doc
+            raise
+
+    def _clear_inflight(self, fut: asyncio.Future[dict[str, Any]]) -> None:
+        self._inflight = None
+        if not fut.cancelled():
+            fut.exception()  # mark retrieved; callers see it through shield
+
+    async def _fetch(self) -> dict[str, Any]:
+        last = FetchError("unreachable")
+        for url in metadata_urls(self.issuer):
+            try:
+                doc = await fetch_json(self.http_client, "GET", url, max_bytes=_MAX_METADATA_BYTES)
+            except FetchError as exc:
+                last = exc
+                continue
+            # RFC 8414 §3.3: the issuer in the document must be identical to the one configured,
+            # or an attacker's metadata could substitute its own keys.
+            if doc.get("issuer") != self.issuer:
+                emit(self._observer, "discovery_issuer_mismatch", url=url)
+                last = FetchError("issuer_mismatch")
+                continue
+            self._document = doc
+            self._fetched_at = self._clock()
+            emit(self._observer, "discovery_fetched", url=url)
+            return doc
+        emit(self._observer, "discovery_failed", reason=str(last))
+        raise last
+
+    async def endpoint(self, name: str) -> str:
+        """One endpoint URL from the metadata (e.g. `jwks_uri`); FetchError if absent."""
+        value = (await self.get()).get(name)
+        if not isinstance(value, str) or not value:
+            raise FetchError(f"missing_{name}")
+        return value

@@ -1,0 +1,237 @@
+"""JWKS cache: fetch, parse once, refresh on unknown kid (rate limited), serve stale on outage."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
+from jwt.exceptions import InvalidKeyError
+
+from ._http import FetchError, default_client, fetch_json
+from ._jose import ASYMMETRIC_ALGORITHMS, PublicKey, key_fits_alg
+from .discovery import ServerMetadata
+from .errors import ConfigurationError, InvalidToken, KeysUnavailable
+from .observe import Observer, emit
+
+_MAX_JWKS_BYTES = 512 * 1024
+_MAX_KEYS = 100
+_MAX_KID_LENGTH = 256
+_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationKey:
+    """One usable public key from a JWKS, with the key object built once."""
+
+    kid: str | None
+    kty: str
+    alg: str | None
+    key: PublicKey
+
+    def fits(self, alg: str) -> bool:
+        """Whether a token signed with `alg` may be verified with this key."""
+        if self.alg is not None and self.alg != alg and {self.alg, alg} != {"EdDSA", "Ed25519"}:
+            return False
+        return key_fits_alg(self.key, alg)
+
+
+def parse_jwk(jwk: Any) -> VerificationKey | None:
+    """Turn one JWK into a VerificationKey, or None when it is unusable for verifying JWS."""
+    if not isinstance(jwk, dict):
+        return None
+    kty, kid, alg, use = jwk.get("kty"), jwk.get("kid"), jwk.get("alg"), jwk.get("use")
+    if kid is not None and (not isinstance(kid, str) or len(kid) > _MAX_KID_LENGTH):
+        return None
+    if alg is not None and (not isinstance(alg, str) or alg not in ASYMMETRIC_ALGORITHMS):
+        return None
+    if use is not None and use != "sig":
+        return None
+    key_ops = jwk.get("key_ops")
+    if key_ops is not None and (not isinstance(key_ops, list) or "verify" not in key_ops):
+        return None
+    # A published private or symmetric key is a misconfiguration; never use it.
+    if _PRIVATE_MEMBERS & jwk.keys():
+        return None
+    try:
+        key: Any
+        if kty == "EC":
+            key = ECAlgorithm.from_jwk(json.dumps(jwk))
+        elif kty == "RSA":
+            key = RSAAlgorithm.from_jwk(json.dumps(jwk))
+        elif kty == "OKP":
+            key = OKPAlgorithm.from_jwk(json.dumps(jwk))
+        else:
+            return None
+    except (InvalidKeyError, ValueError, TypeError, KeyError):
+        return None
+    vk = VerificationKey(kid=kid, kty=kty, alg=alg, key=key)
+    if alg is not None and not vk.fits(alg):
+        return None
+    if not any(vk.fits(a) for a in ASYMMETRIC_ALGORITHMS):
+        return None
+    return vk
+
+
+def parse_jwks(document: Any) -> list[VerificationKey]:
+    """All usable keys of a JWK Set; unusable members are skipped, the rest keep working."""
+    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+        return []
+    keys = []
+    for jwk in document["keys"][:_MAX_KEYS]:
+        vk = parse_jwk(jwk)
+        if vk is not None:
+            keys.append(vk)
+    return keys
+
+
+class JWKSCache:
+    """The verification keys of one issuer, kept fresh without letting tokens hammer the IdP.
+
+    - Keys are fetched on first use and re-fetched after `max_age` seconds.
+    - A token with an unknown `kid` triggers at most one fetch per `cooldown` seconds, shared by
+      every concurrent request (single flight), so random kids cannot flood the IdP.
+    - A failed or garbage fetch never replaces good keys; they stay in use for `stale_for`
+      seconds past `max_age`. With no usable keys at all, `KeysUnavailable` (503) is raised
+      and the next request tries again: failures are not cached.
+    """
+
+    def __init__(
+        self,
+        jwks_uri: str | None = None,
+        *,
+        metadata: ServerMetadata | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        max_age: float = 300.0,
+        cooldown: float = 30.0,
+        stale_for: float = 3600.0,
+        timeout: float = 5.0,
+        observer: Observer | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if jwks_uri is None and metadata is None:
+            raise ConfigurationError("JWKSCache needs a jwks_uri or the issuer's metadata")
+        self._jwks_uri = jwks_uri
+        self._metadata = metadata
+        self._client = http_client
+        self._timeout = timeout
+        self.max_age = max_age
+        self.cooldown = cooldown
+        self.stale_for = stale_for
+        self._observer = observer
+        self._clock = clock
+        self._by_kid: dict[str | None, list[VerificationKey]] = {}
+        self._keys: list[VerificationKey] = []
+        self._fetched_at: float | None = None
+        self._attempted_at: float | None = None
+        self._inflight: asyncio.Future[None] | None = None
+
+    @property
+    def http_client(self) -> httpx.AsyncClient:
+        """The client used to fetch the JWKS."""
+        if self._client is None:
+            self._client = (
+                self._metadata.http_client if self._metadata is not None else default_client()
+            )
+        return self._client
+
+    @property
+    def keys(self) -> tuple[VerificationKey, ...]:
+        """The keys currently in use (possibly stale)."""
+        return tuple(self._keys)
+
+    async def get_key(self, kid: str | None, alg: str) -> VerificationKey:
+        """The key that verifies a token with this `kid` and `alg`.
+
+        Raises InvalidToken when no such key exists after the allowed refresh, and
+        KeysUnavailable when there are no usable keys and the IdP cannot provide them.
+        """
+        now = self._clock()
+        if self._fetched_at is None or now - self._fetched_at >= self.max_age:
+            await self._refresh_expired(now)
+        key = self._find(kid, alg)
+        if key is not None:
+            return key
+        # Unknown kid: maybe the IdP rotated. Refetch, but at most once per cooldown.
+        if self._attempted_at is None or self._clock() - self._attempted_at >= self.cooldown:
+            # On failure the good keys we hold still answer the question: this kid is unknown.
+            with contextlib.suppress(KeysUnavailable):
+                await self._refresh()
+            key = self._find(kid, alg)
+            if key is not None:
+                return key
+        emit(self._observer, "jwks_unknown_kid")
+        raise InvalidToken(reason="unknown_kid")
+
+    def _find(self, kid: str | None, alg: str) -> VerificationKey | None:
+        if kid is None:
+            # Without a kid only an unambiguous key may be used.
+            candidates = [k for k in self._keys if k.fits(alg)]
+            return candidates[0] if len(candidates) == 1 else None
+        for key in self._by_kid.get(kid, ()):
+            if key.fits(alg):
+                return key
+        return None
+
+    async def _refresh_expired(self, now: float) -> None:
+        try:
+            since = None if self._attempted_at is None else now - self._attempted_at
+            if (
+                self._fetched_at is None
+                or since is None
+                or since >= min(self.cooldown, self.max_age)
+            ):
+                await self._refresh()
+        except KeysUnavailable:
+            if self._fetched_at is None or now - self._fetched_at >= self.max_age + self.stale_for:
+                self._keys, self._by_kid = [], {}
+                raise
+            emit(self._observer, "jwks_stale_served")
+        if not self._keys:
+            raise KeysUnavailable(reason="keys_unavailable")
+
+    async def _refresh(self) -> None:
+        """Fetch the JWKS once for all concurrent callers."""
+        if self._inflight is None:
+            self._inflight = asyncio.ensure_future(self._fetch())
+            self._inflight.add_done_callback(self._clear_inflight)
+        await asyncio.shield(self._inflight)
+
+    def _clear_inflight(self, fut: asyncio.Future[None]) -> None:
+        self._inflight = None
+        if not fut.cancelled():
+            fut.exception()
+
+    async def _fetch(self) -> None:
+        self._attempted_at = self._clock()
+        try:
+            uri = self._jwks_uri
+            if uri is None:
+                assert self._metadata is not None
+                uri = await self._metadata.endpoint("jwks_uri")
+            document = await fetch_json(
+                self.http_client, "GET", uri, max_bytes=_MAX_JWKS_BYTES, timeout=self._timeout
+            )
+        except FetchError as exc:
+            emit(self._observer, "jwks_refresh_failed", reason=str(exc))
+            raise KeysUnavailable(reason="jwks_" + str(exc)) from None
+        keys = parse_jwks(document)
+        if not keys:
+            emit(self._observer, "jwks_refresh_failed", reason="no_usable_keys")
+            raise KeysUnavailable(reason="jwks_no_usable_keys")
+        self._install(keys)
+        emit(self._observer, "jwks_refreshed", keys=len(keys))
+
+    def _install(self, keys: Iterable[VerificationKey]) -> None:
+        self._keys = list(keys)
+        by_kid: dict[str | None, list[VerificationKey]] = {}
+        for key in self._keys:
+            by_kid.setdefault(key.kid, []).append(key)
+        self._by_kid = by_kid
+        self._fetched_at = self._clock()

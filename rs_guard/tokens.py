@@ -1,0 +1,459 @@
+"""Access tokens: the validated view, the JWT validator (RFC 9068) and introspection (RFC 7662)."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, Protocol, TypeGuard
+
+import httpx
+from starlette.authentication import AuthCredentials, BaseUser
+
+from ._http import FetchError, fetch_json
+from ._jose import ASYMMETRIC_ALGORITHMS, MalformedJWS, header_typ, split_compact, verify_signature
+from .discovery import ServerMetadata
+from .errors import ConfigurationError, IntrospectionUnavailable, InvalidToken
+from .keys import JWKSCache
+from .observe import Observer, emit
+
+ACCESS_TOKEN_TYPES = frozenset({"at+jwt"})
+DEFAULT_ALGORITHMS = ("ES256", "ES384", "RS256", "PS256", "EdDSA")
+DEFAULT_MAX_TOKEN_BYTES = 8192
+_REQUIRED_RFC9068 = ("iss", "exp", "aud", "sub", "client_id", "iat", "jti")
+# Header members that would let the token choose its own key: never honoured (RFC 8725 §3.10).
+_KEY_HEADERS = frozenset({"jku", "jwk", "x5u", "x5c"})
+# Claims that only an ID token carries; their presence means type confusion (RFC 9068 §4).
+_ID_TOKEN_CLAIMS = frozenset({"nonce", "at_hash", "c_hash", "s_hash"})
+
+
+def _is_number(value: Any) -> TypeGuard[float]:
+    # JSON true/false are bools, which Python counts as ints; NumericDate is a real number.
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def scopes_of(value: Any) -> tuple[str, ...]:
+    """The scopes of a `scope` claim (RFC 8693 §4.2: space-delimited string)."""
+    if value is None:
+        return ()
+    if not isinstance(value, str):
+        raise InvalidToken(reason="bad_claim_type")
+    return tuple(s for s in value.split(" ") if s)
+
+
+class AccessToken(AuthCredentials):
+    """The validated access token: an immutable view of its claims.
+
+    It is Starlette's `AuthCredentials`, so `request.auth.scopes` and `@requires(...)` work
+    unchanged. `scopes` includes scopes implied by a configured hierarchy; `granted_scopes`
+    is exactly what the token says.
+    """
+
+    __slots__ = (
+        "_raw",
+        "claims",
+        "granted_scopes",
+        "local_subject",
+        "user_id",
+    )
+
+    def __init__(
+        self,
+        claims: Mapping[str, Any],
+        *,
+        raw: str = "",
+        scopes: Iterable[str] | None = None,
+        local_subject: str | None = None,
+        user_id: Any = None,
+    ) -> None:
+        granted = scopes_of(claims.get("scope"))
+        super().__init__(list(scopes) if scopes is not None else list(granted))
+        self.claims: Mapping[str, Any] = MappingProxyType(dict(claims))
+        self.granted_scopes: tuple[str, ...] = granted
+        self.local_subject = local_subject
+        self.user_id = user_id
+        self._raw = raw
+
+    def __repr__(self) -> str:
+        # Never the token itself: reprs end up in logs and tracebacks.
+        return (
+            f"AccessToken(sub={self.subject!r}, client_id={self.client_id!r}, "
+            f"scopes={self.scopes!r})"
+        )
+
+    @property
+    def subject(self) -> str:
+        """`sub` as received: for pairwise clients, the caller's PPID."""
+        return str(self.claims.get("sub", ""))
+
+    @property
+    def client_id(self) -> str | None:
+        """The OAuth client the token was issued to."""
+        value = self.claims.get("client_id")
+        return value if isinstance(value, str) else None
+
+    @property
+    def issuer(self) -> str:
+        """`iss` of the token."""
+        return str(self.claims.get("iss", ""))
+
+    @property
+    def audience(self) -> tuple[str, ...]:
+        """`aud` as a tuple."""
+        aud = self.claims.get("aud")
+        if isinstance(aud, str):
+            return (aud,)
+        return tuple(a for a in aud if isinstance(a, str)) if isinstance(aud, list) else ()
+
+    @property
+    def acr(self) -> str | None:
+        """Authentication context class reference, when it is a string."""
+        value = self.claims.get("acr")
+        return value if isinstance(value, str) else None
+
+    @property
+    def amr(self) -> tuple[str, ...]:
+        """Authentication methods references."""
+        value = self.claims.get("amr")
+        return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()
+
+    @property
+    def auth_time(self) -> int | None:
+        """When the user authenticated (seconds since the epoch), when it is a number."""
+        value = self.claims.get("auth_time")
+        return int(value) if _is_number(value) else None
+
+    @property
+    def expires_at(self) -> float | None:
+        """`exp` of the token."""
+        value = self.claims.get("exp")
+        return float(value) if _is_number(value) else None
+
+    @property
+    def jti(self) -> str | None:
+        """The token's unique identifier."""
+        value = self.claims.get("jti")
+        return value if isinstance(value, str) else None
+
+    @property
+    def token(self) -> str:
+        """The raw token; for RFC 8693 exchange only. Never forward it to another service."""
+        return self._raw
+
+    def replace(self, **changes: Any) -> AccessToken:
+        """A copy with `scopes`, `local_subject` or `user_id` changed."""
+        return AccessToken(
+            self.claims,
+            raw=self._raw,
+            scopes=changes.get("scopes", self.scopes),
+            local_subject=changes.get("local_subject", self.local_subject),
+            user_id=changes.get("user_id", self.user_id),
+        )
+
+
+class TokenUser(BaseUser):
+    """`request.user` for a request carrying a valid token."""
+
+    def __init__(self, token: AccessToken) -> None:
+        self.token = token
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def display_name(self) -> str:
+        return self.token.local_subject or self.token.subject
+
+    @property
+    def identity(self) -> str:
+        return self.token.local_subject or self.token.subject
+
+    def __repr__(self) -> str:
+        return f"TokenUser({self.identity!r})"
+
+
+class TokenValidator(Protocol):
+    """Anything that turns a token string into an AccessToken or raises an RSGuardError."""
+
+    async def validate(self, token: str) -> AccessToken: ...
+
+
+class _VerifiedCache:
+    """Exact token string -> validated token, LRU-bounded; time claims re-checked by the caller."""
+
+    def __init__(self, maxsize: int) -> None:
+        self._maxsize = maxsize
+        self._data: OrderedDict[str, tuple[AccessToken, float, float]] = OrderedDict()
+
+    def get(self, token: str) -> tuple[AccessToken, float, float] | None:
+        entry = self._data.get(token)
+        if entry is not None:
+            self._data.move_to_end(token)
+        return entry
+
+    def put(self, token: str, value: AccessToken, not_before: float, expires: float) -> None:
+        if self._maxsize <= 0:
+            return
+        self._data[token] = (value, not_before, expires)
+        self._data.move_to_end(token)
+        while len(self._data) > self._maxsize:
+            self._data.popitem(last=False)
+
+    def discard(self, token: str) -> None:
+        self._data.pop(token, None)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+class JWTValidator:
+    """Validates RFC 9068 JWT access tokens for one resource, strictly (RFC 8725 practices)."""
+
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        audience: str | Sequence[str],
+        keys: JWKSCache,
+        algorithms: Sequence[str] = DEFAULT_ALGORITHMS,
+        leeway: float = 30.0,
+        max_token_bytes: int = DEFAULT_MAX_TOKEN_BYTES,
+        accepted_types: Iterable[str] = ACCESS_TOKEN_TYPES,
+        required_claims: Sequence[str] = _REQUIRED_RFC9068,
+        cache_size: int = 10_000,
+        observer: Observer | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        bad = [a for a in algorithms if a not in ASYMMETRIC_ALGORITHMS]
+        if bad or not algorithms:
+            raise ConfigurationError(
+                f"unsupported or symmetric algorithms in allow-list: {bad or 'empty'}"
+            )
+        self.issuer = issuer
+        self.audiences = frozenset([audience] if isinstance(audience, str) else audience)
+        if not self.audiences:
+            raise ConfigurationError("an audience (this resource's identifier) is required")
+        self.keys = keys
+        self.algorithms = frozenset(algorithms)
+        self.leeway = leeway
+        self.max_token_bytes = max_token_bytes
+        self.accepted_types = frozenset(
+            t.lower().removeprefix("application/") for t in accepted_types
+        )
+        self.required_claims = tuple(required_claims)
+        self._cache = _VerifiedCache(cache_size)
+        self._observer = observer
+        self._clock = clock
+
+    async def validate(self, token: str) -> AccessToken:
+        """The validated token, or InvalidToken (401) / KeysUnavailable (503)."""
+        now = self._clock()
+        hit = self._cache.get(token)
+        if hit is not None:
+            access, not_before, expires = hit
+            if now >= expires + self.leeway:
+                self._cache.discard(token)
+                raise InvalidToken("The access token expired", reason="expired")
+            if now < not_before - self.leeway:
+                raise InvalidToken(reason="not_yet_valid")
+            return access
+        if len(token) > self.max_token_bytes:
+            raise InvalidToken(reason="token_too_large")
+        try:
+            header, claims, signing_input, signature = split_compact(token)
+        except MalformedJWS as exc:
+            raise InvalidToken(
+                reason=str(exc) if str(exc) == "duplicate_member" else "malformed"
+            ) from None
+        alg = self._check_header(header)
+        kid = header.get("kid")
+        if kid is not None and (not isinstance(kid, str) or not kid or len(kid) > 256):
+            raise InvalidToken(reason="bad_kid")
+        key = await self.keys.get_key(kid, alg)
+        if not verify_signature(key.key, alg, signing_input, signature):
+            raise InvalidToken(reason="bad_signature")
+        not_before, expires = self._check_claims(claims, now)
+        access = AccessToken(claims, raw=token)
+        self._cache.put(token, access, not_before, expires)
+        return access
+
+    def _check_header(self, header: Mapping[str, Any]) -> str:
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg not in self.algorithms:
+            raise InvalidToken(reason="bad_alg")
+        if header_typ(header) not in self.accepted_types:
+            raise InvalidToken(reason="bad_typ")
+        if "crit" in header:
+            # No extension is understood here: a critical one must be refused (RFC 7515 §4.1.11).
+            raise InvalidToken(reason="crit")
+        if _KEY_HEADERS & header.keys():
+            raise InvalidToken(reason="embedded_key")
+        if "enc" in header or "zip" in header:
+            raise InvalidToken(reason="malformed")
+        return alg
+
+    def _check_claims(self, claims: Mapping[str, Any], now: float) -> tuple[float, float]:
+        for name in self.required_claims:
+            if name not in claims:
+                raise InvalidToken(reason="missing_claim")
+        if "events" in claims:
+            raise InvalidToken(reason="security_event_token")
+        if _ID_TOKEN_CLAIMS & claims.keys():
+            raise InvalidToken(reason="id_token")
+        if claims.get("iss") != self.issuer:
+            raise InvalidToken(reason="bad_issuer")
+        aud = claims.get("aud")
+        if isinstance(aud, str):
+            aud_ok = aud in self.audiences
+        elif isinstance(aud, list) and aud and all(isinstance(a, str) for a in aud):
+            aud_ok = not self.audiences.isdisjoint(aud)
+        else:
+            aud_ok = False
+        if not aud_ok:
+            raise InvalidToken(reason="bad_audience")
+        for name in ("sub", "client_id", "jti"):
+            value = claims.get(name)
+            if name in claims and (not isinstance(value, str) or not value):
+                raise InvalidToken(reason="bad_claim_type")
+        exp = claims.get("exp")
+        iat = claims.get("iat")
+        nbf = claims.get("nbf")
+        if not _is_number(exp):
+            raise InvalidToken(reason="bad_claim_type")
+        if iat is not None and not _is_number(iat):
+            raise InvalidToken(reason="bad_claim_type")
+        if nbf is not None and not _is_number(nbf):
+            raise InvalidToken(reason="bad_claim_type")
+        scopes_of(claims.get("scope"))
+        if now >= exp + self.leeway:
+            raise InvalidToken("The access token expired", reason="expired")
+        if nbf is not None and now < nbf - self.leeway:
+            raise InvalidToken(reason="not_yet_valid")
+        if iat is not None and iat > now + self.leeway:
+            raise InvalidToken(reason="issued_in_future")
+        return (float(nbf) if nbf is not None else -math.inf), float(exp)
+
+
+class IntrospectionValidator:
+    """Validates opaque tokens through the IdP's RFC 7662 introspection endpoint, with a cache.
+
+    Results are cached for at most `cache_ttl` seconds and never past the token's `exp`;
+    inactive answers are not cached. The IdP being down or answering garbage is a 503.
+    """
+
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        audience: str | Sequence[str],
+        client_id: str,
+        client_secret: str,
+        metadata: ServerMetadata | None = None,
+        introspection_endpoint: str | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        cache_ttl: float = 60.0,
+        cache_size: int = 10_000,
+        max_token_bytes: int = DEFAULT_MAX_TOKEN_BYTES,
+        timeout: float = 5.0,
+        observer: Observer | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if introspection_endpoint is None and metadata is None:
+            raise ConfigurationError("introspection needs an endpoint or the issuer's metadata")
+        self.issuer = issuer
+        self.audiences = frozenset([audience] if isinstance(audience, str) else audience)
+        self._auth = httpx.BasicAuth(client_id, client_secret)
+        self._metadata = metadata
+        self._endpoint = introspection_endpoint
+        self._client = http_client
+        self.cache_ttl = cache_ttl
+        self.max_token_bytes = max_token_bytes
+        self._timeout = timeout
+        self._cache = _VerifiedCache(cache_size)
+        self._observer = observer
+        self._clock = clock
+
+    async def validate(self, token: str) -> AccessToken:
+        """The active token's view, or InvalidToken / IntrospectionUnavailable."""
+        now = self._clock()
+        hit = self._cache.get(token)
+        if hit is not None:
+            access, _, until = hit
+            if now < until:
+                return access
+            self._cache.discard(token)
+        if len(token) > self.max_token_bytes:
+            raise InvalidToken(reason="token_too_large")
+        endpoint = self._endpoint
+        try:
+            if endpoint is None:
+                assert self._metadata is not None
+                endpoint = await self._metadata.endpoint("introspection_endpoint")
+            client = self._client or (self._metadata.http_client if self._metadata else None)
+            assert client is not None
+            answer = await fetch_json(
+                client,
+                "POST",
+                endpoint,
+                max_bytes=64 * 1024,
+                timeout=self._timeout,
+                data={"token": token, "token_type_hint": "access_token"},
+                auth=self._auth,
+                headers={"Accept": "application/json"},
+            )
+        except FetchError as exc:
+            emit(self._observer, "introspection_failed", reason=str(exc))
+            raise IntrospectionUnavailable(reason="introspection_" + str(exc)) from None
+        active = answer.get("active")
+        if active is not True:
+            if active is not False:
+                emit(self._observer, "introspection_failed", reason="no_active_member")
+                raise IntrospectionUnavailable(reason="introspection_garbage")
+            raise InvalidToken(reason="inactive")
+        claims = self._check(answer, now)
+        access = AccessToken(claims, raw=token)
+        exp = claims.get("exp")
+        until = now + self.cache_ttl
+        if _is_number(exp):
+            until = min(until, float(exp))
+        self._cache.put(token, access, -math.inf, until)
+        return access
+
+    def _check(self, answer: dict[str, Any], now: float) -> dict[str, Any]:
+        if "iss" in answer and answer["iss"] != self.issuer:
+            raise InvalidToken(reason="bad_issuer")
+        aud = answer.get("aud")
+        auds = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+        if self.audiences.isdisjoint(a for a in auds if isinstance(a, str)):
+            raise InvalidToken(reason="bad_audience")
+        exp = answer.get("exp")
+        if exp is not None and (not _is_number(exp) or now >= exp):
+            raise InvalidToken("The access token expired", reason="expired")
+        nbf = answer.get("nbf")
+        if nbf is not None and (not _is_number(nbf) or now < nbf):
+            raise InvalidToken(reason="not_yet_valid")
+        if not isinstance(answer.get("sub", ""), str) or not isinstance(
+            answer.get("scope", ""), str
+        ):
+            raise InvalidToken(reason="bad_claim_type")
+        token_type = answer.get("token_type")
+        if token_type is not None and str(token_type).lower() not in ("bearer", "access_token"):
+            raise InvalidToken(reason="bad_token_type")
+        return {k: v for k, v in answer.items() if k != "active"}
+
+
+class CompositeValidator:
+    """JWTs to the JWT validator, everything else to introspection."""
+
+    def __init__(self, jwt: TokenValidator, opaque: TokenValidator | None) -> None:
+        self.jwt = jwt
+        self.opaque = opaque
+
+    async def validate(self, token: str) -> AccessToken:
+        """Route a token to the validator for its format."""
+        if self.opaque is not None and token.count(".") != 2:
+            return await self.opaque.validate(token)
+        return await self.jwt.validate(token)
