@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -46,27 +47,39 @@ async def fetch_json(
     ok_statuses: tuple[int, ...] = (200,),
     **kwargs: Any,
 ) -> dict[str, Any]:
-    """Send one request and return its JSON object body; FetchError on any failure."""
+    """Send one request and return its JSON object body; FetchError on any failure.
+
+    The whole exchange is bounded by `timeout` (or the client's read timeout), not just each
+    network read, so a server trickling bytes cannot hold a request forever.
+    """
+    deadline = timeout if timeout is not None else (client.timeout.read or DEFAULT_TIMEOUT)
     try:
-        request = client.build_request(
-            method,
-            url,
-            timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
-            **kwargs,
-        )
-        response = await client.send(request, stream=True, follow_redirects=False)
+        async with asyncio.timeout(deadline):
+            return await _exchange(client, method, url, max_bytes, ok_statuses, kwargs)
+    except TimeoutError:
+        raise FetchError("timeout") from None
     except httpx.TimeoutException:
         raise FetchError("timeout") from None
     except httpx.HTTPError:
         raise FetchError("unreachable") from None
+
+
+async def _exchange(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    max_bytes: int,
+    ok_statuses: tuple[int, ...],
+    kwargs: dict[str, Any],
+) -> dict[str, Any]:
+    auth = kwargs.pop("auth", None)
+    request = client.build_request(method, url, **kwargs)
+    response = await client.send(
+        request, stream=True, follow_redirects=False, auth=auth or httpx.USE_CLIENT_DEFAULT
+    )
     try:
         if response.status_code not in ok_statuses:
             raise FetchError(f"http_{response.status_code}")
-        try:
-            return await read_json_object(response, max_bytes)
-        except httpx.TimeoutException:
-            raise FetchError("timeout") from None
-        except httpx.HTTPError:
-            raise FetchError("unreachable") from None
+        return await read_json_object(response, max_bytes)
     finally:
         await response.aclose()

@@ -1,9 +1,8 @@
 """FastAPI integration: a `Security()` dependency with scopes, declared as OAuth2 in OpenAPI."""
 
-from __future__ import annotations
-
 import inspect
 from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from fastapi import Request, Security
@@ -66,26 +65,38 @@ class OAuth2Guard:
     def requires(
         self,
         *,
-        acr_values: Sequence[str] = (),
+        acr_values: str | Sequence[str] = (),
         max_age: int | None = None,
         claims: Mapping[str, Any] | None = None,
         predicate: Callable[[AccessToken], bool] | None = None,
+        description: str | None = None,
     ) -> Dependency:
-        """A dependency that also demands an authentication level, recency or claim values."""
+        """A dependency that also demands an authentication level, recency or claim values.
+
+        The scopes come from `Security(..., scopes=[...])` along the dependency chain.
+        """
         scheme = self.scheme
+        # Validated now (bad configuration fails at import time, not on the first request).
+        base = Requirement(
+            acr_values=tuple(acr_values.split() if isinstance(acr_values, str) else acr_values),
+            max_age=max_age,
+            claims=dict(claims or {}),
+            predicate=predicate,
+            description=description,
+        )
+        by_scopes: dict[tuple[str, ...], Requirement] = {}
 
         async def dependency(
             request: Request,
             security_scopes: SecurityScopes,
             _credentials: str | None = Security(scheme),
         ) -> AccessToken:
-            requirement = Requirement(
-                scopes=tuple(security_scopes.scopes),
-                acr_values=tuple(acr_values),
-                max_age=max_age,
-                claims=dict(claims or {}),
-                predicate=predicate,
-            )
+            key = tuple(security_scopes.scopes)
+            requirement = by_scopes.get(key)
+            if requirement is None:
+                requirement = replace(base, scopes=key)
+                if len(by_scopes) < 256:  # one entry per distinct route scope set
+                    by_scopes[key] = requirement
             return check(request, requirement)
 
         return dependency

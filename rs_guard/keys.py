@@ -111,7 +111,7 @@ class JWKSCache:
         max_age: float = 300.0,
         cooldown: float = 30.0,
         stale_for: float = 3600.0,
-        timeout: float = 5.0,
+        timeout: float | None = None,
         observer: Observer | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -131,6 +131,8 @@ class JWKSCache:
         self._fetched_at: float | None = None
         self._attempted_at: float | None = None
         self._inflight: asyncio.Future[None] | None = None
+        self.generation = 0
+        """Increases whenever a new key set is installed."""
 
     @property
     def http_client(self) -> httpx.AsyncClient:
@@ -158,6 +160,10 @@ class JWKSCache:
         key = self._find(kid, alg)
         if key is not None:
             return key
+        if kid is not None and kid in self._by_kid:
+            # A known kid whose key cannot verify `alg` (RFC 8725 §3.1): no refetch changes that.
+            emit(self._observer, "jwks_alg_mismatch")
+            raise InvalidToken(reason="alg_key_mismatch")
         # Unknown kid: maybe the IdP rotated. Refetch, but at most once per cooldown.
         if self._attempted_at is None or self._clock() - self._attempted_at >= self.cooldown:
             # On failure the good keys we hold still answer the question: this kid is unknown.
@@ -228,7 +234,14 @@ class JWKSCache:
         self._install(keys)
         emit(self._observer, "jwks_refreshed", keys=len(keys))
 
+    def holds(self, key: VerificationKey | None) -> bool:
+        """Whether `key` is still in the current key set (same kid and same public key)."""
+        if key is None:
+            return False
+        return any(k.key == key.key for k in self._by_kid.get(key.kid, ()))
+
     def _install(self, keys: Iterable[VerificationKey]) -> None:
+        self.generation += 1
         self._keys = list(keys)
         by_kid: dict[str | None, list[VerificationKey]] = {}
         for key in self._keys:

@@ -40,7 +40,7 @@ from .tokens import (
 
 # RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token; the scheme is case-insensitive.
 _BEARER = re.compile(rb"[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9\-._~+/]+=*) *")
-_SCHEME_IS_BEARER = re.compile(rb"[Bb][Ee][Aa][Rr][Ee][Rr](?: |$)")
+_SCHEME_IS_BEARER = re.compile(rb"[Bb][Ee][Aa][Rr][Ee][Rr](?:\s|$)")
 _MAX_FORM_BYTES = 64 * 1024
 _SCOPE_KEY = "rs_guard"
 
@@ -228,6 +228,9 @@ class ResourceGuard:
             if requirement is not None:
                 requirement.check(access, hierarchy=self.hierarchy, now=self._clock(), leeway=0)
         except RSGuardError as exc:
+            if isinstance(exc, MissingToken) and requirement is None:
+                # Tell the client up front which scope the route needs (MCP clients use it).
+                requirement = routed_requirement(self.app, scope)
             await self.reject(exc, scope, send, requirement)
             return
         scope["auth"] = access
@@ -373,6 +376,63 @@ def guard_of(scope: Scope) -> ResourceGuard | None:
     """The ResourceGuard that authenticated this request, if any."""
     guard = scope.get(_SCOPE_KEY)
     return guard if isinstance(guard, ResourceGuard) else None
+
+
+def _find_routes(app: Any) -> list[Any] | None:
+    """The route list of the first router below `app` (through middleware `.app` links)."""
+    for _ in range(32):
+        routes = getattr(app, "routes", None)
+        if isinstance(routes, list):
+            return routes
+        nxt = getattr(app, "router", None) or getattr(app, "app", None)
+        if nxt is None:
+            return None
+        app = nxt
+    return None
+
+
+def _dependant_scopes(dependant: Any, seen: set[int] | None = None) -> list[str]:
+    # FastAPI keeps Security(..., scopes=[...]) on its dependency tree.
+    seen = seen if seen is not None else set()
+    if dependant is None or id(dependant) in seen:
+        return []
+    seen.add(id(dependant))
+    scopes = list(getattr(dependant, "own_oauth_scopes", None) or [])
+    for child in getattr(dependant, "dependencies", None) or []:
+        scopes += _dependant_scopes(child, seen)
+    return scopes
+
+
+def routed_requirement(app: Any, scope: Scope, _depth: int = 0) -> Requirement | None:
+    """The requirement declared on the route that will serve this request, if any.
+
+    Only used to put the route's `scope` into a bare 401 challenge, so the cost of matching
+    routes is paid on the rejection path, never by authenticated requests.
+    """
+    from starlette.routing import Match
+
+    routes = _find_routes(app)
+    if routes is None or _depth > 4:
+        return None
+    try:
+        for route in routes:
+            match, child = route.matches(scope)
+            if match != Match.FULL:
+                continue
+            endpoint = getattr(route, "endpoint", None)
+            req = getattr(endpoint, "__rs_guard_requirement__", None)
+            if isinstance(req, Requirement):
+                return req
+            scopes = _dependant_scopes(getattr(route, "dependant", None))
+            if scopes:
+                return Requirement(scopes=tuple(dict.fromkeys(scopes)))
+            inner = getattr(route, "app", None)
+            if inner is not None and inner is not endpoint:
+                return routed_requirement(inner, {**scope, **child}, _depth + 1)
+            return None
+    except Exception:  # a route's matcher failing must not turn a 401 into a 500
+        return None
+    return None
 
 
 def _has_header(scope: Scope, name: bytes) -> bool:

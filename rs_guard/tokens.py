@@ -16,7 +16,7 @@ from ._http import FetchError, fetch_json
 from ._jose import ASYMMETRIC_ALGORITHMS, MalformedJWS, header_typ, split_compact, verify_signature
 from .discovery import ServerMetadata
 from .errors import ConfigurationError, IntrospectionUnavailable, InvalidToken
-from .keys import JWKSCache
+from .keys import JWKSCache, VerificationKey
 from .observe import Observer, emit
 
 ACCESS_TOKEN_TYPES = frozenset({"at+jwt"})
@@ -31,7 +31,12 @@ _ID_TOKEN_CLAIMS = frozenset({"nonce", "at_hash", "c_hash", "s_hash"})
 
 def _is_number(value: Any) -> TypeGuard[float]:
     # JSON true/false are bools, which Python counts as ints; NumericDate is a real number.
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # a JSON integer beyond float range ("exp": 1000...0) is no date
+        return False
 
 
 def scopes_of(value: Any) -> tuple[str, ...]:
@@ -181,23 +186,43 @@ class TokenValidator(Protocol):
     async def validate(self, token: str) -> AccessToken: ...
 
 
+class _Entry:
+    """One remembered validation result."""
+
+    __slots__ = ("access", "expires", "generation", "key", "not_before")
+
+    def __init__(
+        self,
+        access: AccessToken,
+        not_before: float,
+        expires: float,
+        key: VerificationKey | None = None,
+        generation: int = 0,
+    ) -> None:
+        self.access = access
+        self.not_before = not_before
+        self.expires = expires
+        self.key = key
+        self.generation = generation
+
+
 class _VerifiedCache:
-    """Exact token string -> validated token, LRU-bounded; time claims re-checked by the caller."""
+    """Exact token string -> validation result, LRU-bounded; time claims re-checked on use."""
 
     def __init__(self, maxsize: int) -> None:
         self._maxsize = maxsize
-        self._data: OrderedDict[str, tuple[AccessToken, float, float]] = OrderedDict()
+        self._data: OrderedDict[str, _Entry] = OrderedDict()
 
-    def get(self, token: str) -> tuple[AccessToken, float, float] | None:
+    def get(self, token: str) -> _Entry | None:
         entry = self._data.get(token)
         if entry is not None:
             self._data.move_to_end(token)
         return entry
 
-    def put(self, token: str, value: AccessToken, not_before: float, expires: float) -> None:
+    def put(self, token: str, entry: _Entry) -> None:
         if self._maxsize <= 0:
             return
-        self._data[token] = (value, not_before, expires)
+        self._data[token] = entry
         self._data.move_to_end(token)
         while len(self._data) > self._maxsize:
             self._data.popitem(last=False)
@@ -253,13 +278,18 @@ class JWTValidator:
         now = self._clock()
         hit = self._cache.get(token)
         if hit is not None:
-            access, not_before, expires = hit
-            if now >= expires + self.leeway:
+            if now >= hit.expires + self.leeway:
                 self._cache.discard(token)
                 raise InvalidToken("The access token expired", reason="expired")
-            if now < not_before - self.leeway:
+            if now < hit.not_before - self.leeway:
                 raise InvalidToken(reason="not_yet_valid")
-            return access
+            if hit.generation != self.keys.generation:
+                # The key set changed since: a retired key must stop vouching for its tokens.
+                if not self.keys.holds(hit.key):
+                    self._cache.discard(token)
+                    raise InvalidToken(reason="key_retired")
+                hit.generation = self.keys.generation
+            return hit.access
         if len(token) > self.max_token_bytes:
             raise InvalidToken(reason="token_too_large")
         try:
@@ -277,7 +307,7 @@ class JWTValidator:
             raise InvalidToken(reason="bad_signature")
         not_before, expires = self._check_claims(claims, now)
         access = AccessToken(claims, raw=token)
-        self._cache.put(token, access, not_before, expires)
+        self._cache.put(token, _Entry(access, not_before, expires, key, self.keys.generation))
         return access
 
     def _check_header(self, header: Mapping[str, Any]) -> str:
@@ -323,9 +353,10 @@ class JWTValidator:
         nbf = claims.get("nbf")
         if not _is_number(exp):
             raise InvalidToken(reason="bad_claim_type")
-        if iat is not None and not _is_number(iat):
+        # Present-but-null is a wrong type too, not an absent claim.
+        if "iat" in claims and not _is_number(iat):
             raise InvalidToken(reason="bad_claim_type")
-        if nbf is not None and not _is_number(nbf):
+        if "nbf" in claims and not _is_number(nbf):
             raise InvalidToken(reason="bad_claim_type")
         scopes_of(claims.get("scope"))
         if now >= exp + self.leeway:
@@ -357,7 +388,7 @@ class IntrospectionValidator:
         cache_ttl: float = 60.0,
         cache_size: int = 10_000,
         max_token_bytes: int = DEFAULT_MAX_TOKEN_BYTES,
-        timeout: float = 5.0,
+        timeout: float | None = None,
         observer: Observer | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -381,9 +412,8 @@ class IntrospectionValidator:
         now = self._clock()
         hit = self._cache.get(token)
         if hit is not None:
-            access, _, until = hit
-            if now < until:
-                return access
+            if now < hit.expires:
+                return hit.access
             self._cache.discard(token)
         if len(token) > self.max_token_bytes:
             raise InvalidToken(reason="token_too_large")
@@ -419,7 +449,7 @@ class IntrospectionValidator:
         until = now + self.cache_ttl
         if _is_number(exp):
             until = min(until, float(exp))
-        self._cache.put(token, access, -math.inf, until)
+        self._cache.put(token, _Entry(access, -math.inf, until))
         return access
 
     def _check(self, answer: dict[str, Any], now: float) -> dict[str, Any]:

@@ -1,0 +1,164 @@
+"""Fixtures for the core tests: the bundled IdP in-process and a small protected app."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.authentication import requires
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+
+from rs_guard import ResourceGuard, require
+from rs_guard.idp import IdP
+
+ISSUER = "https://idp.example"
+RESOURCE = "https://api.example/items"
+
+
+class Clock:
+    """A settable clock shared by the IdP and the guard."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class CountingApp:
+    """Counts the requests reaching the IdP per path (a real ASGI wrapper, not a mock)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.calls: Counter[str] = Counter()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            self.calls[scope["path"]] += 1
+        await self.app(scope, receive, send)
+
+
+async def whoami(request: Request) -> JSONResponse:
+    auth = request.auth
+    return JSONResponse(
+        {
+            "sub": auth.subject,
+            "client_id": auth.client_id,
+            "scopes": auth.scopes,
+            "acr": auth.acr,
+            "auth_time": auth.auth_time,
+            "user": request.user.display_name,
+        }
+    )
+
+
+@require("items:read")
+async def items(request: Request) -> JSONResponse:
+    return JSONResponse({"items": [1, 2, 3]})
+
+
+@requires("items:write")
+async def write(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("written")
+
+
+async def health(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("ok" if not request.user.is_authenticated else "ok-auth")
+
+
+async def echo_body(request: Request) -> PlainTextResponse:
+    form = await request.form()
+    return PlainTextResponse(str(form.get("note")))
+
+
+async def ws(websocket: WebSocket) -> None:
+    await websocket.accept()
+    await websocket.send_text(websocket.auth.subject)
+    await websocket.close()
+
+
+def build_app(idp_http: httpx.AsyncClient, **guard: Any) -> Starlette:
+    """A protected service like the ones users write, wired to the in-process IdP."""
+    options: dict[str, Any] = {
+        "issuer": ISSUER,
+        "resource": RESOURCE,
+        "http_client": idp_http,
+        "public_paths": ["/health"],
+    }
+    options.update(guard)
+    return Starlette(
+        routes=[
+            Route("/whoami", whoami),
+            Route("/items", items),
+            Route("/items/write", write, methods=["GET", "POST"]),
+            Route("/health", health),
+            Route("/echo", echo_body, methods=["POST"]),
+            WebSocketRoute("/ws", ws),
+        ],
+        middleware=[Middleware(ResourceGuard, **options)],
+    )
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def idp(clock: Clock) -> IdP:
+    return IdP(ISSUER, clock=clock)
+
+
+@pytest.fixture
+def counting(idp: IdP) -> CountingApp:
+    return CountingApp(idp.app)
+
+
+@pytest.fixture
+async def idp_http(counting: CountingApp) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=counting), base_url=ISSUER
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+def make_client(idp_http: httpx.AsyncClient, clock: Clock) -> Callable[..., httpx.AsyncClient]:
+    def factory(**guard: Any) -> httpx.AsyncClient:
+        guard.setdefault("clock", clock)
+        app = build_app(idp_http, **guard)
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="https://api.example"
+        )
+
+    return factory
+
+
+@pytest.fixture
+async def client(make_client: Callable[..., httpx.AsyncClient]) -> AsyncIterator[httpx.AsyncClient]:
+    async with make_client() as c:
+        yield c
+
+
+@pytest.fixture
+def token(idp: IdP) -> Callable[..., str]:
+    def mint(user: str = "alice", **kwargs: Any) -> str:
+        kwargs.setdefault("client_id", "client-a")
+        kwargs.setdefault("audience", RESOURCE)
+        kwargs.setdefault("scope", "items:read")
+        return idp.issue_access_token(user, **kwargs)
+
+    return mint
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
