@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
@@ -39,8 +38,8 @@ from .tokens import (
 )
 
 # RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token; the scheme is case-insensitive.
-_BEARER = re.compile(rb"[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9\-._~+/]+=*) *")
-_SCHEME_IS_BEARER = re.compile(rb"[Bb][Ee][Aa][Rr][Ee][Rr](?:\s|$)")
+# RFC 6750 §2.1 b64token characters; "=" only as trailing padding.
+_B64TOKEN_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/"
 _MAX_FORM_BYTES = 64 * 1024
 _SCOPE_KEY = "rs_guard"
 
@@ -114,6 +113,7 @@ class ResourceGuard:
         self._clock = clock
         self._observer = observer
         self.bearer_methods = frozenset(bearer_methods)
+        self._body_method = "body" in self.bearer_methods
         self.hierarchy = (
             scope_hierarchy
             if isinstance(scope_hierarchy, ScopeHierarchy)
@@ -160,8 +160,14 @@ class ResourceGuard:
                 )
             validator = CompositeValidator(jwt_validator, opaque)
         self.validator = validator
+        lookup = getattr(validator, "cached", None)
+        self._lookup: Callable[[str], AccessToken | None] | None = (
+            lookup if callable(lookup) else None
+        )
         self.subject_translator = subject_translator
         self.user_resolver = user_resolver
+        # With no scope expansion and no translation, a cache hit is the whole answer.
+        self._plain = subject_translator is None and user_resolver is None and not self.hierarchy
         self.default_requirement = default_requirement
         self._exact: dict[str, Requirement] = {}
         self._prefixes: list[tuple[str, Requirement]] = []
@@ -212,35 +218,31 @@ class ResourceGuard:
             # CORS preflight never carries credentials; the app's CORS handling answers it.
             await self.app(scope, receive, send)
             return
-        requirement = self.requirement_for(path)
-        public = path in self._public_exact or path.startswith(self._public_prefixes)
+        requirement = self._exact.get(path)
+        if requirement is None and (self._prefixes or self.default_requirement is not None):
+            requirement = self.requirement_for(path)
         try:
             token, receive = await self._credentials(scope, receive)
             if token is None:
-                if not public:
+                if not (path in self._public_exact or path.startswith(self._public_prefixes)):
                     raise MissingToken()
                 scope["auth"] = AuthCredentials()
                 scope["user"] = UnauthenticatedUser()
-                scope[_SCOPE_KEY] = self
-                await self.app(scope, receive, send)
-                return
-            access = await self.authenticate(token)
-            if requirement is not None:
-                requirement.check(access, hierarchy=self.hierarchy, now=self._clock(), leeway=0)
+            else:
+                access = self._cached(token) if self._plain else None
+                if access is None:
+                    access = await self.authenticate(token)
+                if requirement is not None:
+                    requirement.check(access, hierarchy=self.hierarchy, now=self._clock())
+                scope["auth"] = access
+                scope["user"] = TokenUser(access)
         except RSGuardError as exc:
             if isinstance(exc, MissingToken) and requirement is None:
                 # Tell the client up front which scope the route needs (MCP clients use it).
                 requirement = routed_requirement(self.app, scope)
             await self.reject(exc, scope, send, requirement)
             return
-        scope["auth"] = access
-        scope["user"] = TokenUser(access)
         scope[_SCOPE_KEY] = self
-        await self._call_app(scope, receive, send, requirement)
-
-    async def _call_app(
-        self, scope: Scope, receive: Receive, send: Send, requirement: Requirement | None
-    ) -> None:
         started = False
 
         async def tracking_send(message: Message) -> None:
@@ -256,6 +258,11 @@ class ResourceGuard:
             if started:
                 raise
             await self.reject(exc, scope, send, requirement)
+
+    def _cached(self, token: str) -> AccessToken | None:
+        """A still-valid cached result for `token`, without awaiting anything (the hot path)."""
+        cached = self._lookup
+        return cached(token) if cached is not None else None
 
     def requirement_for(self, path: str) -> Requirement | None:
         """The configured requirement for a path (exact match, then longest prefix)."""
@@ -285,35 +292,34 @@ class ResourceGuard:
 
     async def _credentials(self, scope: Scope, receive: Receive) -> tuple[str | None, Receive]:
         """The one bearer token of the request, or None; InvalidRequest when ambiguous."""
-        found: list[str] = []
-        headers = [v for k, v in scope["headers"] if k == b"authorization"]
-        for value in headers:
-            match = _BEARER.fullmatch(value)
-            if match is not None:
-                found.append(match.group(1).decode("ascii"))
-            elif _SCHEME_IS_BEARER.match(value):
-                raise InvalidRequest(
-                    "The Authorization header is malformed", reason="malformed_header"
-                )
-        if len(headers) > 1:
-            raise InvalidRequest(
-                "More than one Authorization header", reason="multiple_credentials"
-            )
-        query_tokens = _query_tokens(scope)
-        if query_tokens:
-            if "query" not in self.bearer_methods:
-                raise InvalidRequest(
-                    "Access tokens are not accepted in the query string", reason="token_in_query"
-                )
-            found.extend(query_tokens)
-        if "body" in self.bearer_methods and _is_form_post(scope):
+        value: bytes | None = None
+        for k, v in scope["headers"]:
+            if k == b"authorization":
+                if value is not None:
+                    raise InvalidRequest(
+                        "More than one Authorization header", reason="multiple_credentials"
+                    )
+                value = v
+        token = bearer_token(value) if value is not None else None
+        qs: bytes = scope.get("query_string", b"")
+        if qs and b"access_token" in qs:
+            query_tokens = _query_tokens(qs)
+            if query_tokens:
+                if "query" not in self.bearer_methods:
+                    raise InvalidRequest(
+                        "Access tokens are not accepted in the query string",
+                        reason="token_in_query",
+                    )
+                if token is not None or len(query_tokens) > 1:
+                    raise _several()
+                token = query_tokens[0]
+        if self._body_method and _is_form_post(scope):
             body_tokens, receive = await _form_tokens(receive)
-            found.extend(body_tokens)
-        if len(found) > 1:
-            raise InvalidRequest(
-                "More than one access token in the request", reason="multiple_credentials"
-            )
-        return (found[0] if found else None), receive
+            if body_tokens:
+                if token is not None or len(body_tokens) > 1:
+                    raise _several()
+                token = body_tokens[0]
+        return token, receive
 
     # -- responses -------------------------------------------------------------------------
 
@@ -439,10 +445,33 @@ def _has_header(scope: Scope, name: bytes) -> bool:
     return any(k == name for k, _ in scope["headers"])
 
 
-def _query_tokens(scope: Scope) -> list[str]:
-    qs: bytes = scope.get("query_string", b"")
-    if b"access_token" not in qs:
-        return []
+def bearer_token(value: bytes) -> str | None:
+    """The token of an `Authorization: Bearer <b64token>` value (RFC 6750 §2.1).
+
+    None for another scheme; InvalidRequest for a Bearer value that is not well formed.
+    """
+    if value[:6].lower() != b"bearer":
+        return None
+    rest = value[6:]
+    if rest and rest[:1] != b" " and not rest[:1].isspace():
+        return None  # a different scheme that merely starts with "bearer"
+    token = rest.strip(b" ")
+    if (
+        not rest.startswith(b" ")
+        or not token
+        or token.rstrip(b"=").translate(None, _B64TOKEN_CHARS)
+    ):
+        raise InvalidRequest("The Authorization header is malformed", reason="malformed_header")
+    return token.decode("ascii")
+
+
+def _several() -> InvalidRequest:
+    return InvalidRequest(
+        "More than one access token in the request", reason="multiple_credentials"
+    )
+
+
+def _query_tokens(qs: bytes) -> list[str]:
     return [
         v for k, v in parse_qsl(qs.decode("latin-1"), keep_blank_values=True) if k == "access_token"
     ]

@@ -273,23 +273,35 @@ class JWTValidator:
         self._observer = observer
         self._clock = clock
 
+    def cached(self, token: str) -> AccessToken | None:
+        """The remembered result for this exact token, time claims re-checked; None if unknown."""
+        hit = self._cache.get(token)
+        if hit is None:
+            return None
+        now = self._clock()
+        if now >= hit.expires + self.leeway:
+            self._cache.discard(token)
+            raise InvalidToken("The access token expired", reason="expired")
+        if now < hit.not_before - self.leeway:
+            raise InvalidToken(reason="not_yet_valid")
+        if self.keys.due():
+            # Take the full path once so the expired key set gets refreshed: otherwise a token
+            # reused by itself would keep a retired key vouching for it until its own `exp`.
+            return None
+        if hit.generation != self.keys.generation:
+            # The key set changed since: a retired key must stop vouching for its tokens.
+            if not self.keys.holds(hit.key):
+                self._cache.discard(token)
+                raise InvalidToken(reason="key_retired")
+            hit.generation = self.keys.generation
+        return hit.access
+
     async def validate(self, token: str) -> AccessToken:
         """The validated token, or InvalidToken (401) / KeysUnavailable (503)."""
+        access = self.cached(token)
+        if access is not None:
+            return access
         now = self._clock()
-        hit = self._cache.get(token)
-        if hit is not None:
-            if now >= hit.expires + self.leeway:
-                self._cache.discard(token)
-                raise InvalidToken("The access token expired", reason="expired")
-            if now < hit.not_before - self.leeway:
-                raise InvalidToken(reason="not_yet_valid")
-            if hit.generation != self.keys.generation:
-                # The key set changed since: a retired key must stop vouching for its tokens.
-                if not self.keys.holds(hit.key):
-                    self._cache.discard(token)
-                    raise InvalidToken(reason="key_retired")
-                hit.generation = self.keys.generation
-            return hit.access
         if len(token) > self.max_token_bytes:
             raise InvalidToken(reason="token_too_large")
         try:
@@ -407,14 +419,22 @@ class IntrospectionValidator:
         self._observer = observer
         self._clock = clock
 
+    def cached(self, token: str) -> AccessToken | None:
+        """The remembered active result for this exact token, if still fresh."""
+        hit = self._cache.get(token)
+        if hit is None:
+            return None
+        if self._clock() < hit.expires:
+            return hit.access
+        self._cache.discard(token)
+        return None
+
     async def validate(self, token: str) -> AccessToken:
         """The active token's view, or InvalidToken / IntrospectionUnavailable."""
+        access = self.cached(token)
+        if access is not None:
+            return access
         now = self._clock()
-        hit = self._cache.get(token)
-        if hit is not None:
-            if now < hit.expires:
-                return hit.access
-            self._cache.discard(token)
         if len(token) > self.max_token_bytes:
             raise InvalidToken(reason="token_too_large")
         endpoint = self._endpoint
@@ -478,9 +498,15 @@ class IntrospectionValidator:
 class CompositeValidator:
     """JWTs to the JWT validator, everything else to introspection."""
 
-    def __init__(self, jwt: TokenValidator, opaque: TokenValidator | None) -> None:
+    def __init__(self, jwt: JWTValidator, opaque: IntrospectionValidator | None) -> None:
         self.jwt = jwt
         self.opaque = opaque
+
+    def cached(self, token: str) -> AccessToken | None:
+        """A cached result from whichever validator handles this token's format."""
+        if self.opaque is not None and token.count(".") != 2:
+            return self.opaque.cached(token)
+        return self.jwt.cached(token)
 
     async def validate(self, token: str) -> AccessToken:
         """Route a token to the validator for its format."""
