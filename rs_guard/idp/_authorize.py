@@ -1,0 +1,374 @@
+"""GET/POST /authorize: authorization code flow with PKCE, login form and scripted login."""
+
+from __future__ import annotations
+
+import html
+import re
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from ._claims import ClaimsRequest, parse_claims
+from ._records import AuthorizationCode
+from ._users import ACR_AMR, ACR_LABELS, SCOPE_CLAIMS, Session
+from ._util import OAuthError, parse_params, random_token, read_form, single, split_scope
+
+if TYPE_CHECKING:
+    from ._clients import Client
+    from .app import IdP
+
+OIDC_SCOPES = frozenset({"openid", "offline_access", *SCOPE_CLAIMS})
+PENDING_SECONDS = 600
+_CHALLENGE = re.compile(r"^[A-Za-z0-9\-_]{43}$")
+_PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+_STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:34rem;margin:2rem auto;padding:0 1rem;"
+    "line-height:1.5;color:#111;background:#fff}label{display:block;margin-top:1rem;"
+    "font-weight:600}input,select,button{font-size:1rem;padding:.45rem;margin-top:.25rem}"
+    "button{margin:1.25rem .5rem 0 0}fieldset{margin-top:1rem}.error{color:#a00000}"
+)
+
+
+class PageError(Exception):
+    """An authorization error that must not be redirected (bad client_id / redirect_uri)."""
+
+
+@dataclass
+class AuthRequest:
+    """A validated authorization request."""
+
+    client: Client
+    redirect_uri: str
+    redirect_uri_sent: bool
+    state: str | None
+    scope: list[str]
+    nonce: str | None
+    code_challenge: str | None
+    resources: list[str]
+    claims: ClaimsRequest
+    acr_values: list[str]
+    acr_essential: bool
+    max_age: int | None
+    prompt: set[str]
+    login_hint: str | None
+
+
+def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
+    doc = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)} - rs_guard test IdP</title><style>{_STYLE}</style></head>"
+        f"<body><main><h1>{html.escape(title)}</h1>{body}</main></body></html>"
+    )
+    return HTMLResponse(doc, status_code=status, headers=_PAGE_HEADERS)
+
+
+def _error_page(description: str) -> HTMLResponse:
+    body = f'<p class="error" role="alert">{html.escape(description)}</p>'
+    return _page("Authorization request refused", body, 400)
+
+
+def _redirect(uri: str, params: dict[str, str], status: int) -> RedirectResponse:
+    sep = "&" if "?" in uri else "?"
+    return RedirectResponse(
+        uri + sep + urlencode(params), status_code=status, headers={"Cache-Control": "no-store"}
+    )
+
+
+async def authorize(idp: IdP, request: Request) -> Response:
+    """The authorization endpoint (RFC 6749 §4.1, OIDC Core §3.1.2, RFC 9207)."""
+    status = 303 if request.method == "POST" else 302
+    try:
+        if request.method == "POST":
+            params = await read_form(request)
+            if "form_id" in params:
+                return await _login_submit(idp, params)
+        else:
+            params = parse_params(request.query_params.multi_items())
+        client, redirect_uri, sent = await _front(idp, params)
+    except (OAuthError, PageError) as exc:
+        text = exc.description if isinstance(exc, OAuthError) else str(exc)
+        return _error_page(text)
+    state = single(params, "state")
+    try:
+        req = _validate(idp, client, redirect_uri, sent, params)
+        return await _continue(idp, req, params, status)
+    except OAuthError as exc:
+        return _error_redirect(idp, redirect_uri, state, exc, status)
+
+
+def _error_redirect(
+    idp: IdP, redirect_uri: str, state: str | None, exc: OAuthError, status: int
+) -> RedirectResponse:
+    out = {"error": exc.error}
+    if exc.description:
+        out["error_description"] = exc.description
+    if state is not None:
+        out["state"] = state
+    out["iss"] = idp.issuer
+    return _redirect(redirect_uri, out, status)
+
+
+async def _front(idp: IdP, params: dict[str, list[str]]) -> tuple[Client, str, bool]:
+    client_id = single(params, "client_id")
+    if client_id is None:
+        raise PageError("The request has no client_id.")
+    client = await idp.resolve_client(client_id)
+    if client is None:
+        raise PageError("The client_id is not known to this authorization server.")
+    redirect_uri = single(params, "redirect_uri")
+    if redirect_uri is None:
+        if len(client.redirect_uris) != 1:
+            raise PageError("redirect_uri is required for this client.")
+        return client, client.redirect_uris[0], False
+    if not client.redirect_uri_matches(redirect_uri):
+        raise PageError("The redirect_uri is not registered for this client.")
+    return client, redirect_uri, True
+
+
+def _validate(
+    idp: IdP, client: Client, redirect_uri: str, sent: bool, params: dict[str, list[str]]
+) -> AuthRequest:
+    if "request" in params:
+        raise OAuthError("request_not_supported", "request objects are not supported")
+    if "request_uri" in params:
+        raise OAuthError("request_uri_not_supported", "request_uri is not supported")
+    response_type = single(params, "response_type")
+    if response_type is None:
+        raise OAuthError("invalid_request", "response_type is required")
+    if response_type != "code":
+        raise OAuthError("unsupported_response_type", "only response_type=code is supported")
+    if "code" not in client.response_types:
+        raise OAuthError("unauthorized_client", "client is not registered for response_type code")
+    if single(params, "response_mode") not in (None, "query"):
+        raise OAuthError("invalid_request", "only response_mode=query is supported")
+
+    allowed = client.allowed_scopes()
+    raw_scope = single(params, "scope")
+    scope = split_scope(raw_scope) if raw_scope is not None else sorted(allowed or ())
+    if allowed is not None:
+        extra = [s for s in scope if s not in allowed and s not in OIDC_SCOPES]
+        if extra:
+            raise OAuthError(
+                "invalid_scope", f"scope not allowed for this client: {' '.join(extra)}"
+            )
+
+    challenge = single(params, "code_challenge")
+    method = single(params, "code_challenge_method")
+    if method is not None and method != "S256":
+        raise OAuthError("invalid_request", "code_challenge_method must be S256")
+    if challenge is not None:
+        if method is None:
+            # RFC 7636 §4.3: no method means "plain", which this server refuses.
+            raise OAuthError("invalid_request", "code_challenge_method must be S256")
+        if not _CHALLENGE.match(challenge):
+            raise OAuthError("invalid_request", "code_challenge is malformed")
+    elif client.is_public:
+        raise OAuthError("invalid_request", "PKCE (code_challenge, S256) is required")
+
+    resources = idp.validate_resources(params.get("resource", []))
+    claims = parse_claims(single(params, "claims"))
+
+    acr_values = split_scope(single(params, "acr_values"))
+    claim_acr, essential = claims.acr_values()
+    for value in claim_acr:
+        if value not in acr_values:
+            acr_values.append(value)
+    if not acr_values and client.default_acr_values:
+        acr_values = list(client.default_acr_values)
+
+    raw_max_age = single(params, "max_age")
+    max_age = client.default_max_age
+    if raw_max_age is not None:
+        if not raw_max_age.isdigit() or len(raw_max_age) > 10:
+            raise OAuthError("invalid_request", "max_age must be a non-negative integer")
+        max_age = int(raw_max_age)
+
+    prompt = set(split_scope(single(params, "prompt")))
+    unknown = prompt - {"none", "login", "consent", "select_account"}
+    if unknown:
+        raise OAuthError("invalid_request", f"unsupported prompt value {sorted(unknown)[0]!r}")
+    if "none" in prompt and len(prompt) > 1:
+        raise OAuthError("invalid_request", "prompt=none cannot be combined with other values")
+
+    return AuthRequest(
+        client=client,
+        redirect_uri=redirect_uri,
+        redirect_uri_sent=sent,
+        state=single(params, "state"),
+        scope=scope,
+        nonce=single(params, "nonce"),
+        code_challenge=challenge,
+        resources=resources,
+        claims=claims,
+        acr_values=acr_values,
+        acr_essential=essential,
+        max_age=max_age,
+        prompt=prompt,
+        login_hint=single(params, "login_hint"),
+    )
+
+
+async def _continue(
+    idp: IdP, req: AuthRequest, params: dict[str, list[str]], status: int
+) -> Response:
+    now = idp.now()
+    session, script = idp.session, idp.login_script
+    need_login = "login" in req.prompt or session is None
+    if session is not None and req.max_age is not None and now - session.auth_time > req.max_age:
+        need_login = True
+    if session is not None and req.acr_values and session.acr not in req.acr_values:
+        # Step up only when the scripted method (or, without a script, the user) can do better.
+        need_login = need_login or script is None or script.acr in req.acr_values
+    if script is None and session is not None and req.login_hint not in (None, session.user_id):
+        need_login = True
+    if script is None and "consent" in req.prompt:
+        need_login = True
+    if need_login:
+        if "none" in req.prompt:
+            raise OAuthError("login_required", "the user must authenticate")
+        if script is None:
+            return _login_form(idp, req, params)
+        session = Session(script.user_id, script.acr, list(script.amr), now)
+        idp.session = session
+    assert session is not None
+    if script is None and (session.user_id, req.client.client_id) not in idp.consents:
+        if "none" in req.prompt:
+            raise OAuthError("consent_required", "the user has not approved this client")
+        return _login_form(idp, req, params)
+    if script is not None and not script.consent:
+        if "none" in req.prompt:
+            raise OAuthError("consent_required", "the user has not approved this client")
+        raise OAuthError("access_denied", "the user refused the authorization request")
+    return _finish(idp, req, session, status)
+
+
+def _finish(idp: IdP, req: AuthRequest, session: Session, status: int) -> Response:
+    none = "none" in req.prompt
+    if req.acr_essential and req.acr_values and session.acr not in req.acr_values:
+        if none:
+            raise OAuthError("interaction_required", "a stronger authentication is required")
+        raise OAuthError(
+            "unmet_authentication_requirements",
+            f"the user did not authenticate with {' or '.join(req.acr_values)}",
+        )
+    if req.claims.wants_verified_phone():
+        user = idp.user(session.user_id)
+        if user.claims.get("phone_number_verified") is not True:
+            if none:
+                raise OAuthError("interaction_required", "phone verification is required")
+            if not (user.phone_verification and user.claims.get("phone_number")):
+                raise OAuthError("access_denied", "the user could not verify a phone number")
+            user.claims["phone_number_verified"] = True
+    grant = idp.new_grant(
+        req.client.client_id,
+        session.user_id,
+        req.scope,
+        req.resources,
+        acr=session.acr,
+        amr=list(session.amr),
+        auth_time=session.auth_time,
+        nonce=req.nonce,
+        claims_request=req.claims,
+    )
+    code = random_token(32)
+    idp.store_code(
+        code,
+        AuthorizationCode(
+            grant=grant,
+            redirect_uri=req.redirect_uri if req.redirect_uri_sent else None,
+            code_challenge=req.code_challenge,
+            expires_at=idp.now() + idp.code_lifetime,
+        ),
+    )
+    out = {"code": code}
+    if req.state is not None:
+        out["state"] = req.state
+    out["iss"] = idp.issuer
+    return _redirect(req.redirect_uri, out, status)
+
+
+def _login_form(
+    idp: IdP, req: AuthRequest, params: dict[str, list[str]], error: str | None = None
+) -> HTMLResponse:
+    now = time.monotonic()
+    for key in [k for k, (t, _) in idp._pending.items() if t < now]:
+        del idp._pending[key]
+    form_id = random_token(24)
+    # The original request stays server-side; the form only carries an opaque handle.
+    idp._pending[form_id] = (now + PENDING_SECONDS, params)
+    client = req.client
+    name = html.escape(client.client_name or client.client_id)
+    scopes = "".join(f"<li>{html.escape(s)}</li>" for s in req.scope) or "<li>(no scopes)</li>"
+    user = html.escape(req.login_hint or (idp.session.user_id if idp.session else ""))
+    wanted = req.acr_values[0] if req.acr_values else "pwd"
+    options = "".join(
+        f'<option value="{acr}"{" selected" if acr == wanted else ""}>'
+        f"{html.escape(ACR_LABELS[acr])} ({acr})</option>"
+        for acr in ACR_AMR
+    )
+    phone = ""
+    if req.claims.wants_verified_phone():
+        phone = (
+            "<fieldset><legend>Phone verification required</legend>"
+            '<label for="phone_number">Phone number</label>'
+            '<input id="phone_number" name="phone_number" type="tel" autocomplete="tel">'
+            '<label><input type="checkbox" name="phone_ok" value="1"> '
+            "I entered the code sent to this number</label></fieldset>"
+        )
+    err = f'<p class="error" role="alert">{html.escape(error)}</p>' if error else ""
+    body = (
+        f"{err}<p><strong>{name}</strong> asks to access your account with these scopes:</p>"
+        f"<ul>{scopes}</ul>"
+        f'<form method="post" action="{html.escape(idp.path_prefix)}/authorize">'
+        f'<input type="hidden" name="form_id" value="{form_id}">'
+        '<label for="login_user">User name</label>'
+        f'<input id="login_user" name="login_user" value="{user}" required '
+        'autocomplete="username" autofocus>'
+        '<label for="login_acr">Authentication method</label>'
+        f'<select id="login_acr" name="login_acr">{options}</select>{phone}'
+        '<div><button type="submit" name="decision" value="approve">Sign in and allow</button>'
+        '<button type="submit" name="decision" value="deny">Deny</button></div></form>'
+    )
+    return _page("Sign in", body)
+
+
+async def _login_submit(idp: IdP, form: dict[str, list[str]]) -> Response:
+    entry = idp._pending.pop(single(form, "form_id") or "", None)
+    if entry is None or entry[0] < time.monotonic():
+        return _error_page("The sign-in form has expired; start again from the application.")
+    params = entry[1]
+    try:
+        client, redirect_uri, sent = await _front(idp, params)
+    except (OAuthError, PageError) as exc:
+        return _error_page(exc.description if isinstance(exc, OAuthError) else str(exc))
+    state = single(params, "state")
+    try:
+        req = _validate(idp, client, redirect_uri, sent, params)
+        if single(form, "decision") != "approve":
+            raise OAuthError("access_denied", "the user denied the request")
+        user_id = (single(form, "login_user") or "").strip()
+        acr = single(form, "login_acr") or "pwd"
+        if not user_id or acr not in ACR_AMR or len(user_id) > 200:
+            return _login_form(idp, req, params, "Enter a user name and pick a method.")
+        user = idp.user(user_id)
+        phone = (single(form, "phone_number") or "").strip()
+        if phone:
+            user.claims["phone_number"] = phone
+        if single(form, "phone_ok") == "1" and user.claims.get("phone_number"):
+            user.claims["phone_number_verified"] = True
+        session = Session(user_id, acr, list(ACR_AMR[acr]), idp.now())
+        idp.session = session
+        idp.consents.add((user_id, client.client_id))
+        return _finish(idp, req, session, 303)
+    except OAuthError as exc:
+        return _error_redirect(idp, redirect_uri, state, exc, 303)

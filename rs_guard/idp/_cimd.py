@@ -1,0 +1,80 @@
+"""OAuth Client ID Metadata Documents: a client_id that is an https URL naming its metadata."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import TYPE_CHECKING
+
+from ._clients import GRANT_CODE, GRANT_REFRESH, RegistrationError, build_client, validate_metadata
+from ._fetch import check_fetchable, fetch_json
+from ._util import OAuthError, safe_split
+
+if TYPE_CHECKING:
+    from ._clients import Client
+    from .app import IdP
+
+MAX_DOCUMENT_BYTES = 5 * 1024
+DEFAULT_CACHE_SECONDS = 300
+MAX_CACHE_SECONDS = 86_400
+_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*(\d+)", re.IGNORECASE)
+
+
+def looks_like_document_url(client_id: str) -> bool:
+    """True when the client_id is meant as a metadata document URL."""
+    return client_id.startswith(("https://", "http://"))
+
+
+def _cache_seconds(cache_control: str | None) -> int:
+    if cache_control is None:
+        return DEFAULT_CACHE_SECONDS
+    lowered = cache_control.lower()
+    if "no-store" in lowered or "no-cache" in lowered:
+        return 0
+    m = _MAX_AGE.search(cache_control)
+    return min(int(m.group(1)), MAX_CACHE_SECONDS) if m else DEFAULT_CACHE_SECONDS
+
+
+async def resolve(idp: IdP, url: str) -> Client:
+    """Fetch (or take from cache) and validate the metadata document at `url`."""
+    cached = idp._cimd_cache.get(url)
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
+    error, status = "invalid_client", 401
+    check_fetchable(idp, url, "client_id metadata document URL", error, status)
+    parts = safe_split(url)
+    if parts is None or parts[3] in ("", "/") or "/./" in parts[3] or "/../" in parts[3]:
+        raise OAuthError(error, "client_id URL must have a path without dot segments", status)
+    doc, headers = await fetch_json(
+        idp,
+        url,
+        limit=MAX_DOCUMENT_BYTES,
+        what="client metadata document",
+        error=error,
+        status=status,
+    )
+    if not isinstance(doc, dict):
+        raise OAuthError(error, "client metadata document must be a JSON object", status)
+    if doc.get("client_id") != url:
+        raise OAuthError(error, "client metadata document's client_id differs from its URL", status)
+    if "client_secret" in doc or "client_secret_expires_at" in doc:
+        raise OAuthError(error, "client metadata documents cannot carry a client secret", status)
+    meta = {k: v for k, v in doc.items() if k != "client_id"}
+    has_keys = "jwks" in meta or "jwks_uri" in meta
+    meta.setdefault("token_endpoint_auth_method", "private_key_jwt" if has_keys else "none")
+    if meta["token_endpoint_auth_method"] not in ("none", "private_key_jwt"):
+        raise OAuthError(error, "metadata document clients use 'none' or 'private_key_jwt'", status)
+    meta.setdefault("grant_types", [GRANT_CODE, GRANT_REFRESH])
+    if not meta.get("redirect_uris"):
+        raise OAuthError(error, "client metadata document has no redirect_uris", status)
+    try:
+        meta = validate_metadata(meta, dev=idp.dev)
+    except RegistrationError as exc:
+        raise OAuthError(error, f"client metadata document: {exc.description}", status) from None
+    client = build_client(url, None, meta, issued_at=idp.now(), from_metadata_document=True)
+    ttl = _cache_seconds(headers.get("cache-control"))
+    if ttl > 0:
+        idp._cimd_cache[url] = (time.monotonic() + ttl, client)
+    else:
+        idp._cimd_cache.pop(url, None)
+    return client

@@ -1,0 +1,136 @@
+"""Dynamic Client Registration (RFC 7591, OIDC Registration) and management (RFC 7592)."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ._clients import SECRET_METHODS, RegistrationError, build_client, validate_metadata
+from ._fetch import check_fetchable, fetch_json
+from ._util import NO_STORE, OAuthError, random_token, read_body, token_hash
+
+if TYPE_CHECKING:
+    from ._clients import Client
+    from .app import IdP
+
+MAX_METADATA_BYTES = 64 * 1024
+MAX_SECTOR_BYTES = 64 * 1024
+
+
+def _bearer(request: Request) -> str | None:
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def _unauthorized(description: str) -> OAuthError:
+    return OAuthError(
+        "invalid_token", description, 401, {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+    )
+
+
+async def _read_metadata(request: Request) -> dict[str, Any]:
+    body = await read_body(request, MAX_METADATA_BYTES)
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError):
+        raise RegistrationError("request body must be a JSON object") from None
+    if not isinstance(doc, dict):
+        raise RegistrationError("request body must be a JSON object")
+    return doc
+
+
+async def check_sector_identifier(idp: IdP, meta: dict[str, Any]) -> None:
+    """OIDC Registration §5: sector_identifier_uri must list every redirect URI."""
+    uri = meta.get("sector_identifier_uri")
+    if not isinstance(uri, str):
+        return
+    check_fetchable(idp, uri, "sector_identifier_uri", "invalid_client_metadata")
+    doc, _ = await fetch_json(
+        idp,
+        uri,
+        limit=MAX_SECTOR_BYTES,
+        what="sector_identifier_uri",
+        error="invalid_client_metadata",
+    )
+    if not isinstance(doc, list) or not all(isinstance(u, str) for u in doc):
+        raise RegistrationError("sector_identifier_uri must serve a JSON array of URIs")
+    missing = [u for u in meta["redirect_uris"] if u not in doc]
+    if missing:
+        raise RegistrationError(
+            f"sector_identifier_uri does not list the redirect URI(s) {', '.join(missing)}"
+        )
+
+
+def _response(idp: IdP, client: Client, rat: str | None, status: int) -> Response:
+    body = client.registration_response(idp.issuer)
+    if rat is not None:
+        body["registration_access_token"] = rat
+    return JSONResponse(body, status_code=status, headers=NO_STORE)
+
+
+async def register(idp: IdP, request: Request) -> Response:
+    """POST /register: create a client from its metadata."""
+    if idp.initial_access_token is not None:
+        presented = _bearer(request) or ""
+        if not hmac.compare_digest(presented.encode(), idp.initial_access_token.encode()):
+            raise _unauthorized("a valid initial access token is required")
+    meta = validate_metadata(await _read_metadata(request), dev=idp.dev)
+    await check_sector_identifier(idp, meta)
+    client_id = random_token(16)
+    secret = random_token(32) if meta["token_endpoint_auth_method"] in SECRET_METHODS else None
+    client = build_client(client_id, secret, meta, issued_at=idp.now())
+    rat = random_token(32)
+    client.registration_access_token_hash = token_hash(rat)
+    idp._store_client(client)
+    return _response(idp, client, rat, 201)
+
+
+def _managed_client(idp: IdP, request: Request) -> Client:
+    client_id = request.path_params.get("client_id", "")
+    presented = _bearer(request)
+    client = idp.clients.get(client_id)
+    if (
+        presented is None
+        or client is None
+        or client.registration_access_token_hash is None
+        or not hmac.compare_digest(token_hash(presented), client.registration_access_token_hash)
+    ):
+        # Same answer for unknown clients and wrong tokens (RFC 7592 §2.1): nothing leaks.
+        raise _unauthorized("invalid registration access token")
+    return client
+
+
+async def manage(idp: IdP, request: Request) -> Response:
+    """GET / PUT / DELETE /register/{client_id} with the registration access token."""
+    client = _managed_client(idp, request)
+    if request.method == "GET":
+        return _response(idp, client, None, 200)
+    if request.method == "DELETE":
+        idp.delete_client(client.client_id)
+        return Response(status_code=204, headers=NO_STORE)
+    doc = await _read_metadata(request)
+    if doc.get("client_id") != client.client_id:
+        raise RegistrationError("client_id in the body must match the client being updated")
+    if "client_secret" in doc and doc["client_secret"] != client.client_secret:
+        raise RegistrationError("client_secret in the body does not match")
+    for name in (
+        "registration_access_token",
+        "registration_client_uri",
+        "client_id_issued_at",
+        "client_secret_expires_at",
+    ):
+        doc.pop(name, None)
+    meta = validate_metadata(doc, dev=idp.dev)
+    await check_sector_identifier(idp, meta)
+    secret: str | None = None
+    if meta["token_endpoint_auth_method"] in SECRET_METHODS:
+        rotate = idp.rotate_secrets_on_update or client.client_secret is None
+        secret = random_token(32) if rotate else client.client_secret
+    updated = build_client(client.client_id, secret, meta, issued_at=client.client_id_issued_at)
+    updated.registration_access_token_hash = client.registration_access_token_hash
+    idp._store_client(updated)
+    return _response(idp, updated, None, 200)

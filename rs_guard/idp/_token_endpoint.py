@@ -1,0 +1,231 @@
+"""POST /token: authorization_code, refresh_token, client_credentials and RFC 8693 exchange."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ._client_auth import authenticate_client
+from ._clients import (
+    GRANT_CLIENT_CREDENTIALS,
+    GRANT_CODE,
+    GRANT_REFRESH,
+    GRANT_TOKEN_EXCHANGE,
+    Client,
+)
+from ._util import OAuthError, json_ok, read_form, single, split_scope
+
+if TYPE_CHECKING:
+    from .app import IdP
+
+TT_ACCESS = "urn:ietf:params:oauth:token-type:access_token"
+TT_JWT = "urn:ietf:params:oauth:token-type:jwt"
+_VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
+
+
+async def token(idp: IdP, request: Request) -> Response:
+    """Dispatch on grant_type after authenticating the client."""
+    form = await read_form(request)
+    grant_type = single(form, "grant_type")
+    if grant_type is None:
+        raise OAuthError("invalid_request", "grant_type is required")
+    handlers = {
+        GRANT_CODE: _authorization_code,
+        GRANT_REFRESH: _refresh_token,
+        GRANT_CLIENT_CREDENTIALS: _client_credentials,
+        GRANT_TOKEN_EXCHANGE: _token_exchange,
+    }
+    handler = handlers.get(grant_type)
+    if handler is None:
+        raise OAuthError("unsupported_grant_type", f"grant_type {grant_type!r} is not supported")
+    client, _basic = await authenticate_client(
+        idp, request, form, allow_public=grant_type in (GRANT_CODE, GRANT_REFRESH)
+    )
+    if grant_type not in client.grant_types:
+        raise OAuthError("unauthorized_client", f"client may not use grant_type {grant_type}")
+    body = await handler(idp, client, form)
+    return json_ok(body)
+
+
+def _requested_scope(form: dict[str, list[str]], allowed: set[str] | None) -> list[str] | None:
+    raw = single(form, "scope")
+    if raw is None:
+        return None
+    scope = split_scope(raw)
+    if allowed is not None and not set(scope) <= allowed:
+        raise OAuthError("invalid_scope", "requested scope exceeds what was granted")
+    return scope
+
+
+async def _client_credentials(
+    idp: IdP, client: Client, form: dict[str, list[str]]
+) -> dict[str, Any]:
+    allowed = client.allowed_scopes()
+    scope = _requested_scope(form, allowed)
+    if scope is None:
+        scope = sorted(allowed) if allowed is not None else []
+    resources = idp.validate_resources(form.get("resource", []))
+    access = idp.issue_access_token(
+        None, client_id=client.client_id, audience=resources or None, scope=scope
+    )
+    return {
+        "access_token": access,
+        "token_type": "Bearer",
+        "expires_in": idp.access_token_lifetime,
+        "scope": " ".join(scope),
+    }
+
+
+def _s256(verifier: str) -> str:
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+async def _authorization_code(
+    idp: IdP, client: Client, form: dict[str, list[str]]
+) -> dict[str, Any]:
+    code = single(form, "code")
+    if code is None:
+        raise OAuthError("invalid_request", "code is required")
+    record = idp.find_code(code)
+    if record is None or record.grant.client_id != client.client_id:
+        raise OAuthError("invalid_grant", "unknown authorization code")
+    if record.used:
+        # RFC 6749 §4.1.2: a replayed code revokes what was issued from it.
+        idp.revoke_grant(record.grant.grant_id)
+        raise OAuthError("invalid_grant", "authorization code already used")
+    record.used = True
+    if record.expires_at <= idp.now():
+        raise OAuthError("invalid_grant", "authorization code expired")
+    redirect_uri = single(form, "redirect_uri")
+    if record.redirect_uri is not None and redirect_uri != record.redirect_uri:
+        raise OAuthError("invalid_grant", "redirect_uri does not match the authorization request")
+    verifier = single(form, "code_verifier")
+    if record.code_challenge is not None:
+        if verifier is None or not _VERIFIER.match(verifier):
+            raise OAuthError("invalid_grant", "code_verifier missing or malformed")
+        if not hmac.compare_digest(_s256(verifier), record.code_challenge):
+            raise OAuthError("invalid_grant", "code_verifier does not match code_challenge")
+    elif verifier is not None:
+        raise OAuthError("invalid_grant", "code_verifier sent but no code_challenge was used")
+    grant = record.grant
+    resources = idp.validate_resources(form.get("resource", []))
+    if grant.resources and not set(resources) <= set(grant.resources):
+        raise OAuthError("invalid_target", "resource was not part of the authorization request")
+    return idp.tokens_for_grant(
+        grant,
+        client,
+        grant.scope,
+        resources or grant.resources,
+        id_token="openid" in grant.scope,
+        refresh=GRANT_REFRESH in client.grant_types,
+    )
+
+
+async def _refresh_token(idp: IdP, client: Client, form: dict[str, list[str]]) -> dict[str, Any]:
+    raw = single(form, "refresh_token")
+    if raw is None:
+        raise OAuthError("invalid_request", "refresh_token is required")
+    record = idp.refresh_token_record(raw)
+    if record is None or record.grant.client_id != client.client_id:
+        raise OAuthError("invalid_grant", "unknown refresh token")
+    grant = record.grant
+    if record.used:
+        # Reuse of a rotated refresh token: assume theft, revoke the whole family.
+        idp.revoke_grant(grant.grant_id)
+        raise OAuthError("invalid_grant", "refresh token already used")
+    if record.revoked or grant.revoked or record.expires_at <= idp.now():
+        raise OAuthError("invalid_grant", "refresh token revoked or expired")
+    scope = _requested_scope(form, set(grant.scope))
+    if scope is None:
+        scope = list(record.scope)
+    resources = idp.validate_resources(form.get("resource", []))
+    if grant.resources and not set(resources) <= set(grant.resources):
+        raise OAuthError("invalid_target", "resource was not part of the original grant")
+    record.used = True
+    return idp.tokens_for_grant(
+        grant,
+        client,
+        scope,
+        resources or grant.resources,
+        id_token=False,
+        refresh=True,
+    )
+
+
+async def _token_exchange(idp: IdP, client: Client, form: dict[str, list[str]]) -> dict[str, Any]:
+    subject_token = single(form, "subject_token")
+    subject_type = single(form, "subject_token_type")
+    if subject_token is None or subject_type is None:
+        raise OAuthError("invalid_request", "subject_token and subject_token_type are required")
+    if subject_type not in (TT_ACCESS, TT_JWT):
+        raise OAuthError("invalid_request", "unsupported subject_token_type")
+    requested_type = single(form, "requested_token_type")
+    if requested_type not in (None, TT_ACCESS, TT_JWT):
+        raise OAuthError("invalid_request", "unsupported requested_token_type")
+    subject = idp.access_token_record(subject_token)
+    if subject is None:
+        raise OAuthError("invalid_grant", "subject_token is invalid, expired or revoked")
+
+    actor_token = single(form, "actor_token")
+    actor_type = single(form, "actor_token_type")
+    act: dict[str, Any] | None = None
+    if actor_token is not None:
+        if actor_type not in (TT_ACCESS, TT_JWT):
+            raise OAuthError("invalid_request", "actor_token_type missing or unsupported")
+        actor = idp.access_token_record(actor_token)
+        if actor is None:
+            raise OAuthError("invalid_grant", "actor_token is invalid, expired or revoked")
+        act = {"sub": actor.claims.get("sub"), "client_id": actor.client_id}
+        if isinstance(actor.claims.get("act"), dict):
+            act["act"] = actor.claims["act"]
+    elif actor_type is not None:
+        raise OAuthError("invalid_request", "actor_token_type without actor_token")
+
+    may_act = subject.claims.get("may_act")
+    if isinstance(may_act, dict):
+        # RFC 8693 §4.4: only the party named in may_act may act for the subject.
+        party = act or {"sub": client.client_id, "client_id": client.client_id}
+        for member in ("sub", "client_id"):
+            if member in may_act and may_act[member] != party.get(member):
+                raise OAuthError("invalid_grant", "may_act does not authorize this actor")
+
+    subject_scope = split_scope(str(subject.claims.get("scope", "")))
+    scope = _requested_scope(form, set(subject_scope))
+    if scope is None:
+        scope = subject_scope
+    audiences = list(form.get("audience", []))
+    audiences += idp.validate_resources(form.get("resource", []))
+    if not audiences:
+        aud = subject.claims.get("aud")
+        audiences = [aud] if isinstance(aud, str) else [a for a in aud or [] if isinstance(a, str)]
+    claims: dict[str, Any] = {}
+    if act is not None:
+        claims["act"] = act
+    if subject.user_id is None:
+        # A client's own token: keep its subject (the original client id).
+        claims["sub"] = subject.claims.get("sub")
+    access = idp.issue_access_token(
+        subject.user_id,
+        client_id=client.client_id,
+        audience=audiences or None,
+        scope=scope,
+        acr=subject.claims.get("acr"),
+        auth_time=subject.claims.get("auth_time"),
+        amr=subject.claims.get("amr"),
+        claims=claims or None,
+        grant_id=subject.grant_id,
+    )
+    return {
+        "access_token": access,
+        "issued_token_type": TT_ACCESS,
+        "token_type": "Bearer",
+        "expires_in": idp.access_token_lifetime,
+        "scope": " ".join(scope),
+    }

@@ -1,0 +1,184 @@
+"""Small helpers shared by the IdP's endpoints: errors, form parsing, URIs, encodings."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import ipaddress
+import json
+import secrets
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+MAX_FORM_BYTES = 64 * 1024
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+# Parameters that RFC 8707 / RFC 8693 allow to repeat; every other one must appear at most once.
+REPEATABLE = frozenset({"resource", "audience"})
+
+
+class OAuthError(Exception):
+    """An OAuth error answer (RFC 6749 §5.2 shape) raised anywhere inside an endpoint."""
+
+    def __init__(
+        self,
+        error: str,
+        description: str = "",
+        status_code: int = 400,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(f"{error}: {description}")
+        self.error = error
+        self.description = description
+        self.status_code = status_code
+        self.headers = dict(headers or {})
+
+    def response(self) -> JSONResponse:
+        """Render this error as the JSON body of RFC 6749 §5.2, never cached."""
+        body: dict[str, str] = {"error": self.error}
+        if self.description:
+            body["error_description"] = self.description
+        return JSONResponse(
+            body, status_code=self.status_code, headers={**NO_STORE, **self.headers}
+        )
+
+
+def b64url(data: bytes) -> str:
+    """Base64url without padding (RFC 7515 §2)."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def random_token(nbytes: int = 32) -> str:
+    """A URL-safe random string with `nbytes` bytes of entropy."""
+    return secrets.token_urlsafe(nbytes)
+
+
+def token_hash(token: str) -> str:
+    """The key under which a token or secret is stored (never the token itself)."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def json_ok(body: Any, status_code: int = 200, *, no_store: bool = True) -> JSONResponse:
+    """A JSON answer; token-bearing answers must not be cached (RFC 6749 §5.1)."""
+    return JSONResponse(body, status_code=status_code, headers=NO_STORE if no_store else None)
+
+
+def garbage_response() -> Response:
+    """A 200 answer whose body is not JSON, for the `garbage` fault."""
+    return Response(b"<html>this is not json", media_type="application/json")
+
+
+async def read_form(request: Request) -> dict[str, list[str]]:
+    """Parse an application/x-www-form-urlencoded body (bounded) into name -> values."""
+    ctype = request.headers.get("content-type", "")
+    if ctype.split(";", 1)[0].strip().lower() != "application/x-www-form-urlencoded":
+        raise OAuthError("invalid_request", "body must be application/x-www-form-urlencoded")
+    body = await read_body(request, MAX_FORM_BYTES)
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise OAuthError("invalid_request", "body is not UTF-8") from None
+    return parse_params(parse_qsl(text, keep_blank_values=True))
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """Read the request body, refusing anything larger than `limit` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise OAuthError("invalid_request", "request body too large", 413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_params(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    """Group parameters; empty values count as absent (RFC 6749 §3.1)."""
+    out: dict[str, list[str]] = {}
+    for name, value in pairs:
+        if value == "":
+            continue
+        out.setdefault(name, []).append(value)
+    for name, values in out.items():
+        if len(values) > 1 and name not in REPEATABLE:
+            raise OAuthError("invalid_request", f"parameter {name!r} repeated")
+    return out
+
+
+def single(params: Mapping[str, list[str]], name: str) -> str | None:
+    """The single value of a parameter, or None."""
+    values = params.get(name)
+    return values[0] if values else None
+
+
+def split_scope(scope: str | Iterable[str] | None) -> list[str]:
+    """Scope as an ordered list without duplicates (RFC 6749 §3.3)."""
+    if scope is None:
+        return []
+    items = scope.split(" ") if isinstance(scope, str) else list(scope)
+    seen: dict[str, None] = {}
+    for item in items:
+        if item:
+            seen.setdefault(item, None)
+    return list(seen)
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for localhost and loopback IP literals (brackets allowed)."""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def is_loopback_ip_literal(host: str) -> bool:
+    """True for 127.0.0.0/8 and ::1 written as IP literals (RFC 8252 §7.3)."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def is_non_public_literal(host: str) -> bool:
+    """True when the host is an IP literal that is private, loopback, link-local or reserved."""
+    try:
+        addr = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return host.strip("[]").lower() == "localhost"
+    return (
+        addr.is_private
+        or addr.is_loopback
+        or addr.is_link_local
+        or addr.is_reserved
+        or addr.is_multicast
+        or addr.is_unspecified
+    )
+
+
+def safe_split(uri: str) -> tuple[str, str, int | None, str, str, str] | None:
+    """(scheme, host, port, path, query, fragment) or None when the URI cannot be parsed."""
+    try:
+        parts = urlsplit(uri)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return None
+    return parts.scheme.lower(), host, port, parts.path, parts.query, parts.fragment
+
+
+def has_fragment(uri: str) -> bool:
+    """True when the URI carries a fragment (even an empty one)."""
+    return "#" in uri
+
+
+def dumps(obj: Any) -> str:
+    """Compact JSON."""
+    return json.dumps(obj, separators=(",", ":"))
