@@ -40,7 +40,7 @@ pytest: install system-deps
 test: lint typecheck pytest
 
 demo: install
-	$(BIN)/python -m rs_guard demo
+	$(BIN)/python -m examples.demo
 
 bench: install
 	$(BIN)/python benchmarks/run_all.py

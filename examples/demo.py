@@ -1,0 +1,350 @@
+"""`make demo`: the bundled IdP and example services on loopback, walked through by a real client.
+
+Every step prints the request and the answer. Nothing leaves 127.0.0.1, and everything stops
+when the walk is over (exit status 0 when every step behaved as expected).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import json
+import secrets
+import sys
+import textwrap
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from examples.items_service.app import create_app
+from examples.mcp_server.loopback import free_socket, serve
+from rs_guard.idp import IdP
+
+
+class DemoFailure(Exception):
+    """A step did not behave as documented."""
+
+
+def section(title: str) -> None:
+    print(f"\n=== {title} " + "=" * max(0, 70 - len(title)))
+
+
+def step(text: str) -> None:
+    print(f"--> {text}")
+
+
+def show(response: httpx.Response, *, headers: tuple[str, ...] = ("www-authenticate",)) -> None:
+    req = response.request
+    print(f"    {req.method} {req.url}")
+    print(f"    <- {response.status_code} {response.reason_phrase}")
+    for name in headers:
+        if name in response.headers:
+            value = response.headers[name]
+            print(textwrap.indent(textwrap.fill(f"{name}: {value}", 96), "       "))
+    body = response.text
+    if body and response.headers.get("content-type", "").startswith("application/json"):
+        print(f"       {body[:200]}")
+
+
+def expect(response: httpx.Response, status: int) -> httpx.Response:
+    if response.status_code != status:
+        raise DemoFailure(f"expected {status}, got {response.status_code}: {response.text[:200]}")
+    return response
+
+
+def pkce() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+async def authorize(
+    http: httpx.AsyncClient,
+    issuer: str,
+    client_id: str,
+    redirect_uri: str,
+    resource: str,
+    scope: str,
+    **extra: str,
+) -> dict[str, Any]:
+    """Authorization code + PKCE (S256) with `resource`; checks RFC 9207 `iss`; returns tokens."""
+    verifier, challenge = pkce()
+    state = secrets.token_urlsafe(12)
+    params = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": redirect_uri,
+        "scope": scope,
+        "state": state,
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        "resource": resource,
+        **extra,
+    }
+    r = await http.get(f"{issuer}/authorize?{urlencode(params)}")
+    location = r.headers.get("location", "")
+    print(f"    GET {issuer}/authorize?…{urlencode(extra) and '&' + urlencode(extra)}")
+    print(f"    <- {r.status_code} redirect to {location.split('?')[0]}?code=…&state=…&iss=…")
+    expect(r, 302)
+    answer = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+    if answer.get("iss") != issuer or answer.get("state") != state:
+        raise DemoFailure("authorization response iss/state mismatch (RFC 9207)")
+    r = await http.post(
+        f"{issuer}/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": answer["code"],
+            "redirect_uri": redirect_uri,
+            "client_id": client_id,
+            "code_verifier": verifier,
+            "resource": resource,
+        },
+    )
+    print(f"    POST {issuer}/token (code + code_verifier)  <- {r.status_code}")
+    return dict(expect(r, 200).json())
+
+
+def claims_of(token: str) -> dict[str, Any]:
+    payload = token.split(".")[1]
+    return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
+
+
+@contextlib.asynccontextmanager
+async def loopback_world() -> AsyncIterator[tuple[IdP, str, str, str]]:
+    """The IdP, the items service and a client-metadata host, each on its own loopback port."""
+    idp_sock, rs_sock, cimd_sock = free_socket(), free_socket(), free_socket()
+    issuer = f"http://127.0.0.1:{idp_sock.getsockname()[1]}"
+    resource = f"http://127.0.0.1:{rs_sock.getsockname()[1]}/items"
+    cimd_base = f"http://127.0.0.1:{cimd_sock.getsockname()[1]}"
+    # dev=True: http and loopback client metadata documents are acceptable (never in production).
+    idp = IdP(issuer, dev=True)
+    idp.add_user("alice", name="Alice", email="alice@example.com")
+    # A short JWKS cooldown so the rotation step does not wait 30 s.
+    service = create_app(issuer, resource, jwks_cooldown=1)
+
+    async def client_document(request: Request) -> JSONResponse:
+        return JSONResponse(
+            {
+                "client_id": f"{cimd_base}/client.json",
+                "client_name": "Demo CLI (metadata document)",
+                "redirect_uris": ["http://127.0.0.1:53682/callback"],
+                "grant_types": ["authorization_code", "refresh_token"],
+                "response_types": ["code"],
+                "token_endpoint_auth_method": "none",
+            }
+        )
+
+    cimd_host = Starlette(routes=[Route("/client.json", client_document)])
+    async with serve(idp.app, sock=idp_sock), serve(service, sock=rs_sock):
+        async with serve(cimd_host, sock=cimd_sock):
+            yield idp, issuer, resource, cimd_base
+
+
+async def foundation(http: httpx.AsyncClient, idp: IdP, issuer: str, resource: str) -> None:
+    section("1. A protected service: challenge, token, scope, key rotation")
+    step("register a confidential client by Dynamic Client Registration (RFC 7591)")
+    r = await http.post(
+        f"{issuer}/register",
+        json={
+            "client_name": "demo backend",
+            "grant_types": ["client_credentials"],
+            "token_endpoint_auth_method": "client_secret_basic",
+            "scope": "items:read items:write",
+        },
+    )
+    show(r)
+    reg = expect(r, 201).json()
+    auth = (reg["client_id"], reg["client_secret"])
+
+    step("call the API without a token: 401 with a bare Bearer challenge")
+    r = await http.get(resource)
+    show(r)
+    expect(r, 401)
+
+    step("the challenge points at Protected Resource Metadata (RFC 9728)")
+    meta_url = r.headers["www-authenticate"].split('resource_metadata="')[1].split('"')[0]
+    r = await http.get(meta_url)
+    show(r)
+    expect(r, 200)
+
+    async def client_credentials(scope: str) -> str:
+        r = await http.post(
+            f"{issuer}/token",
+            data={"grant_type": "client_credentials", "scope": scope, "resource": resource},
+            auth=auth,
+        )
+        return str(expect(r, 200).json()["access_token"])
+
+    step("client credentials grant for items:read, audience = this resource (RFC 8707)")
+    token = await client_credentials("items:read")
+    print(f"       access token claims: {claims_of(token)}")
+    r = await http.get(resource, headers={"Authorization": f"Bearer {token}"})
+    show(r)
+    expect(r, 200)
+
+    step("the read-only token cannot write: 403 insufficient_scope naming the scope")
+    r = await http.post(resource, json={"name": "cup"}, headers={"Authorization": f"Bearer {token}"})
+    show(r)
+    expect(r, 403)
+
+    step("a tampered token: 401 invalid_token")
+    head, body, sig = token.split(".")
+    forged = f"{head}.{body}.{sig[:-4]}AAAA"
+    r = await http.get(resource, headers={"Authorization": f"Bearer {forged}"})
+    show(r)
+    expect(r, 401)
+
+    step("the IdP rotates its signing key; the guard refetches the JWKS on the unknown kid")
+    kid = idp.rotate()
+    await asyncio.sleep(1.1)  # the demo service's refetch cooldown (30 s by default)
+    token = await client_credentials("items:read items:write")
+    print(f"       new kid {kid}")
+    r = await http.post(resource, json={"name": "cup"}, headers={"Authorization": f"Bearer {token}"})
+    show(r)
+    expect(r, 201)
+
+
+async def user_login(
+    http: httpx.AsyncClient, idp: IdP, issuer: str, resource: str, cimd_base: str
+) -> str:
+    section("2. A user logs in: authorization code + PKCE")
+    step("register a native public client by Dynamic Client Registration")
+    r = await http.post(
+        f"{issuer}/register",
+        json={
+            "client_name": "demo native app",
+            "application_type": "native",
+            "redirect_uris": ["http://127.0.0.1/callback"],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "token_endpoint_auth_method": "none",
+            "scope": "openid items:read payments",
+        },
+    )
+    show(r)
+    client_id = expect(r, 201).json()["client_id"]
+    step("alice signs in with a password (scripted login: no browser needed)")
+    idp.login_as("alice", acr="pwd")
+    tokens = await authorize(
+        http, issuer, client_id, "http://127.0.0.1:53682/callback", resource,
+        "openid items:read payments",
+    )
+    access = tokens["access_token"]
+    print(f"       access token: sub={claims_of(access)['sub']} acr={claims_of(access)['acr']}")
+    r = await http.get(resource, headers={"Authorization": f"Bearer {access}"})
+    show(r)
+    expect(r, 200)
+
+    step("the same login with a Client ID Metadata Document (client_id is an https/loopback URL)")
+    cimd_client = f"{cimd_base}/client.json"
+    tokens2 = await authorize(
+        http, issuer, cimd_client, "http://127.0.0.1:53682/callback", resource, "openid items:read"
+    )
+    r = await http.get(resource, headers={"Authorization": f"Bearer {tokens2['access_token']}"})
+    show(r)
+    expect(r, 200)
+    return client_id
+
+
+async def step_up(
+    http: httpx.AsyncClient, idp: IdP, issuer: str, resource: str, client_id: str
+) -> None:
+    section("3. Step-up authentication (RFC 9470)")
+    payments = resource.replace("/items", "/payments")
+    idp.login_as("alice", acr="pwd")
+    tokens = await authorize(
+        http, issuer, client_id, "http://127.0.0.1:53682/callback", resource, "openid payments"
+    )
+    step("pay with a password-level token: 401 insufficient_user_authentication, acr_values")
+    r = await http.post(
+        payments, json={"amount": 20}, headers={"Authorization": f"Bearer {tokens['access_token']}"}
+    )
+    show(r)
+    expect(r, 401)
+    step("the client re-authorizes with acr_values=mf; alice completes multi-factor")
+    idp.login_as("alice", acr="mf")
+    tokens = await authorize(
+        http, issuer, client_id, "http://127.0.0.1:53682/callback", resource, "openid payments",
+        acr_values="mf",
+    )
+    r = await http.post(
+        payments, json={"amount": 20}, headers={"Authorization": f"Bearer {tokens['access_token']}"}
+    )
+    show(r)
+    expect(r, 200)
+    step("a large payment: the handler itself asks for a phishing-resistant login")
+    r = await http.post(
+        payments, json={"amount": 5000}, headers={"Authorization": f"Bearer {tokens['access_token']}"}
+    )
+    show(r)
+    expect(r, 401)
+    idp.login_as("alice", acr="phr")
+    tokens = await authorize(
+        http, issuer, client_id, "http://127.0.0.1:53682/callback", resource, "openid payments",
+        acr_values="phr mf",
+    )
+    r = await http.post(
+        payments, json={"amount": 5000}, headers={"Authorization": f"Bearer {tokens['access_token']}"}
+    )
+    show(r)
+    expect(r, 200)
+
+
+async def other_examples() -> None:
+    """The walk-throughs of the other examples, each self-contained."""
+    walks: list[tuple[str, str, str]] = [
+        ("4. Pairwise subjects: client -> service A -> token exchange -> service B",
+         "examples.ppid_chain", "run"),
+        ("5. Webhook events signed by the IdP (RFC 8417 / RFC 8935)",
+         "examples.webhook_receiver.demo", "run"),
+        ("6. An MCP server: discovery, registration, code + PKCE, tools, step-up",
+         "examples.mcp_server.client", "run"),
+    ]
+    import importlib
+
+    for title, module_name, attr in walks:
+        section(title)
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:  # an optional extra (e.g. `mcp`) not installed
+            print(f"    skipped: {exc}")
+            continue
+        result = getattr(module, attr)(lambda line: print(f"--> {line}"))
+        if asyncio.iscoroutine(result):
+            await result
+
+
+async def main() -> int:
+    print("rs_guard demo: everything below runs on 127.0.0.1 and stops at the end.")
+    failure: DemoFailure | None = None
+    async with loopback_world() as (idp, issuer, resource, cimd_base):
+        print(f"    IdP (issuer)     {issuer}")
+        print(f"    items service    {resource}")
+        async with httpx.AsyncClient(timeout=10, trust_env=False) as http:
+            try:
+                await foundation(http, idp, issuer, resource)
+                client_id = await user_login(http, idp, issuer, resource, cimd_base)
+                await step_up(http, idp, issuer, resource, client_id)
+            except DemoFailure as exc:
+                failure = exc
+    if failure is None:
+        try:
+            await other_examples()
+        except DemoFailure as exc:
+            failure = exc
+    if failure is not None:
+        print(f"\nDEMO FAILED: {failure}")
+        return 1
+    print("\nAll steps behaved as expected. Everything is stopped.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
