@@ -1,7 +1,7 @@
 """rs_guard: OAuth 2.0 resource-server middleware for ASGI, with a bundled test IdP."""
 
 from .challenge import bearer_challenge
-from .decorators import exception_handlers, require
+from .decorators import exception_handlers, public, require
 from .discovery import ServerMetadata
 from .errors import (
     ConfigurationError,
@@ -61,5 +61,6 @@ __all__ = [
     "guard_of",
     "metadata_routes",
     "metadata_url",
+    "public",
     "require",
 ]

@@ -108,3 +108,13 @@ exception_handlers: dict[Any, Callable[[Request, Exception], Any]] = {
     RSGuardError: rs_guard_exception_handler
 }
 """Pass to `Starlette(exception_handlers=...)` when the guard wraps the app from outside."""
+
+
+def public(func: F) -> F:
+    """Mark a Starlette / FastAPI endpoint as reachable without a token.
+
+    A request that does carry a token is still authenticated (and refused if the token is bad),
+    so the endpoint can tell anonymous and signed-in callers apart via `request.user`.
+    """
+    func.__rs_guard_public__ = True  # type: ignore[attr-defined]
+    return func

@@ -225,7 +225,12 @@ class ResourceGuard:
             token, receive = await self._credentials(scope, receive)
             if token is None:
                 if not (path in self._public_exact or path.startswith(self._public_prefixes)):
-                    raise MissingToken()
+                    route = matched_route(self.app, scope)
+                    if not route_is_public(route):
+                        if requirement is None:
+                            # Tell the client up front which scope the route needs (MCP).
+                            requirement = route_requirement(route)
+                        raise MissingToken()
                 scope["auth"] = AuthCredentials()
                 scope["user"] = UnauthenticatedUser()
             else:
@@ -237,9 +242,6 @@ class ResourceGuard:
                 scope["auth"] = access
                 scope["user"] = TokenUser(access)
         except RSGuardError as exc:
-            if isinstance(exc, MissingToken) and requirement is None:
-                # Tell the client up front which scope the route needs (MCP clients use it).
-                requirement = routed_requirement(self.app, scope)
             await self.reject(exc, scope, send, requirement)
             return
         scope[_SCOPE_KEY] = self
@@ -409,11 +411,11 @@ def _dependant_scopes(dependant: Any, seen: set[int] | None = None) -> list[str]
     return scopes
 
 
-def routed_requirement(app: Any, scope: Scope, _depth: int = 0) -> Requirement | None:
-    """The requirement declared on the route that will serve this request, if any.
+def matched_route(app: Any, scope: Scope, _depth: int = 0) -> Any:
+    """The route that will serve this request (descending into mounts), or None.
 
-    Only used to put the route's `scope` into a bare 401 challenge, so the cost of matching
-    routes is paid on the rejection path, never by authenticated requests.
+    Used only for requests without credentials, to honour `@public` and to name the route's
+    `scope` in the challenge: authenticated requests never pay for this second route match.
     """
     from starlette.routing import Match
 
@@ -426,19 +428,29 @@ def routed_requirement(app: Any, scope: Scope, _depth: int = 0) -> Requirement |
             if match != Match.FULL:
                 continue
             endpoint = getattr(route, "endpoint", None)
-            req = getattr(endpoint, "__rs_guard_requirement__", None)
-            if isinstance(req, Requirement):
-                return req
-            scopes = _dependant_scopes(getattr(route, "dependant", None))
-            if scopes:
-                return Requirement(scopes=tuple(dict.fromkeys(scopes)))
             inner = getattr(route, "app", None)
-            if inner is not None and inner is not endpoint:
-                return routed_requirement(inner, {**scope, **child}, _depth + 1)
-            return None
+            if endpoint is None and inner is not None and _find_routes(inner) is not None:
+                return matched_route(inner, {**scope, **child}, _depth + 1)
+            return route
     except Exception:  # a route's matcher failing must not turn a 401 into a 500
         return None
     return None
+
+
+def route_requirement(route: Any) -> Requirement | None:
+    """The requirement a route declares: `@require(...)` or FastAPI `Security(..., scopes=)`."""
+    if route is None:
+        return None
+    req = getattr(getattr(route, "endpoint", None), "__rs_guard_requirement__", None)
+    if isinstance(req, Requirement):
+        return req
+    scopes = _dependant_scopes(getattr(route, "dependant", None))
+    return Requirement(scopes=tuple(dict.fromkeys(scopes))) if scopes else None
+
+
+def route_is_public(route: Any) -> bool:
+    """Whether the route's endpoint was marked with `@public`."""
+    return bool(getattr(getattr(route, "endpoint", None), "__rs_guard_public__", False))
 
 
 def _has_header(scope: Scope, name: bytes) -> bool:

@@ -17,7 +17,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from rs_guard import ResourceGuard, require
+from rs_guard import ResourceGuard, public, require
 from rs_guard.idp import IdP
 
 ISSUER = "https://idp.example"
@@ -75,6 +75,12 @@ async def health(request: Request) -> PlainTextResponse:
     return PlainTextResponse("ok" if not request.user.is_authenticated else "ok-auth")
 
 
+@public
+async def open_page(request: Request) -> PlainTextResponse:
+    user = request.user
+    return PlainTextResponse(f"hello {user.display_name if user.is_authenticated else 'anonymous'}")
+
+
 async def echo_body(request: Request) -> PlainTextResponse:
     form = await request.form()
     return PlainTextResponse(str(form.get("note")))
@@ -101,6 +107,7 @@ def build_app(idp_http: httpx.AsyncClient, **guard: Any) -> Starlette:
             Route("/items", items),
             Route("/items/write", write, methods=["GET", "POST"]),
             Route("/health", health),
+            Route("/open", open_page),
             Route("/echo", echo_body, methods=["POST"]),
             WebSocketRoute("/ws", ws),
         ],

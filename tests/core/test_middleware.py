@@ -261,3 +261,14 @@ def test_lifespan_passes_through(idp: Any) -> None:
     with TestClient(app):
         pass
     assert events == ["start", "stop"]
+
+
+async def test_public_decorated_route(
+    client: httpx.AsyncClient, token: Callable[..., str], idp: Any
+) -> None:
+    r = await client.get("/open")
+    assert (r.status_code, r.text) == (200, "hello anonymous")
+    r = await client.get("/open", headers=bearer(token()))
+    assert (r.status_code, r.text) == (200, f"hello {idp.subject_for('alice', 'client-a')}")
+    r = await client.get("/open", headers=bearer("bad"))
+    assert r.status_code == 401
