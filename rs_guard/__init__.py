@@ -15,11 +15,15 @@ from .errors import (
     RSGuardError,
     ServerError,
 )
+from .events import EventError, EventReceiver, EventVerifier, SecurityEvent
+from .exchange import ClientCredentials, TokenExchanger
 from .keys import JWKSCache, VerificationKey
 from .metadata import ProtectedResourceMetadata, metadata_routes, metadata_url
 from .middleware import ResourceGuard, SubjectTranslator, guard_of
-from .observe import Observer
+from .observe import Counters, Observer
 from .policy import Requirement, ScopeHierarchy
+from .ppid import PPIDTranslator, PPIDUnavailable
+from .replay import MemoryReplayStore, RedisReplayStore, ReplayStore, ReplayStoreUnavailable
 from .tokens import (
     AccessToken,
     IntrospectionValidator,
@@ -32,7 +36,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AccessToken",
+    "ClientCredentials",
     "ConfigurationError",
+    "Counters",
+    "EventError",
+    "EventReceiver",
+    "EventVerifier",
     "InsufficientScope",
     "InsufficientUserAuthentication",
     "IntrospectionUnavailable",
@@ -42,16 +51,24 @@ __all__ = [
     "JWKSCache",
     "JWTValidator",
     "KeysUnavailable",
+    "MemoryReplayStore",
     "MissingToken",
     "Observer",
+    "PPIDTranslator",
+    "PPIDUnavailable",
     "ProtectedResourceMetadata",
     "RSGuardError",
+    "RedisReplayStore",
+    "ReplayStore",
+    "ReplayStoreUnavailable",
     "Requirement",
     "ResourceGuard",
     "ScopeHierarchy",
+    "SecurityEvent",
     "ServerError",
     "ServerMetadata",
     "SubjectTranslator",
+    "TokenExchanger",
     "TokenUser",
     "TokenValidator",
     "VerificationKey",

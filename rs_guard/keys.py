@@ -165,7 +165,9 @@ class JWKSCache:
             emit(self._observer, "jwks_alg_mismatch")
             raise InvalidToken(reason="alg_key_mismatch")
         # Unknown kid: maybe the IdP rotated. Refetch, but at most once per cooldown.
+        refetched = False
         if self._attempted_at is None or self._clock() - self._attempted_at >= self.cooldown:
+            refetched = True
             # On failure the good keys we hold still answer the question: this kid is unknown.
             with contextlib.suppress(KeysUnavailable):
                 await self._refresh()
@@ -173,7 +175,9 @@ class JWKSCache:
             if key is not None:
                 return key
         emit(self._observer, "jwks_unknown_kid")
-        raise InvalidToken(reason="unknown_kid")
+        # Say whether the key set was just checked: a sender that can retry (webhooks) should
+        # retry a kid unknown only because the cooldown held the refetch back.
+        raise InvalidToken(reason="unknown_kid" if refetched else "unknown_kid_cooldown")
 
     def _find(self, kid: str | None, alg: str) -> VerificationKey | None:
         if kid is None:
@@ -233,6 +237,16 @@ class JWKSCache:
             raise KeysUnavailable(reason="jwks_no_usable_keys")
         self._install(keys)
         emit(self._observer, "jwks_refreshed", keys=len(keys))
+
+    def due(self) -> bool:
+        """Whether the next look-up would re-fetch an expired key set (no I/O, cheap)."""
+        if self._fetched_at is None or not self._keys:
+            return True  # also: keys dropped after stale_for, so cached results must not serve
+        now = self._clock()
+        if now - self._fetched_at < self.max_age:
+            return False
+        since = None if self._attempted_at is None else now - self._attempted_at
+        return since is None or since >= min(self.cooldown, self.max_age)
 
     def holds(self, key: VerificationKey | None) -> bool:
         """Whether `key` is still in the current key set (same kid and same public key)."""

@@ -7,6 +7,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
+from urllib.parse import quote_plus
 from typing import Any, Protocol, TypeGuard
 
 import httpx
@@ -17,7 +18,7 @@ from ._jose import ASYMMETRIC_ALGORITHMS, MalformedJWS, header_typ, split_compac
 from .discovery import ServerMetadata
 from .errors import ConfigurationError, IntrospectionUnavailable, InvalidToken
 from .keys import JWKSCache, VerificationKey
-from .observe import Observer, emit
+from .observe import Observer, emit, emit_hot
 
 ACCESS_TOKEN_TYPES = frozenset({"at+jwt"})
 DEFAULT_ALGORITHMS = ("ES256", "ES384", "RS256", "PS256", "EdDSA")
@@ -148,14 +149,16 @@ class AccessToken(AuthCredentials):
         return self._raw
 
     def replace(self, **changes: Any) -> AccessToken:
-        """A copy with `scopes`, `local_subject` or `user_id` changed."""
-        return AccessToken(
-            self.claims,
-            raw=self._raw,
-            scopes=changes.get("scopes", self.scopes),
-            local_subject=changes.get("local_subject", self.local_subject),
-            user_id=changes.get("user_id", self.user_id),
-        )
+        """A copy with `scopes`, `local_subject` or `user_id` changed (claims are shared)."""
+        # Built field by field: re-reading the claims costs more than the whole cache hit.
+        new = AccessToken.__new__(AccessToken)
+        new.scopes = list(changes.get("scopes", self.scopes))
+        new.claims = self.claims
+        new.granted_scopes = self.granted_scopes
+        new.local_subject = changes.get("local_subject", self.local_subject)
+        new.user_id = changes.get("user_id", self.user_id)
+        new._raw = self._raw
+        return new
 
 
 class TokenUser(BaseUser):
@@ -294,6 +297,7 @@ class JWTValidator:
                 self._cache.discard(token)
                 raise InvalidToken(reason="key_retired")
             hit.generation = self.keys.generation
+        emit_hot(self._observer, "token_cache_hit")
         return hit.access
 
     async def validate(self, token: str) -> AccessToken:
@@ -301,6 +305,7 @@ class JWTValidator:
         access = self.cached(token)
         if access is not None:
             return access
+        emit_hot(self._observer, "token_cache_miss")
         now = self._clock()
         if len(token) > self.max_token_bytes:
             raise InvalidToken(reason="token_too_large")
@@ -408,7 +413,8 @@ class IntrospectionValidator:
             raise ConfigurationError("introspection needs an endpoint or the issuer's metadata")
         self.issuer = issuer
         self.audiences = frozenset([audience] if isinstance(audience, str) else audience)
-        self._auth = httpx.BasicAuth(client_id, client_secret)
+        # RFC 6749 §2.3.1: both parts are form-urlencoded before Basic encoding.
+        self._auth = httpx.BasicAuth(quote_plus(client_id), quote_plus(client_secret))
         self._metadata = metadata
         self._endpoint = introspection_endpoint
         self._client = http_client
@@ -425,6 +431,7 @@ class IntrospectionValidator:
         if hit is None:
             return None
         if self._clock() < hit.expires:
+            emit_hot(self._observer, "token_cache_hit")
             return hit.access
         self._cache.discard(token)
         return None
@@ -434,6 +441,7 @@ class IntrospectionValidator:
         access = self.cached(token)
         if access is not None:
             return access
+        emit_hot(self._observer, "token_cache_miss")
         now = self._clock()
         if len(token) > self.max_token_bytes:
             raise InvalidToken(reason="token_too_large")

@@ -454,6 +454,10 @@ class IdP:
 
         `user_id=None` means a client acting for itself (sub = client_id).
         """
+        if user_id is not None and user_id not in self.users:
+            # A user a test mints tokens for exists, so every endpoint (PPID conversion,
+            # userinfo, events) knows the subject the token carries.
+            self.add_user(user_id)
         now = self.now()
         lifetime = self.access_token_lifetime if lifetime is None else lifetime
         if audience is None:
@@ -511,6 +515,8 @@ class IdP:
         access_token: str | None = None,
     ) -> str:
         """Mint an OIDC ID token (typ JWT, aud = azp = client_id), signed with the client's alg."""
+        if user_id not in self.users:
+            self.add_user(user_id)
         now = self.now()
         client = self.get_client(client_id)
         if alg is None and client is not None:

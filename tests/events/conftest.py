@@ -1,0 +1,224 @@
+"""Fixtures for webhook events: an in-process IdP and receivers joined by an in-process network,
+and a real redis-server on a loopback port."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.types import ASGIApp
+
+from rs_guard.events import EventReceiver, EventVerifier, SecurityEvent
+from rs_guard.idp import IdP
+from rs_guard.replay import MemoryReplayStore, RedisReplayStore, ReplayStore
+
+ISSUER = "https://idp.example"
+PUBLISHER = "billing"
+PUBLISHER_SECRET = "billing-secret"
+RECEIVER = "mailer"
+RECEIVER_SECRET = "mailer-secret"
+RECEIVER_URL = "https://mailer.example/events"
+UPDATED = "https://schemas.example/event/account-updated"
+LOGGED_OUT = "https://schemas.example/event/logged-out"
+
+
+class Clock:
+    """A settable wall clock shared by the IdP (iat) and the verifier (freshness)."""
+
+    def __init__(self) -> None:
+        self.now = float(int(time.time()))
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class LocalNet(httpx.AsyncBaseTransport):
+    """An in-process network: each host is served by an ASGI app; unknown hosts refuse."""
+
+    def __init__(self) -> None:
+        self.hosts: dict[str, httpx.ASGITransport] = {}
+
+    def add(self, host: str, app: ASGIApp) -> None:
+        self.hosts[host] = httpx.ASGITransport(app=app)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        transport = self.hosts.get(request.url.host)
+        if transport is None:
+            raise httpx.ConnectError("connection refused", request=request)
+        return await transport.handle_async_request(request)
+
+
+class Receiver:
+    """A receiver service: an EventReceiver mounted in a Starlette app, recording handled events."""
+
+    def __init__(
+        self,
+        idp: IdP,
+        *,
+        clock: Clock,
+        client_id: str = RECEIVER,
+        path: str = "/events",
+        **verifier_kwargs: Any,
+    ) -> None:
+        self.handled: list[tuple[str, SecurityEvent, Mapping[str, Any]]] = []
+        self.fail_next = 0
+        self.delay = 0.0
+        self.verifier = EventVerifier(
+            issuer=idp.issuer,
+            audience=client_id,
+            http_client=idp.http_client(),
+            clock=clock,
+            **verifier_kwargs,
+        )
+        self.endpoint = EventReceiver(self.verifier)
+
+        async def updated(event: SecurityEvent, payload: Mapping[str, Any]) -> None:
+            if self.fail_next:
+                self.fail_next -= 1
+                raise RuntimeError("database unavailable")
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            self.handled.append((UPDATED, event, payload))
+
+        def logged_out(event: SecurityEvent, payload: Mapping[str, Any]) -> None:
+            self.handled.append((LOGGED_OUT, event, payload))
+
+        self.endpoint.add_handler(UPDATED, updated)
+        self.endpoint.add_handler(LOGGED_OUT, logged_out)
+        self.app = Starlette(routes=[self.endpoint.route(path)])
+        self.client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.app), base_url="https://mailer.example"
+        )
+
+    async def post(
+        self, body: str | bytes, content_type: str | None = "application/secevent+jwt"
+    ) -> httpx.Response:
+        headers = {"Content-Type": content_type} if content_type else {}
+        return await self.client.post("/events", content=body, headers=headers)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def net() -> LocalNet:
+    return LocalNet()
+
+
+@pytest.fixture
+async def idp(clock: Clock, net: LocalNet) -> AsyncIterator[IdP]:
+    outbound = httpx.AsyncClient(transport=net)
+    idp = IdP(ISSUER, clock=clock, http_client=outbound)
+    idp.register_client(PUBLISHER, PUBLISHER_SECRET, scope="events:publish")
+    idp.register_client(
+        RECEIVER,
+        RECEIVER_SECRET,
+        redirect_uris=["https://mailer.example/cb"],
+        subject_type="pairwise",
+        event_delivery_uri=RECEIVER_URL,
+    )
+    idp.events.allow(PUBLISHER, RECEIVER)
+    idp.events.backoff = 0.01
+    idp.events.max_backoff = 0.05
+    idp.add_user("alice", email="alice@example.com")
+    idp.add_user("bob")
+    yield idp
+    await outbound.aclose()
+
+
+@pytest.fixture
+def make_receiver(idp: IdP, clock: Clock, net: LocalNet) -> Iterator[Callable[..., Receiver]]:
+    """Build receivers (the last one built also answers at mailer.example)."""
+    made: list[Receiver] = []
+
+    def make(**kwargs: Any) -> Receiver:
+        receiver = Receiver(idp, clock=clock, **kwargs)
+        net.add("mailer.example", receiver.app)
+        made.append(receiver)
+        return receiver
+
+    yield make
+
+
+@pytest.fixture
+def receiver(make_receiver: Callable[..., Receiver]) -> Receiver:
+    return make_receiver()
+
+
+def sign(idp: IdP, user: str = "alice", **kwargs: Any) -> str:
+    """An event for the receiver from the publisher, as the IdP signs it."""
+    events = kwargs.pop("events", {UPDATED: {"fields": ["email"]}})
+    kwargs.setdefault("publisher", PUBLISHER)
+    return idp.events.sign(RECEIVER, events, user=user, **kwargs)
+
+
+# ----- a real redis-server ------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A redis-server started on a free loopback port for this test session."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed (make system-deps installs it)")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
+                    conn.sendall(b"PING\r\n")
+                    if conn.recv(16).startswith(b"+PONG"):
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.02)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+async def redis_store(redis_url: str) -> AsyncIterator[RedisReplayStore]:
+    """A Redis replay store on an empty database."""
+    store = RedisReplayStore(url=redis_url)
+    await store.client.flushdb()
+    yield store
+    await store.aclose()
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def store(request: pytest.FixtureRequest) -> ReplayStore:
+    """Each replay store implementation in turn."""
+    if request.param == "memory":
+        return MemoryReplayStore()
+    result: RedisReplayStore = request.getfixturevalue("redis_store")
+    return result
