@@ -216,6 +216,10 @@ class ResourceGuard:
             and _has_header(scope, b"access-control-request-method")
         ):
             # CORS preflight never carries credentials; the app's CORS handling answers it.
+            # A handler that sees it anyway sees an anonymous user (not a 500 from a missing
+            # `request.auth`, and never someone's credentials).
+            scope["auth"] = AuthCredentials()
+            scope["user"] = UnauthenticatedUser()
             await self.app(scope, receive, send)
             return
         requirement = self._exact.get(path)
@@ -277,8 +281,16 @@ class ResourceGuard:
         return self.default_requirement
 
     async def authenticate(self, token: str) -> AccessToken:
-        """Validate a token and, when configured, translate its subject to this resource's own."""
-        access = await self.validator.validate(token)
+        """Validate a token and, when configured, translate its subject to this resource's own.
+
+        Implied scopes and the translated subject are remembered on the validated token (a
+        pairwise subject's translation never changes); a `user_resolver` runs every time.
+        """
+        base = self._cached(token) or await self.validator.validate(token)
+        derived = base._derived
+        if derived is not None and derived[0] is self and self.user_resolver is None:
+            return derived[1]
+        access = base
         if self.hierarchy and len(access.scopes) == len(access.granted_scopes):
             effective = self.hierarchy.effective(access.granted_scopes)
             if len(effective) != len(access.granted_scopes):
@@ -288,8 +300,11 @@ class ResourceGuard:
             if client_id is None:
                 raise InvalidToken(reason="missing_client_id")
             local = await self.subject_translator.to_local(client_id, access.subject)
-            user_id = await self.user_resolver(local) if self.user_resolver is not None else None
-            access = access.replace(local_subject=local, user_id=user_id)
+            access = access.replace(local_subject=local)
+        if access is not base:
+            base._derived = (self, access)
+        if self.user_resolver is not None and access.local_subject is not None:
+            access = access.replace(user_id=await self.user_resolver(access.local_subject))
         return access
 
     async def _credentials(self, scope: Scope, receive: Receive) -> tuple[str | None, Receive]:
@@ -470,7 +485,7 @@ def bearer_token(value: bytes) -> str | None:
     token = rest.strip(b" ")
     if (
         not rest.startswith(b" ")
-        or not token
+        or not token.rstrip(b"=")  # b64token needs one character before any "="
         or token.rstrip(b"=").translate(None, _B64TOKEN_CHARS)
     ):
         raise InvalidRequest("The Authorization header is malformed", reason="malformed_header")

@@ -7,8 +7,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
-from urllib.parse import quote_plus
 from typing import Any, Protocol, TypeGuard
+from urllib.parse import quote_plus
 
 import httpx
 from starlette.authentication import AuthCredentials, BaseUser
@@ -58,6 +58,7 @@ class AccessToken(AuthCredentials):
     """
 
     __slots__ = (
+        "_derived",
         "_raw",
         "claims",
         "granted_scopes",
@@ -81,6 +82,9 @@ class AccessToken(AuthCredentials):
         self.local_subject = local_subject
         self.user_id = user_id
         self._raw = raw
+        # What a guard derived from this validated token (implied scopes, own PPID), kept on
+        # the cached object so that a reused token pays for the derivation once.
+        self._derived: tuple[object, AccessToken] | None = None
 
     def __repr__(self) -> str:
         # Never the token itself: reprs end up in logs and tracebacks.
@@ -158,6 +162,7 @@ class AccessToken(AuthCredentials):
         new.local_subject = changes.get("local_subject", self.local_subject)
         new.user_id = changes.get("user_id", self.user_id)
         new._raw = self._raw
+        new._derived = None
         return new
 
 
