@@ -26,7 +26,12 @@ def _connection(args: Sequence[Any], kwargs: Mapping[str, Any]) -> HTTPConnectio
 
 
 def check(connection: HTTPConnection, requirement: Requirement) -> AccessToken:
-    """The request's token if it meets `requirement`; raises the error to answer with otherwise."""
+    """The request's token if it meets `requirement`; raises the error to answer with otherwise.
+
+    For decisions only a handler can make (the amount of a payment decides the level):
+    `check(request, Requirement(acr_values=("mf",), max_age=300))`; ResourceGuard renders the
+    raised error as the same challenge a route-level requirement gives.
+    """
     token = connection.scope.get("auth")
     if not isinstance(token, AccessToken):
         raise MissingToken()
@@ -48,11 +53,13 @@ def require(
     predicate: Callable[[AccessToken], bool] | None = None,
     description: str | None = None,
 ) -> Callable[[F], F]:
-    """Decorate a Starlette endpoint with what its token must carry.
+    """Decorate a Starlette endpoint with what its token must carry (see `Requirement`).
 
-    `scopes` are all required; `acr_values` any-of (most preferred first); `max_age` bounds the
-    age of the authentication. Unmet requirements are answered by ResourceGuard with the
-    RFC 6750 / RFC 9470 challenge.
+    `scopes` are all required (after the guard's scope hierarchy); `acr_values` any-of (most
+    preferred first); `max_age` bounds the age of the authentication; `claims` maps claim names
+    to required values; `predicate` is a custom check; `description` replaces the default
+    `error_description`. Unmet requirements are answered by ResourceGuard with the RFC 6750 /
+    RFC 9470 challenge, and a request without a token gets a bare 401 naming `scopes`.
     """
     requirement = Requirement(
         scopes=tuple(scopes.split()) if isinstance(scopes, str) else tuple(scopes),

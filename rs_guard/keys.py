@@ -165,9 +165,7 @@ class JWKSCache:
             emit(self._observer, "jwks_alg_mismatch")
             raise InvalidToken(reason="alg_key_mismatch")
         # Unknown kid: maybe the IdP rotated. Refetch, but at most once per cooldown.
-        refetched = False
         if self._attempted_at is None or self._clock() - self._attempted_at >= self.cooldown:
-            refetched = True
             # On failure the good keys we hold still answer the question: this kid is unknown.
             with contextlib.suppress(KeysUnavailable):
                 await self._refresh()
@@ -175,9 +173,7 @@ class JWKSCache:
             if key is not None:
                 return key
         emit(self._observer, "jwks_unknown_kid")
-        # Say whether the key set was just checked: a sender that can retry (webhooks) should
-        # retry a kid unknown only because the cooldown held the refetch back.
-        raise InvalidToken(reason="unknown_kid" if refetched else "unknown_kid_cooldown")
+        raise InvalidToken(reason="unknown_kid")
 
     def _find(self, kid: str | None, alg: str) -> VerificationKey | None:
         if kid is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -17,13 +18,34 @@ WELL_KNOWN = "/.well-known/oauth-protected-resource"
 _NEVER_ADVERTISED = frozenset({"offline_access"})
 
 
+def _is_loopback(host: str) -> bool:
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def check_resource_identifier(resource: str) -> None:
-    """Refuse resource identifiers RFC 9728 §1.2 / RFC 8707 §2 do not allow."""
+    """Refuse resource identifiers RFC 9728 §1.2 / RFC 8707 §2 do not allow.
+
+    An https URL without fragment; http only on loopback (local development and tests). A
+    query component is refused too: RFC 8707 advises against it and it would have to be
+    repeated after the well-known path.
+    """
     parts = urlsplit(resource)
-    if parts.scheme not in ("https", "http") or not parts.netloc:
+    if not parts.netloc or not parts.hostname or "@" in parts.netloc:
         raise ConfigurationError(f"resource must be an absolute https URL: {resource!r}")
+    if parts.scheme != "https" and not (parts.scheme == "http" and _is_loopback(parts.hostname)):
+        raise ConfigurationError(f"resource must use https (http only on loopback): {resource!r}")
     if parts.fragment or "#" in resource:
         raise ConfigurationError("resource must not contain a fragment")
+    if parts.query or "?" in resource:
+        raise ConfigurationError("resource must not contain a query component")
+    if any(c.isspace() or ord(c) < 0x21 or c in '"\\' for c in resource):
+        raise ConfigurationError("resource must not contain spaces, quotes or control characters")
 
 
 def metadata_path(resource: str) -> str:
@@ -63,6 +85,10 @@ class ProtectedResourceMetadata:
         check_resource_identifier(resource)
         if not authorization_servers:
             raise ConfigurationError("at least one authorization server is required")
+        for server in authorization_servers:
+            parts = urlsplit(server)
+            if parts.scheme not in ("https", "http") or not parts.netloc or parts.fragment:
+                raise ConfigurationError(f"authorization server must be an issuer URL: {server!r}")
         self.resource = resource
         self.path = metadata_path(resource)
         self.url = metadata_url(resource)
@@ -80,6 +106,9 @@ class ProtectedResourceMetadata:
         if jwks_uri is not None:
             doc["jwks_uri"] = jwks_uri
         if extra:
+            clash = set(extra) & {*doc, "scopes_supported", "signed_metadata", "jwks_uri"}
+            if clash:
+                raise ConfigurationError(f"set {sorted(clash)} through their own arguments")
             doc.update(extra)
         if signing_key is not None:
             if signing_alg is None:

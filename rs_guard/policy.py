@@ -5,27 +5,56 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
-from .challenge import claims_value
-from .errors import InsufficientScope, InsufficientUserAuthentication
+from .challenge import NEVER_CHALLENGED, SCOPE_TOKEN, claims_value
+from .errors import ConfigurationError, InsufficientScope, InsufficientUserAuthentication
 from .tokens import AccessToken
+
+_MEMO_SIZE = 4096
+_FUTURE_SKEW = 60  # seconds an IdP clock may run ahead before auth_time is not believed
+
+
+def _tokens(value: str | Iterable[str], what: str) -> tuple[str, ...]:
+    """Split/check configured scope-like values: RFC 6749 scope-tokens, order kept, no repeats."""
+    items = value.split() if isinstance(value, str) else list(value)
+    for item in items:
+        if not isinstance(item, str) or not SCOPE_TOKEN.fullmatch(item):
+            raise ConfigurationError(f"invalid {what} value {item!r} (RFC 6749 scope-token)")
+    return tuple(dict.fromkeys(items))
 
 
 class ScopeHierarchy:
     """Which scopes imply which: `files:write` implies `files:read`; `admin` may imply `admin:*`.
 
-    Implications are transitive. A value ending in `*` implies every scope with that prefix.
+    Implications are transitive. A value ending in `*` implies every scope with that prefix
+    (`"admin": ["admin:*"]`). Used when deciding whether a token's scopes suffice; challenges
+    still name the scopes the route asks for.
     """
 
     def __init__(self, implies: Mapping[str, Iterable[str]] | None = None) -> None:
-        self._implies = {k: tuple(v) for k, v in (implies or {}).items()}
-        self._memo: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        table: dict[str, tuple[str, ...]] = {}
+        for broad, narrower in (implies or {}).items():
+            (key,) = _tokens([broad], "scope hierarchy")
+            values = [narrower] if isinstance(narrower, str) else list(narrower)
+            for value in values:
+                if not isinstance(value, str) or not SCOPE_TOKEN.fullmatch(value):
+                    raise ConfigurationError(f"invalid implied scope {value!r} for {broad!r}")
+                if "*" in value[:-1]:
+                    raise ConfigurationError(f"'*' may only end an implied scope: {value!r}")
+            table[key] = tuple(values)
+        self._implies = table
+        self._memo: dict[tuple[str, ...], tuple[frozenset[str], tuple[str, ...]]] = {}
+        self._effective: dict[tuple[str, ...], tuple[str, ...]] = {}
 
     def __bool__(self) -> bool:
         return bool(self._implies)
 
-    def expand(self, granted: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    def __repr__(self) -> str:
+        return f"ScopeHierarchy({dict(self._implies)!r})"
+
+    def expand(self, granted: Sequence[str]) -> tuple[frozenset[str], tuple[str, ...]]:
         """(every scope granted or implied, prefixes implied by wildcards)."""
         key = tuple(granted)
         memo = self._memo.get(key)
@@ -37,40 +66,78 @@ class ScopeHierarchy:
         while todo:
             for implied in self._implies.get(todo.pop(), ()):
                 if implied.endswith("*"):
-                    prefixes.append(implied[:-1])
+                    if implied[:-1] not in prefixes:
+                        prefixes.append(implied[:-1])
                 elif implied not in closure:
                     closure[implied] = None
                     todo.append(implied)
-        result = (tuple(closure), tuple(prefixes))
-        if len(self._memo) < 4096:
+        result = (frozenset(closure), tuple(prefixes))
+        if len(self._memo) < _MEMO_SIZE:
             self._memo[key] = result
         return result
 
     def effective(self, granted: Sequence[str]) -> tuple[str, ...]:
         """Granted plus implied scopes (wildcard prefixes are not enumerable, so not listed)."""
-        return self.expand(granted)[0]
+        key = tuple(granted)
+        result = self._effective.get(key)
+        if result is None:
+            closure, _ = self.expand(key)
+            result = (*dict.fromkeys(key), *sorted(closure.difference(key)))
+            if len(self._effective) < _MEMO_SIZE:
+                self._effective[key] = result
+        return result
 
     def satisfies(self, granted: Sequence[str], required: str) -> bool:
         """Whether the granted scopes include or imply `required`."""
         closure, prefixes = self.expand(granted)
         return required in closure or any(required.startswith(p) for p in prefixes)
 
+    def missing(self, granted: Sequence[str], required: Iterable[str]) -> tuple[str, ...]:
+        """The required scopes that the granted ones neither include nor imply."""
+        return tuple(s for s in required if not self.satisfies(granted, s))
+
 
 _FLAT = ScopeHierarchy()
 
 
+def _same_json(actual: Any, wanted: Any) -> bool:
+    """JSON equality: `true` is not `1`, `1` equals `1.0`, objects and arrays compared deeply."""
+    if isinstance(wanted, bool) or isinstance(actual, bool):
+        return actual is wanted
+    if isinstance(wanted, int | float) and isinstance(actual, int | float):
+        return actual == wanted
+    if isinstance(wanted, Mapping):
+        return (
+            isinstance(actual, Mapping)
+            and actual.keys() == wanted.keys()
+            and all(_same_json(actual[k], wanted[k]) for k in wanted)
+        )
+    if isinstance(wanted, list | tuple):
+        return (
+            isinstance(actual, list | tuple)
+            and len(actual) == len(wanted)
+            and all(_same_json(a, w) for a, w in zip(actual, wanted, strict=True))
+        )
+    return type(actual) is type(wanted) and actual == wanted
+
+
 @dataclass(frozen=True)
 class Requirement:
-    """What a route needs from the token.
+    """What an operation needs from the token.
 
     - `scopes`: all of them (after the scope hierarchy); unmet -> 403 insufficient_scope naming
-      every scope the route needs.
-    - `acr_values`: any of them, most preferred first; unmet -> 401
-      insufficient_user_authentication with `acr_values`.
-    - `max_age`: seconds since `auth_time`; unmet or `auth_time` absent -> 401 with `max_age`.
-    - `claims`: claim name -> required value, e.g. `{"phone_number_verified": True}`; unmet ->
-      401 with a `claims` parameter the client can use as an OIDC claims request.
+      every scope the operation needs, in one challenge.
+    - `acr_values`: any of them, most preferred first; unmet (or `acr` absent / not a string)
+      -> 401 insufficient_user_authentication with `acr_values` (RFC 9470 §3).
+    - `max_age`: seconds since `auth_time`; unmet, or `auth_time` absent / not a number -> 401
+      with `max_age`.
+    - `claims`: claim name -> required JSON value, e.g. `{"phone_number_verified": True}`;
+      unmet -> 401 with a `claims` parameter holding the OIDC claims request
+      `{"id_token": {"phone_number_verified": {"value": true}}}` (see `rs_guard.challenge`).
     - `predicate`: a custom check; False -> 403 insufficient_scope (scopes as above).
+    - `description`: the `error_description` sent instead of the default one.
+
+    Scopes are checked first, then the authentication event, then the predicate.
     """
 
     scopes: tuple[str, ...] = ()
@@ -81,12 +148,26 @@ class Requirement:
     description: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("scopes", "acr_values"):
-            value = getattr(self, name)
-            if isinstance(value, str):
-                object.__setattr__(self, name, tuple(value.split()))
-            else:
-                object.__setattr__(self, name, tuple(value))
+        scopes = _tokens(self.scopes, "scope")
+        if NEVER_CHALLENGED.intersection(scopes):
+            # A route cannot demand a refresh-token grant, and clients are never asked for one.
+            raise ConfigurationError("offline_access cannot be required by a route")
+        object.__setattr__(self, "scopes", scopes)
+        object.__setattr__(self, "acr_values", _tokens(self.acr_values, "acr"))
+        if self.max_age is not None and (
+            not isinstance(self.max_age, int) or isinstance(self.max_age, bool) or self.max_age < 0
+        ):
+            raise ConfigurationError("max_age must be a non-negative whole number of seconds")
+        claims = dict(self.claims)
+        for name in claims:
+            if not isinstance(name, str) or not name:
+                raise ConfigurationError("claim names must be non-empty strings")
+        object.__setattr__(self, "claims", MappingProxyType(claims))
+
+    @property
+    def steps_up(self) -> bool:
+        """Whether this requirement concerns the authentication event (acr, max_age, claims)."""
+        return bool(self.acr_values or self.max_age is not None or self.claims)
 
     def check(
         self,
@@ -97,14 +178,15 @@ class Requirement:
         leeway: float = 0.0,
     ) -> None:
         """Raise the error whose challenge tells the client what to do; return if satisfied."""
-        h = hierarchy or _FLAT
         if self.scopes:
             granted = token.granted_scopes
+            h = hierarchy or _FLAT
             if not all(h.satisfies(granted, s) for s in self.scopes):
                 raise InsufficientScope(self.scopes, self.description)
-        step_up = self.step_up_error(token, now=now, leeway=leeway)
-        if step_up is not None:
-            raise step_up
+        if self.steps_up:
+            step_up = self.step_up_error(token, now=now, leeway=leeway)
+            if step_up is not None:
+                raise step_up
         if self.predicate is not None and not self.predicate(token):
             raise InsufficientScope(
                 self.scopes, self.description or "The access token does not permit this request"
@@ -119,8 +201,15 @@ class Requirement:
         if self.max_age is not None:
             auth_time = token.auth_time
             current = time.time() if now is None else now
-            age_short = auth_time is None or current - auth_time > self.max_age + leeway
-        missing = {k: v for k, v in self.claims.items() if token.claims.get(k) != v}
+            age = None if auth_time is None else current - auth_time
+            # An authentication "in the future" is an inconsistent token, never a fresh one.
+            age_short = age is None or age > self.max_age + leeway or age < -_FUTURE_SKEW
+        missing: dict[str, Any] = {}
+        if self.claims:
+            have = token.claims
+            missing = {
+                k: v for k, v in self.claims.items() if k not in have or not _same_json(have[k], v)
+            }
         if not (acr_short or age_short or missing):
             return None
         claims_request = None

@@ -1,0 +1,87 @@
+"""A loopback stack for MCP tests: the bundled IdP, the example MCP server, a client metadata site.
+
+Everything runs under uvicorn on free 127.0.0.1 ports inside the test's event loop. The client
+metadata document is served over TLS (the SDK only accepts https client_id URLs) with a CA
+generated for the test; the IdP runs in `dev=True` mode and trusts that CA for its fetches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from examples.mcp_server.client import client_metadata
+from examples.mcp_server.loopback import free_socket, loopback_tls, serve
+from examples.mcp_server.server import build_app
+from rs_guard.idp import IdP
+
+
+class Recorder:
+    """Records (method, path) of every HTTP request reaching an app (a real ASGI wrapper)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.requests: list[tuple[str, str]] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            self.requests.append((scope["method"], scope["path"]))
+        await self.app(scope, receive, send)
+
+    def paths(self) -> list[str]:
+        return [path for _, path in self.requests]
+
+
+@dataclass
+class Stack:
+    idp: IdP
+    issuer: str
+    resource: str
+    cimd_url: str
+    idp_log: Recorder
+    mcp_log: Recorder
+    cimd_log: Recorder
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@pytest.fixture
+async def stack() -> AsyncIterator[Stack]:
+    with loopback_tls() as tls:
+        idp_sock, mcp_sock, site_sock = free_socket(), free_socket(), free_socket()
+        issuer = f"http://127.0.0.1:{idp_sock.getsockname()[1]}"
+        resource = f"http://127.0.0.1:{mcp_sock.getsockname()[1]}/mcp"
+        cimd_url = f"https://127.0.0.1:{site_sock.getsockname()[1]}/clients/notes.json"
+
+        document = client_metadata().model_dump(mode="json", exclude_none=True)
+        document["client_id"] = cimd_url
+
+        async def metadata_document(request: Request) -> JSONResponse:
+            return JSONResponse(document, headers={"Cache-Control": "max-age=60"})
+
+        site = Recorder(Starlette(routes=[Route("/clients/notes.json", metadata_document)]))
+        outbound = httpx.AsyncClient(verify=tls.client_context(), timeout=3.0, trust_env=False)
+        idp = IdP(issuer, dev=True, http_client=outbound)
+        idp.login_as("alice", acr="pwd")
+        idp.add_user("alice", phone_number="+15555550100", phone_number_verified=False)
+        idp.script_phone_verification("alice", succeeds=True)
+        idp_log = Recorder(idp.app)
+        mcp_log = Recorder(build_app(resource=resource, issuer=issuer))
+        async with (
+            serve(site, sock=site_sock, tls=tls),
+            serve(idp_log, sock=idp_sock),
+            serve(mcp_log, sock=mcp_sock),
+        ):
+            try:
+                yield Stack(idp, issuer, resource, cimd_url, idp_log, mcp_log, site)
+            finally:
+                # Close keep-alive connections first so the servers stop at once.
+                await outbound.aclose()
