@@ -18,6 +18,7 @@ from .errors import (
 from .events import EventError, EventReceiver, EventVerifier, SecurityEvent
 from .exchange import ClientCredentials, TokenExchanger
 from .keys import JWKSCache, VerificationKey
+from .mcp import ToolGuard
 from .metadata import ProtectedResourceMetadata, metadata_routes, metadata_url
 from .middleware import ResourceGuard, SubjectTranslator, guard_of
 from .observe import Counters, Observer
@@ -71,6 +72,7 @@ __all__ = [
     "TokenExchanger",
     "TokenUser",
     "TokenValidator",
+    "ToolGuard",
     "VerificationKey",
     "__version__",
     "bearer_challenge",

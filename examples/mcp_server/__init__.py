@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from rs_guard.mcp import ToolGuard
+
 from .server import build_app, build_mcp
-from .tool_guard import ToolGuard
 
 __all__ = ["ToolGuard", "build_app", "build_mcp", "run"]
 

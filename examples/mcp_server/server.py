@@ -33,8 +33,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 
 from rs_guard import AccessToken, Requirement, ResourceGuard
-
-from .tool_guard import ToolGuard, ToolPolicy
+from rs_guard.mcp import ToolGuard, ToolPolicy
 
 SCOPES = {"notes:read": "Read your notes", "notes:write": "Add and delete your notes"}
 HIERARCHY = {"notes:write": ["notes:read"]}

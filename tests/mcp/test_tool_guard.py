@@ -14,10 +14,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from examples.mcp_server.tool_guard import ToolGuard
 from rs_guard import Requirement, ResourceGuard
 from rs_guard.challenge import parse_bearer_challenge
 from rs_guard.idp import IdP
+from rs_guard.mcp import ToolGuard
 
 pytestmark = pytest.mark.anyio
 ISSUER = "https://idp.example"
@@ -126,3 +126,18 @@ async def test_endpoint_scope_still_checked_first(api: httpx.AsyncClient, idp: I
     r = await api.post("/mcp", json=call("read"), headers=headers(idp, scope="other"))
     assert r.status_code == 403
     assert parse_bearer_challenge(r.headers["www-authenticate"])["scope"] == "notes:read"
+
+
+async def test_duplicate_members_cannot_smuggle_a_tool_name(
+    api: httpx.AsyncClient, idp: IdP
+) -> None:
+    # Parsers differ on which duplicate wins; the guard refuses rather than guess.
+    body = (
+        '{"jsonrpc": "2.0", "id": 1, "method": "tools/call", '
+        '"params": {"name": "read", "name": "write", "arguments": {}}}'
+    )
+    r = await api.post(
+        "/mcp", content=body, headers={**headers(idp), "content-type": "application/json"}
+    )
+    assert r.status_code == 400
+    assert 'error="invalid_request"' in r.headers["www-authenticate"]

@@ -1,4 +1,4 @@
-"""Per-tool requirements for an MCP server: checked on `tools/call` before the MCP app runs.
+"""MCP servers: per-tool requirements checked on `tools/call` before the MCP app runs.
 
 Every MCP request goes to one HTTP endpoint, so ResourceGuard's per-path table can only say what
 the endpoint as a whole needs. `ToolGuard` sits between ResourceGuard and the MCP app, reads the
@@ -18,8 +18,11 @@ from typing import Any
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from rs_guard import Requirement, guard_of
-from rs_guard.decorators import check
+from ._jose import MalformedJWS
+from .decorators import check
+from .errors import InvalidRequest
+from .middleware import guard_of
+from .policy import Requirement
 
 ToolPolicy = Requirement | Callable[[Mapping[str, Any]], Requirement | None]
 """A tool's requirement, or a function of the call's arguments returning one (or None)."""
@@ -57,7 +60,13 @@ class ToolGuard:
                 # A body that cannot be inspected cannot be authorized: fail closed.
                 await _plain(send, 413, b"request body too large")
                 return
-        requirements = self._requirements(bytes(body))
+        try:
+            requirements = self._requirements(bytes(body))
+        except MalformedJWS:
+            # Duplicate members could make this check and the MCP app see different tools.
+            raise InvalidRequest(
+                "The request body has duplicate JSON members", reason="duplicate_member"
+            ) from None
         if requirements:
             guard = guard_of(scope)
             endpoint = guard.requirement_for(scope["path"]) if guard is not None else None
@@ -82,7 +91,9 @@ class ToolGuard:
 
     def _requirements(self, body: bytes) -> list[Requirement]:
         try:
-            doc = json.loads(body)
+            doc = json.loads(body, object_pairs_hook=_no_duplicates)
+        except MalformedJWS:
+            raise
         except (ValueError, RecursionError):
             return []  # not JSON: the MCP app answers with a parse error, no tool runs
         messages = doc if isinstance(doc, list) else [doc]
@@ -103,6 +114,13 @@ class ToolGuard:
             if decided is not None:
                 out.append(decided)
         return out
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise MalformedJWS("duplicate_member")
+    return obj
 
 
 async def _plain(send: Send, status: int, body: bytes) -> None:
