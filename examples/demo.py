@@ -143,9 +143,12 @@ async def loopback_world() -> AsyncIterator[tuple[IdP, str, str, str]]:
         )
 
     cimd_host = Starlette(routes=[Route("/client.json", client_document)])
-    async with serve(idp.app, sock=idp_sock), serve(service, sock=rs_sock):
-        async with serve(cimd_host, sock=cimd_sock):
-            yield idp, issuer, resource, cimd_base
+    async with (
+        serve(idp.app, sock=idp_sock),
+        serve(service, sock=rs_sock),
+        serve(cimd_host, sock=cimd_sock),
+    ):
+        yield idp, issuer, resource, cimd_base
 
 
 async def foundation(http: httpx.AsyncClient, idp: IdP, issuer: str, resource: str) -> None:
@@ -191,7 +194,9 @@ async def foundation(http: httpx.AsyncClient, idp: IdP, issuer: str, resource: s
     expect(r, 200)
 
     step("the read-only token cannot write: 403 insufficient_scope naming the scope")
-    r = await http.post(resource, json={"name": "cup"}, headers={"Authorization": f"Bearer {token}"})
+    r = await http.post(
+        resource, json={"name": "cup"}, headers={"Authorization": f"Bearer {token}"}
+    )
     show(r)
     expect(r, 403)
 
@@ -207,7 +212,9 @@ async def foundation(http: httpx.AsyncClient, idp: IdP, issuer: str, resource: s
     await asyncio.sleep(1.1)  # the demo service's refetch cooldown (30 s by default)
     token = await client_credentials("items:read items:write")
     print(f"       new kid {kid}")
-    r = await http.post(resource, json={"name": "cup"}, headers={"Authorization": f"Bearer {token}"})
+    r = await http.post(
+        resource, json={"name": "cup"}, headers={"Authorization": f"Bearer {token}"}
+    )
     show(r)
     expect(r, 201)
 
@@ -233,7 +240,11 @@ async def user_login(
     step("alice signs in with a password (scripted login: no browser needed)")
     idp.login_as("alice", acr="pwd")
     tokens = await authorize(
-        http, issuer, client_id, "http://127.0.0.1:53682/callback", resource,
+        http,
+        issuer,
+        client_id,
+        "http://127.0.0.1:53682/callback",
+        resource,
         "openid items:read payments",
     )
     access = tokens["access_token"]
@@ -271,7 +282,12 @@ async def step_up(
     step("the client re-authorizes with acr_values=mf; alice completes multi-factor")
     idp.login_as("alice", acr="mf")
     tokens = await authorize(
-        http, issuer, client_id, "http://127.0.0.1:53682/callback", resource, "openid payments",
+        http,
+        issuer,
+        client_id,
+        "http://127.0.0.1:53682/callback",
+        resource,
+        "openid payments",
         acr_values="mf",
     )
     r = await http.post(
@@ -281,17 +297,26 @@ async def step_up(
     expect(r, 200)
     step("a large payment: the handler itself asks for a phishing-resistant login")
     r = await http.post(
-        payments, json={"amount": 5000}, headers={"Authorization": f"Bearer {tokens['access_token']}"}
+        payments,
+        json={"amount": 5000},
+        headers={"Authorization": f"Bearer {tokens['access_token']}"},
     )
     show(r)
     expect(r, 401)
     idp.login_as("alice", acr="phr")
     tokens = await authorize(
-        http, issuer, client_id, "http://127.0.0.1:53682/callback", resource, "openid payments",
+        http,
+        issuer,
+        client_id,
+        "http://127.0.0.1:53682/callback",
+        resource,
+        "openid payments",
         acr_values="phr mf",
     )
     r = await http.post(
-        payments, json={"amount": 5000}, headers={"Authorization": f"Bearer {tokens['access_token']}"}
+        payments,
+        json={"amount": 5000},
+        headers={"Authorization": f"Bearer {tokens['access_token']}"},
     )
     show(r)
     expect(r, 200)
@@ -300,12 +325,21 @@ async def step_up(
 async def other_examples() -> None:
     """The walk-throughs of the other examples, each self-contained."""
     walks: list[tuple[str, str, str]] = [
-        ("4. Pairwise subjects: client -> service A -> token exchange -> service B",
-         "examples.ppid_chain", "run"),
-        ("5. Webhook events signed by the IdP (RFC 8417 / RFC 8935)",
-         "examples.webhook_receiver.demo", "run"),
-        ("6. An MCP server: discovery, registration, code + PKCE, tools, step-up",
-         "examples.mcp_server.client", "run"),
+        (
+            "4. Pairwise subjects: client -> service A -> token exchange -> service B",
+            "examples.ppid_chain",
+            "run",
+        ),
+        (
+            "5. Webhook events signed by the IdP (RFC 8417 / RFC 8935)",
+            "examples.webhook_receiver.demo",
+            "run",
+        ),
+        (
+            "6. An MCP server: discovery, registration, code + PKCE, tools, step-up",
+            "examples.mcp_server.client",
+            "run",
+        ),
     ]
     import importlib
 
