@@ -117,16 +117,27 @@ class KeyStore:
             # The last key listed for an algorithm is the active one, like after rotate().
             self._active[alg] = kid
 
-    def rotate(self, alg: str | None = None) -> str:
-        """Create a new active key for `alg`; older keys stay published until retired."""
+    def rotate(self, alg: str | None = None, *, activate: bool = True) -> str:
+        """Create a new key for `alg`, published at once and active unless `activate=False`.
+
+        Older keys stay published until retired. Publishing a key some time before signing
+        with it (`activate=False`, then `activate(kid)`) is how a careful IdP rotates:
+        resource servers have it in their cache before the first token needs it.
+        """
         alg = alg or self.default_alg
         private = _generate(alg)
         public = _to_jwk(private.public_key())
         kid = thumbprint(public)
         public.update({"kid": kid, "alg": alg, "use": "sig"})
         self._keys[kid] = SigningKey(kid, alg, private, public)
-        self._active[alg] = kid
+        if activate:
+            self._active[alg] = kid
         return kid
+
+    def activate(self, kid: str) -> None:
+        """Start signing with a published key."""
+        key = self._keys[kid]
+        self._active[key.alg] = kid
 
     def retire(self, kid: str) -> None:
         """Remove a key from the JWKS; tokens signed with it stop verifying."""

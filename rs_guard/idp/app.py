@@ -230,9 +230,16 @@ class IdP:
 
     # ----- keys -----------------------------------------------------------------------------
 
-    def rotate(self, alg: str | None = None) -> str:
-        """Make a new active signing key (for `alg`, default the IdP's); returns its kid."""
-        return self.keys.rotate(alg)
+    def rotate(self, alg: str | None = None, *, activate: bool = True) -> str:
+        """Make a new signing key (for `alg`, default the IdP's); returns its kid.
+
+        With `activate=False` the key is only published; `activate(kid)` starts using it.
+        """
+        return self.keys.rotate(alg, activate=activate)
+
+    def activate(self, kid: str) -> None:
+        """Start signing with a key published earlier by `rotate(activate=False)`."""
+        self.keys.activate(kid)
 
     def retire(self, kid: str) -> None:
         """Remove a key from the JWKS; tokens it signed no longer verify or introspect."""

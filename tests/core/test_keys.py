@@ -208,3 +208,24 @@ async def test_retired_key_stops_vouching_after_refresh(
         assert (await c.get("/whoami", headers=bearer(uncached))).status_code == 401
         # Even a token verified (and cached) before the retirement no longer passes.
         assert (await c.get("/whoami", headers=bearer(cached))).status_code == 401
+
+
+async def test_pre_published_key_is_accepted_without_waiting_for_the_cooldown(
+    make_client: Callable[..., httpx.AsyncClient],
+    idp: IdP,
+    token: Callable[..., str],
+    counting: CountingApp,
+) -> None:
+    async with make_client(jwks_max_age=0.1, jwks_cooldown=30) as c:
+        next_kid = idp.rotate(activate=False)  # published, not yet used
+        assert (await c.get("/whoami", headers=bearer(token()))).status_code == 200
+        await asyncio.sleep(0.15)  # the guard's regular refresh picks the new key up
+        assert (await c.get("/whoami", headers=bearer(token(user="b")))).status_code == 200
+        idp.activate(next_kid)
+        t = token(user="c")
+        assert (
+            json.loads(__import__("base64").urlsafe_b64decode(t.split(".")[0] + "=="))["kid"]
+            == next_kid
+        )
+        assert (await c.get("/whoami", headers=bearer(t))).status_code == 200
+        assert counting.calls["/jwks"] == 2
