@@ -1,0 +1,361 @@
+"""The pytest plugin, used the way a user tests their own service with it."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+
+import httpx
+import pytest
+
+from rs_guard import ResourceGuard
+from rs_guard.pytest_plugin import IdPFixture
+
+from .myservice import ISSUER, RESOURCE, create_app
+
+pytestmark = pytest.mark.anyio
+pytest_plugins = ["pytester"]
+
+
+def www_authenticate(response: httpx.Response) -> str:
+    return response.headers.get("www-authenticate", "")
+
+
+# -- the example from the README: scope denied, step-up challenged, success -------------------
+
+
+async def test_scope_denied(idp: IdPFixture, guarded_client) -> None:
+    async with guarded_client(create_app) as client:
+        response = await client.get("/items", headers=idp.auth_headers("alice", "profile"))
+    assert response.status_code == 403
+    assert 'error="insufficient_scope"' in www_authenticate(response)
+    assert 'scope="items:read"' in www_authenticate(response)
+
+
+async def test_step_up_challenged(idp: IdPFixture, guarded_client) -> None:
+    async with guarded_client(create_app) as client:
+        response = await client.post(
+            "/payments", headers=idp.auth_headers("alice", "payments:write", acr="pwd")
+        )
+    assert response.status_code == 401
+    assert response.json()["error"] == "insufficient_user_authentication"
+    assert 'acr_values="mf phr"' in www_authenticate(response)
+
+
+async def test_success(idp: IdPFixture, guarded_client) -> None:
+    async with guarded_client(create_app) as client:
+        items = await client.get("/items", headers=idp.auth_headers("alice", "items:read"))
+        paid = await client.post(
+            "/payments", headers=idp.auth_headers("alice", "payments:write", acr="mf")
+        )
+    assert items.status_code == 200
+    assert items.json() == {"items": ["teapot"], "sub": "alice"}
+    assert paid.status_code == 200
+
+
+# -- tokens ------------------------------------------------------------------------------------
+
+
+async def test_token_claims_follow_the_arguments(idp: IdPFixture) -> None:
+    claims = idp.introspect(idp.token("bob", ["a", "b"], acr="mf", auth_age=120))
+    assert claims["active"] is True
+    assert claims["iss"] == ISSUER
+    assert claims["aud"] == RESOURCE
+    assert claims["sub"] == "bob"
+    assert claims["scope"] == "a b"
+    assert claims["acr"] == "mf"
+    assert claims["amr"] == ["pwd", "otp", "mfa"]
+    assert abs(claims["auth_time"] - (idp.now() - 120)) <= 1
+    assert claims["client_id"] == idp.client_id
+
+
+async def test_token_without_user_or_with_claims_left_out(idp: IdPFixture) -> None:
+    machine = idp.introspect(idp.token(None, "jobs:run"))
+    assert machine["sub"] == idp.client_id
+    assert "acr" not in machine and "auth_time" not in machine
+    bare = idp.introspect(idp.token("alice", acr=None, auth_time=None, amr=None))
+    assert "acr" not in bare and "auth_time" not in bare and "amr" not in bare
+
+
+async def test_max_age_uses_auth_age(idp: IdPFixture, guarded_client) -> None:
+    async with guarded_client(create_app) as client:
+        fresh = await client.get("/profile", headers=idp.auth_headers(auth_age=10))
+        stale = await client.get("/profile", headers=idp.auth_headers(auth_age=3600))
+        missing = await client.get("/profile", headers=idp.auth_headers(auth_time=None))
+    assert fresh.status_code == 200
+    assert fresh.json() == {"greeting": "hello"}  # the app's lifespan state reached the request
+    assert stale.status_code == 401
+    assert 'max_age="300"' in www_authenticate(stale)
+    assert missing.status_code == 401
+
+
+async def test_token_for_another_audience_is_rejected(idp: IdPFixture, guarded_client) -> None:
+    async with guarded_client(create_app) as client:
+        response = await client.get(
+            "/items",
+            headers=idp.auth_headers(scopes="items:read", audience="https://other.example"),
+        )
+    assert response.status_code == 401
+    assert 'error="invalid_token"' in www_authenticate(response)
+
+
+async def test_default_token_on_the_client(idp: IdPFixture, guarded_client) -> None:
+    async with guarded_client(create_app, token=idp.token("carol", "items:read")) as client:
+        response = await client.get("/items")
+        anonymous = await client.get("/items", headers={"Authorization": ""})
+    assert response.json()["sub"] == "carol"
+    assert anonymous.status_code == 401
+
+
+# -- keys and outages --------------------------------------------------------------------------
+
+
+async def test_key_rotation(idp: IdPFixture, guarded_client) -> None:
+    old = idp.token(scopes="items:read")
+    # jwks_cooldown=0: the guard may refetch the JWKS as soon as it sees an unknown kid.
+    async with guarded_client(create_app, jwks_cooldown=0) as client:
+        assert (await client.get("/items", headers={"Authorization": f"Bearer {old}"})).is_success
+        kid = idp.rotate_keys()
+        new = idp.token(scopes="items:read")
+        assert kid in {k["kid"] for k in idp.jwks()["keys"]}
+        for token in (new, old):  # old keys stay published: tokens they signed stay valid
+            response = await client.get("/items", headers={"Authorization": f"Bearer {token}"})
+            assert response.status_code == 200
+
+
+async def test_key_rotation_with_retirement(idp: IdPFixture, guarded_client) -> None:
+    old = idp.token(scopes="items:read")
+    kid = idp.rotate_keys(retire_old=True)
+    assert [k["kid"] for k in idp.jwks()["keys"]] == [kid]
+    async with guarded_client(create_app) as client:
+        rejected = await client.get("/items", headers={"Authorization": f"Bearer {old}"})
+        accepted = await client.get("/items", headers=idp.auth_headers(scopes="items:read"))
+    assert rejected.status_code == 401
+    assert accepted.status_code == 200
+
+
+async def test_outage_before_keys_are_known_is_a_503(idp: IdPFixture, guarded_client) -> None:
+    async with guarded_client(create_app) as client:
+        with idp.outage():
+            down = await client.get("/items", headers=idp.auth_headers(scopes="items:read"))
+        up = await client.get("/items", headers=idp.auth_headers(scopes="items:read"))
+    assert down.status_code == 503
+    assert down.headers["retry-after"].isdigit()
+    assert up.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("endpoints", "mode"),
+    [((), "down"), ((), "unreachable"), ((), "garbage"), (("jwks",), "down")],
+)
+async def test_known_keys_survive_an_outage(
+    idp: IdPFixture, guarded_client, endpoints: tuple[str, ...], mode: str
+) -> None:
+    headers = idp.auth_headers(scopes="items:read")
+    async with guarded_client(create_app, jwks_max_age=0) as client:
+        assert (await client.get("/items", headers=headers)).status_code == 200
+        outage = idp.outage(*endpoints, mode=mode)  # type: ignore[arg-type]
+        # The JWKS is due for a refresh (max_age 0) and the IdP fails: stale keys serve.
+        during = await client.get("/items", headers=headers)
+        outage.end()
+    assert during.status_code == 200
+
+
+async def test_outage_switches_the_faults_and_restore_ends_them(idp: IdPFixture) -> None:
+    idp.outage("jwks", "introspection", mode="slow")
+    assert (idp.faults.jwks, idp.faults.introspection, idp.faults.token) == ("slow", "slow", None)
+    idp.outage(mode="unreachable")
+    async with idp.http_client() as http:
+        with pytest.raises(httpx.ConnectError):
+            await http.get("/jwks")
+        idp.restore()
+        assert (await http.get("/jwks")).status_code == 200
+    assert idp.faults.jwks is None
+
+
+async def test_outage_rejects_unknown_switches(idp: IdPFixture) -> None:
+    with pytest.raises(ValueError, match="unknown IdP endpoints"):
+        idp.outage("jwsk")
+    with pytest.raises(ValueError, match="whole IdP"):
+        idp.outage("jwks", mode="unreachable")
+
+
+# -- wiring ------------------------------------------------------------------------------------
+
+
+async def test_guard_settings_wire_a_guard_by_hand(idp: IdPFixture) -> None:
+    async def hello(scope, receive, send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": scope["auth"].subject.encode()})
+
+    app = ResourceGuard(hello, **idp.guard_settings())
+    async with idp.app_client(app, token=idp.token("dave")) as client:
+        response = await client.get("/")
+    assert response.text == "dave"
+
+
+async def test_factory_without_http_client_is_explained(guarded_client) -> None:
+    def create(*, debug: bool = False):
+        raise AssertionError("not called")
+
+    with pytest.raises(TypeError, match="http_client"):
+        guarded_client(create)
+
+
+async def test_failed_lifespan_startup_is_reported(idp: IdPFixture) -> None:
+    from contextlib import asynccontextmanager
+
+    from starlette.applications import Starlette
+
+    @asynccontextmanager
+    async def broken(app):
+        raise RuntimeError("database unavailable")
+        yield
+
+    with pytest.raises(RuntimeError, match="lifespan startup failed"):
+        async with idp.app_client(Starlette(lifespan=broken)):
+            pass
+
+
+async def test_fresh_idp_per_test_part_one(idp: IdPFixture) -> None:
+    idp.register_client("leftover", "secret")
+    idp.outage()
+    assert idp.get_client("leftover") is not None
+
+
+async def test_fresh_idp_per_test_part_two(idp: IdPFixture) -> None:
+    assert idp.get_client("leftover") is None
+    async with idp.http_client() as http:
+        assert (await http.get("/.well-known/openid-configuration")).status_code == 200
+
+
+# -- the loopback server -----------------------------------------------------------------------
+
+
+async def test_idp_server_has_a_real_url(idp_server: IdPFixture) -> None:
+    assert idp_server.issuer.startswith("http://127.0.0.1:")
+    async with httpx.AsyncClient() as http:
+        doc = (await http.get(f"{idp_server.issuer}/.well-known/openid-configuration")).json()
+        assert doc["issuer"] == idp_server.issuer
+        token = await http.post(
+            doc["token_endpoint"],
+            data={"grant_type": "client_credentials", "scope": "items:read"},
+            auth=(idp_server.client_id, idp_server.client_secret),
+        )
+    assert token.status_code == 200
+    assert idp_server.introspect(token.json()["access_token"])["active"] is True
+
+
+async def test_idp_server_with_a_guard_that_makes_its_own_client(idp_server: IdPFixture) -> None:
+    settings = idp_server.guard_settings()
+    assert "http_client" not in settings  # the guard reaches the IdP over the socket
+    app = create_app(**settings)
+    async with idp_server.app_client(app) as client:
+        ok = await client.get("/items", headers=idp_server.auth_headers(scopes="items:read"))
+        with idp_server.outage():
+            async with httpx.AsyncClient() as http:
+                down = await http.get(f"{idp_server.issuer}/jwks")
+    assert ok.status_code == 200
+    assert down.status_code == 503
+
+
+async def test_idp_server_is_fresh_per_test(idp_server: IdPFixture) -> None:
+    assert idp_server.get_client("leftover") is None
+    idp_server.register_client("leftover", "secret")
+
+
+async def test_idp_server_is_fresh_per_test_again(idp_server: IdPFixture) -> None:
+    assert idp_server.get_client("leftover") is None
+    idp_server.register_client("leftover", "secret")
+
+
+async def test_idp_server_keeps_the_issuer_path(idp_options, request) -> None:
+    idp_options["issuer"] = "https://login.example.com/tenant-a"
+    server: IdPFixture = request.getfixturevalue("idp_server")
+    assert server.issuer.endswith("/tenant-a")
+    async with httpx.AsyncClient() as http:
+        response = await http.get(f"{server.issuer}/.well-known/openid-configuration")
+    assert response.json()["issuer"] == server.issuer
+
+
+# -- as installed in someone else's project (pytester) ------------------------------------------
+
+USER_TEST = """
+import pytest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from rs_guard import ResourceGuard, require
+
+pytestmark = pytest.mark.anyio
+pytest_plugins = ["pytester"]
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@require("orders:read")
+async def orders(request: Request) -> PlainTextResponse:
+    return PlainTextResponse(request.auth.subject)
+
+
+def create_app(http_client=None):
+    return Starlette(
+        routes=[Route("/orders", orders)],
+        middleware=[Middleware(ResourceGuard, issuer="https://idp.test",
+                               resource="https://api.test", http_client=http_client)],
+    )
+
+
+async def test_orders(idp, guarded_client):
+    async with guarded_client(create_app) as client:
+        ok = await client.get("/orders", headers=idp.auth_headers("erin", "orders:read"))
+        denied = await client.get("/orders", headers=idp.auth_headers("erin", "other"))
+    assert ok.text == "erin"
+    assert denied.status_code == 403
+
+
+def test_sync_tests_get_tokens_too(idp):
+    assert idp.token("erin").count(".") == 2
+"""
+
+
+def test_a_users_project_gets_the_fixtures_from_the_entry_point(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_user=USER_TEST)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+
+
+def test_the_fixtures_are_listed(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_nothing="def test_nothing():\n    pass\n")
+    result = pytester.runpytest("--fixtures")
+    for name in ("idp", "idp_server", "guarded_client", "idp_options"):
+        result.stdout.fnmatch_lines([f"{name}*"])
+
+
+def test_projects_that_do_not_use_it_do_not_import_the_idp(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_plain=textwrap.dedent(
+            """
+            import sys
+
+            def test_idp_not_loaded():
+                assert "rs_guard.pytest_plugin" in sys.modules
+                assert "rs_guard.idp" not in sys.modules
+                assert "uvicorn" not in sys.modules
+            """
+        )
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+
+
+def test_plugin_module_is_registered() -> None:
+    assert "rs_guard.pytest_plugin" in sys.modules
