@@ -44,6 +44,7 @@ demo: install
 	$(BIN)/python -m examples.demo
 
 bench: install
+	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = "0" ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } || echo "note: wrk not installed; the uvicorn figures use a Python client"
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
