@@ -263,6 +263,8 @@ class TokenEndpointClient:
             or not isinstance(expires_in, int | float)
             or isinstance(expires_in, bool)
             or expires_in <= 0
+            # 1e400 parses as infinity and 10**400 overflows float(): neither is a lifetime.
+            or expires_in >= 1e12
             or not isinstance(scope, str)
         ):
             emit(self._observer, "token_request_failed", reason="bad_response")
@@ -557,9 +559,10 @@ class TokenExchanger:
 
 
 def _exchange_error(exc: _OAuthAnswer, scopes: tuple[str, ...]) -> RSGuardError:
-    if exc.error == "invalid_grant":
+    if exc.error in ("invalid_grant", "invalid_request"):
         # The IdP no longer accepts the token we received (revoked, expired, deleted client):
-        # the caller must get a new one, exactly as if we had rejected it ourselves.
+        # the caller must get a new one, exactly as if we had rejected it ourselves. RFC 8693
+        # §2.2.2 names this invalid_request; many servers say invalid_grant. One reason code.
         return InvalidToken(reason="exchange_invalid_grant")
     if exc.error == "invalid_scope":
         return InsufficientScope(scopes, reason="exchange_invalid_scope")

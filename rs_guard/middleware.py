@@ -114,6 +114,7 @@ class ResourceGuard:
         self._observer = observer
         self.bearer_methods = frozenset(bearer_methods)
         self._body_method = "body" in self.bearer_methods
+        self._query_method = "query" in self.bearer_methods
         self.hierarchy = (
             scope_hierarchy
             if isinstance(scope_hierarchy, ScopeHierarchy)
@@ -250,11 +251,27 @@ class ResourceGuard:
             return
         scope[_SCOPE_KEY] = self
         started = False
+        # RFC 6750 §2.3: a success answer to a request whose token rode in the URI SHOULD be
+        # `Cache-Control: private` (a token in the query only gets this far when allowed).
+        private = (
+            token is not None
+            and self._query_method
+            and b"access_token" in scope.get("query_string", b"")
+        )
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
             if message["type"] in ("http.response.start", "websocket.accept", "websocket.close"):
                 started = True
+                if (
+                    private
+                    and message["type"] == "http.response.start"
+                    and 200 <= message["status"] < 300
+                ):
+                    headers = list(message.get("headers", ()))
+                    if not any(k.lower() == b"cache-control" for k, _ in headers):
+                        headers.append((b"cache-control", b"private"))
+                        message = {**message, "headers": headers}
             await send(message)
 
         try:

@@ -6,6 +6,7 @@ import hmac
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._jose import MalformedJWS, split_compact
 from ._keys import SUPPORTED_ALGS
 from ._util import (
     OAuthError,
@@ -162,6 +163,24 @@ def _check_redirect_uri(uri: str, application_type: str, *, strict: bool) -> Non
         )
 
 
+def _check_software_statement(statement: Any) -> None:
+    """RFC 7591 §2.3: a software statement is a JWS (signed or MACed) with an `iss` claim."""
+    try:
+        if not isinstance(statement, str):
+            raise MalformedJWS("malformed")
+        header, claims, _, _ = split_compact(statement)
+    except MalformedJWS:
+        raise RegistrationError(
+            "software_statement must be a signed JWT", "invalid_software_statement"
+        ) from None
+    alg, iss = header.get("alg"), claims.get("iss")
+    if not isinstance(alg, str) or alg.lower() == "none" or not isinstance(iss, str) or not iss:
+        raise RegistrationError(
+            "software_statement must be signed and carry an iss claim",
+            "invalid_software_statement",
+        )
+
+
 def validate_metadata(
     meta: dict[str, Any], *, dev: bool, strict_redirects: bool = True
 ) -> dict[str, Any]:
@@ -169,6 +188,12 @@ def validate_metadata(
     if not isinstance(meta, dict):
         raise RegistrationError("client metadata must be a JSON object")
     out = dict(meta)
+    statement = out.pop("software_statement", None)
+    if statement is not None:
+        # A malformed statement is refused; a well-formed one cannot be verified here (no
+        # trusted statement issuers), so it is ignored as RFC 7591 §3.1.1 allows: not used,
+        # hence neither stored nor echoed back as registered.
+        _check_software_statement(statement)
     application_type = out.get("application_type", "web")
     if application_type not in ("web", "native"):
         raise RegistrationError("application_type must be 'web' or 'native'")

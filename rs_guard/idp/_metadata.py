@@ -53,12 +53,15 @@ def metadata(idp: IdP) -> dict[str, Any]:
             "client_secret_post",
             "private_key_jwt",
         ],
+        # RFC 8414 §2: required wherever private_key_jwt is listed.
+        "introspection_endpoint_auth_signing_alg_values_supported": list(SUPPORTED_ALGS),
         "revocation_endpoint_auth_methods_supported": [
             "client_secret_basic",
             "client_secret_post",
             "private_key_jwt",
             "none",
         ],
+        "revocation_endpoint_auth_signing_alg_values_supported": list(SUPPORTED_ALGS),
         "id_token_signing_alg_values_supported": list(SUPPORTED_ALGS),
         "acr_values_supported": list(ACR_AMR),
         "claims_parameter_supported": True,

@@ -26,10 +26,10 @@ def _bearer(request: Request) -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
-def _unauthorized(description: str) -> OAuthError:
-    return OAuthError(
-        "invalid_token", description, 401, {"WWW-Authenticate": 'Bearer error="invalid_token"'}
-    )
+def _unauthorized(description: str, presented: bool = True) -> OAuthError:
+    # RFC 6750 §3.1: a request without any credentials gets a challenge without an error code.
+    challenge = 'Bearer error="invalid_token"' if presented else 'Bearer realm="rs_guard-idp"'
+    return OAuthError("invalid_token", description, 401, {"WWW-Authenticate": challenge})
 
 
 async def _read_metadata(request: Request) -> dict[str, Any]:
@@ -41,6 +41,15 @@ async def _read_metadata(request: Request) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise RegistrationError("request body must be a JSON object")
     return doc
+
+
+def check_outbound_uris(idp: IdP, meta: dict[str, Any]) -> None:
+    """URIs the IdP will later GET (jwks_uri) or POST to (event_delivery_uri) by itself:
+    a registering stranger must not aim them at the IdP's own network (SSRF)."""
+    for name in ("jwks_uri", "event_delivery_uri"):
+        uri = meta.get(name)
+        if isinstance(uri, str):
+            check_fetchable(idp, uri, name, "invalid_client_metadata")
 
 
 async def check_sector_identifier(idp: IdP, meta: dict[str, Any]) -> None:
@@ -77,8 +86,13 @@ async def register(idp: IdP, request: Request) -> Response:
     if idp.initial_access_token is not None:
         presented = _bearer(request) or ""
         if not hmac.compare_digest(presented.encode(), idp.initial_access_token.encode()):
-            raise _unauthorized("a valid initial access token is required")
+            raise _unauthorized(
+                "a valid initial access token is required", _bearer(request) is not None
+            )
     meta = validate_metadata(await _read_metadata(request), dev=idp.dev)
+    # OIDC Registration §2: a client that names no ID token alg gets RS256 ID tokens.
+    meta.setdefault("id_token_signed_response_alg", "RS256")
+    check_outbound_uris(idp, meta)
     await check_sector_identifier(idp, meta)
     client_id = random_token(16)
     secret = random_token(32) if meta["token_endpoint_auth_method"] in SECRET_METHODS else None
@@ -100,7 +114,7 @@ def _managed_client(idp: IdP, request: Request) -> Client:
         or not hmac.compare_digest(token_hash(presented), client.registration_access_token_hash)
     ):
         # Same answer for unknown clients and wrong tokens (RFC 7592 §2.1): nothing leaks.
-        raise _unauthorized("invalid registration access token")
+        raise _unauthorized("invalid registration access token", presented is not None)
     return client
 
 
@@ -125,6 +139,8 @@ async def manage(idp: IdP, request: Request) -> Response:
     ):
         doc.pop(name, None)
     meta = validate_metadata(doc, dev=idp.dev)
+    meta.setdefault("id_token_signed_response_alg", "RS256")  # as at registration
+    check_outbound_uris(idp, meta)
     await check_sector_identifier(idp, meta)
     secret: str | None = None
     if meta["token_endpoint_auth_method"] in SECRET_METHODS:

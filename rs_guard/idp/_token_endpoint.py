@@ -171,7 +171,8 @@ async def _token_exchange(idp: IdP, client: Client, form: dict[str, list[str]]) 
         raise OAuthError("invalid_request", "unsupported requested_token_type")
     subject = idp.access_token_record(subject_token)
     if subject is None:
-        raise OAuthError("invalid_grant", "subject_token is invalid, expired or revoked")
+        # RFC 8693 §2.2.2: an invalid or unacceptable subject/actor token is invalid_request.
+        raise OAuthError("invalid_request", "subject_token is invalid, expired or revoked")
 
     actor_token = single(form, "actor_token")
     actor_type = single(form, "actor_token_type")
@@ -181,7 +182,7 @@ async def _token_exchange(idp: IdP, client: Client, form: dict[str, list[str]]) 
             raise OAuthError("invalid_request", "actor_token_type missing or unsupported")
         actor = idp.access_token_record(actor_token)
         if actor is None:
-            raise OAuthError("invalid_grant", "actor_token is invalid, expired or revoked")
+            raise OAuthError("invalid_request", "actor_token is invalid, expired or revoked")
         act = {"sub": actor.claims.get("sub"), "client_id": actor.client_id}
         if isinstance(actor.claims.get("act"), dict):
             act["act"] = actor.claims["act"]
@@ -194,7 +195,7 @@ async def _token_exchange(idp: IdP, client: Client, form: dict[str, list[str]]) 
         party = act or {"sub": client.client_id, "client_id": client.client_id}
         for member in ("sub", "client_id"):
             if member in may_act and may_act[member] != party.get(member):
-                raise OAuthError("invalid_grant", "may_act does not authorize this actor")
+                raise OAuthError("invalid_request", "may_act does not authorize this actor")
 
     subject_scope = split_scope(str(subject.claims.get("scope", "")))
     scope = _requested_scope(form, set(subject_scope))
@@ -224,7 +225,9 @@ async def _token_exchange(idp: IdP, client: Client, form: dict[str, list[str]]) 
     )
     return {
         "access_token": access,
-        "issued_token_type": TT_ACCESS,
+        # The token is a JWT access token: either identifier describes it, so name the one the
+        # client asked for (RFC 8693 §2.2.1).
+        "issued_token_type": requested_type or TT_ACCESS,
         "token_type": "Bearer",
         "expires_in": idp.access_token_lifetime,
         "scope": " ".join(scope),

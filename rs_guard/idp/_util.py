@@ -6,7 +6,9 @@ import base64
 import hashlib
 import ipaddress
 import json
+import re
 import secrets
+import socket
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -19,6 +21,7 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 # Parameters that RFC 8707 / RFC 8693 allow to repeat; every other one must appear at most once.
 REPEATABLE = frozenset({"resource", "audience"})
+_NOT_IN_DESCRIPTION = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
 
 
 class OAuthError(Exception):
@@ -31,6 +34,9 @@ class OAuthError(Exception):
         status_code: int = 400,
         headers: Mapping[str, str] | None = None,
     ) -> None:
+        # RFC 6749 §5.2 / §4.1.2.1: error_description is limited to %x20-21 / %x23-5B /
+        # %x5D-7E; descriptions quote request values, which may hold anything.
+        description = _NOT_IN_DESCRIPTION.sub("?", description)
         super().__init__(f"{error}: {description}")
         self.error = error
         self.description = description
@@ -42,9 +48,12 @@ class OAuthError(Exception):
         body: dict[str, str] = {"error": self.error}
         if self.description:
             body["error_description"] = self.description
-        return JSONResponse(
-            body, status_code=self.status_code, headers={**NO_STORE, **self.headers}
-        )
+        headers = {**NO_STORE, **self.headers}
+        if self.status_code == 401 and not any(k.lower() == "www-authenticate" for k in headers):
+            # RFC 9110 §15.5.2: a 401 always names a scheme; client authentication here
+            # is HTTP Basic (RFC 6749 §5.2), also when the client tried client_secret_post.
+            headers["WWW-Authenticate"] = 'Basic realm="rs_guard-idp"'
+        return JSONResponse(body, status_code=self.status_code, headers=headers)
 
 
 def b64url(data: bytes) -> str:
@@ -149,12 +158,20 @@ def is_loopback_ip_literal(host: str) -> bool:
 
 def is_non_public_literal(host: str) -> bool:
     """True when the host is an IP literal that is private, loopback, link-local or reserved."""
+    name = host.strip("[]").lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True  # "localhost." and RFC 6761 *.localhost resolve to loopback too
     try:
-        addr = ipaddress.ip_address(host.strip("[]"))
+        addr: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(name)
     except ValueError:
-        return host.strip("[]").lower() == "localhost"
+        try:
+            # Resolvers also read inet_aton forms (127.1, 0x7f000001, 2130706433, 0177.0.0.1).
+            addr = ipaddress.IPv4Address(socket.inet_aton(name))
+        except OSError:
+            return False
     return (
-        addr.is_private
+        not addr.is_global  # also 100.64.0.0/10 (shared address space) and the like
+        or addr.is_private
         or addr.is_loopback
         or addr.is_link_local
         or addr.is_reserved

@@ -196,7 +196,8 @@ async def test_token_endpoint_errors(http: httpx.AsyncClient) -> None:
         "/token",
         data={"grant_type": "client_credentials", "client_id": "service", "client_secret": "x"},
     )
-    assert post.status_code == 401 and "www-authenticate" not in post.headers
+    # RFC 9110 §15.5.2: every 401 names a scheme, also after client_secret_post.
+    assert post.status_code == 401 and post.headers["www-authenticate"].startswith("Basic")
     unknown = await http.post(
         "/token", data={"grant_type": "client_credentials"}, auth=("nobody", "x")
     )

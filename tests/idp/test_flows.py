@@ -450,7 +450,8 @@ async def test_token_exchange(idp: IdP, http: httpx.AsyncClient, clock: Clock) -
         data={"grant_type": TE, "subject_token": forged, "subject_token_type": AT},
         auth=auth,
     )
-    assert bad.status_code == 400 and bad.json()["error"] == "invalid_grant"
+    # RFC 8693 §2.2.2: a refused subject token is invalid_request.
+    assert bad.status_code == 400 and bad.json()["error"] == "invalid_request"
     restricted = idp.issue_access_token(
         "alice",
         client_id="web-app",
@@ -462,7 +463,7 @@ async def test_token_exchange(idp: IdP, http: httpx.AsyncClient, clock: Clock) -
         data={"grant_type": TE, "subject_token": restricted, "subject_token_type": AT},
         auth=auth,
     )
-    assert denied.json()["error"] == "invalid_grant"
+    assert denied.json()["error"] == "invalid_request"
     allowed = idp.issue_access_token(
         "alice",
         client_id="web-app",
@@ -490,7 +491,7 @@ async def test_token_exchange(idp: IdP, http: httpx.AsyncClient, clock: Clock) -
         data={"grant_type": TE, "subject_token": subject, "subject_token_type": AT},
         auth=auth,
     )
-    assert expired.json()["error"] == "invalid_grant"
+    assert expired.json()["error"] == "invalid_request"
 
 
 async def test_id_token_uses_client_alg(idp: IdP, http: httpx.AsyncClient) -> None:

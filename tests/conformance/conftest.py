@@ -1,0 +1,237 @@
+"""Fixtures for the conformance suite: the bundled IdP in-process and on a loopback port, a
+protected app behind ResourceGuard, and a strict check of every challenge it sends."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from rs_guard import ResourceGuard, require
+from rs_guard.idp import IdP
+
+from . import wwwauth
+
+ISSUER = "https://idp.example"
+RESOURCE = "https://api.example/items"
+API = "https://api.example"
+REDIRECT = "https://app.example/cb"
+START = 1_800_000_000.0
+
+# RFC 6750 §3: error, error_description and scope values use only these characters.
+RFC6750_VALUE = frozenset(chr(c) for c in (0x20, 0x21, *range(0x23, 0x5C), *range(0x5D, 0x7F)))
+
+
+class Clock:
+    """A settable clock shared by the IdP and the guard."""
+
+    def __init__(self, now: float = START) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def add_clients(idp: IdP, redirect: str = REDIRECT) -> None:
+    """The clients every conformance test may use."""
+    idp.register_client(
+        "web-app",
+        "web-secret",
+        redirect_uris=[redirect],
+        scope="openid profile email items:read items:write",
+    )
+    idp.register_client("service", "service-secret", scope="items:read items:write")
+    idp.register_client(
+        "poster",
+        "poster-secret",
+        scope="items:read",
+        token_endpoint_auth_method="client_secret_post",
+    )
+    idp.register_client(
+        "spa",
+        redirect_uris=["https://spa.example/cb"],
+        token_endpoint_auth_method="none",
+        scope="openid items:read",
+    )
+    idp.add_user("alice", given_name="Alice", email="alice@example.com", email_verified=True)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def idp(clock: Clock) -> IdP:
+    idp = IdP(ISSUER, clock=clock)
+    add_clients(idp)
+    return idp
+
+
+@pytest.fixture
+async def idp_http(idp: IdP) -> AsyncIterator[httpx.AsyncClient]:
+    async with idp.http_client() as client:
+        yield client
+
+
+# -- the loopback server -----------------------------------------------------------------
+
+
+class Switchboard:
+    """The ASGI app of the shared uvicorn server: forwards to the current test's app."""
+
+    def __init__(self) -> None:
+        self.target: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.target is None:
+            if scope["type"] == "http":
+                await send({"type": "http.response.start", "status": 503, "headers": []})
+                await send({"type": "http.response.body", "body": b""})
+            return
+        await self.target(scope, receive, send)
+
+
+@pytest.fixture(scope="session")
+def loopback() -> Iterator[tuple[Switchboard, str]]:
+    """One uvicorn server on a free 127.0.0.1 port for the whole session."""
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    board = Switchboard()
+    server = uvicorn.Server(
+        uvicorn.Config(board, log_level="warning", access_log=False, lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.005)
+    try:
+        yield board, url
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+@pytest.fixture
+def live_idp(loopback: tuple[Switchboard, str]) -> Iterator[IdP]:
+    """A fresh IdP served on the loopback port (issuer http://127.0.0.1:<port>)."""
+    board, url = loopback
+    idp = IdP(url, dev=True)
+    add_clients(idp)
+    board.target = idp.app
+    try:
+        yield idp
+    finally:
+        board.target = None
+
+
+@pytest.fixture
+def insecure_transport(monkeypatch: pytest.MonkeyPatch) -> None:
+    """oauthlib refuses http:// URLs unless told; the loopback IdP is plain http."""
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
+
+
+# -- a protected app ---------------------------------------------------------------------
+
+
+async def whoami(request: Request) -> JSONResponse:
+    return JSONResponse({"sub": request.auth.subject, "scopes": list(request.auth.scopes)})
+
+
+@require("items:read")
+async def items(request: Request) -> JSONResponse:
+    return JSONResponse({"items": [1, 2, 3]})
+
+
+def protected_app(idp_http: httpx.AsyncClient, **guard: Any) -> Starlette:
+    """A service with one open-to-any-token route and one that needs items:read."""
+    options: dict[str, Any] = {"issuer": ISSUER, "resource": RESOURCE, "http_client": idp_http}
+    options.update(guard)
+    return Starlette(
+        routes=[Route("/whoami", whoami, methods=["GET", "POST"]), Route("/items", items)],
+        middleware=[Middleware(ResourceGuard, **options)],
+    )
+
+
+@pytest.fixture
+def api(idp_http: httpx.AsyncClient, clock: Clock) -> Callable[..., httpx.AsyncClient]:
+    """api(**guard_options) -> an httpx client for the protected app (use `async with`)."""
+
+    def make(**guard: Any) -> httpx.AsyncClient:
+        guard.setdefault("clock", clock)
+        app = protected_app(idp_http, **guard)
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=API)
+
+    return make
+
+
+@pytest.fixture
+def mint(idp: IdP) -> Callable[..., str]:
+    def token(user: str | None = "alice", **kwargs: Any) -> str:
+        kwargs.setdefault("client_id", "web-app")
+        kwargs.setdefault("audience", RESOURCE)
+        kwargs.setdefault("scope", "items:read")
+        return idp.issue_access_token(user, **kwargs)
+
+    return token
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+# -- challenge checks --------------------------------------------------------------------
+
+
+def challenge_of(resp: httpx.Response) -> wwwauth.Challenge:
+    """The response's one Bearer challenge, checked against RFC 9110 / RFC 6750 / MCP rules.
+
+    - exactly one WWW-Authenticate field, parsing cleanly with the strict parser here and with
+      werkzeug's independent one, both agreeing;
+    - every parameter value quoted (clients that cut unquoted values at spaces break);
+    - error / error_description / scope within RFC 6750's character set;
+    - the error code matching the status code.
+    """
+    from werkzeug.datastructures import WWWAuthenticate
+
+    values = resp.headers.get_list("www-authenticate")
+    assert len(values) == 1, values
+    header = values[0]
+    header.encode("ascii")  # no obs-text from us
+    ch = wwwauth.bearer(header)
+    assert ch.scheme == "Bearer"
+    assert ch.token68 is None
+    assert all(ch.quoted.values()), header
+    for name in ("error", "error_description", "scope"):
+        if name in ch.params:
+            assert set(ch.params[name]) <= RFC6750_VALUE, (name, ch.params[name])
+    theirs = WWWAuthenticate.from_header(header)
+    assert theirs is not None and theirs.type == "bearer"
+    assert dict(theirs.parameters) == ch.params, (dict(theirs.parameters), ch.params)
+    expected_status = {
+        None: {401},
+        "invalid_request": {400},
+        "invalid_token": {401},
+        "insufficient_scope": {403},
+        "insufficient_user_authentication": {401},
+    }[ch.params.get("error")]
+    assert resp.status_code in expected_status, (resp.status_code, header)
+    return ch
