@@ -1,6 +1,6 @@
 """`make bench`: every benchmark of the project, one after another, each printing its ratios.
 
-    .venv/bin/python benchmarks/run_all.py [--quick]
+.venv/bin/python benchmarks/run_all.py [--quick]
 """
 
 from __future__ import annotations
@@ -14,7 +14,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 PLAN = [
-    ("throughput: bare vs guard (warm/cold) vs PyJWT per request", "throughput.py", [], ["--rounds", "1", "--tokens", "4000"]),
+    (
+        "throughput: bare vs guard (warm/cold) vs PyJWT per request",
+        "throughput.py",
+        [],
+        ["--rounds", "1", "--tokens", "4000"],
+    ),
     ("IdP start-up + first token", "idp_startup.py", [], []),
     ("PPID translation: IdP calls and warm-cache cost", "ppid.py", [], ["--rounds", "10"]),
     ("webhook events per second (memory / Redis)", "events.py", [], ["--rounds", "1"]),
@@ -30,7 +35,9 @@ def main() -> int:
     for title, script, full, quick in PLAN:
         print(f"\n##### {title} ({script})", flush=True)
         start = time.perf_counter()
-        code = subprocess.call([sys.executable, str(HERE / script), *(quick if args.quick else full)])
+        code = subprocess.call(
+            [sys.executable, str(HERE / script), *(quick if args.quick else full)]
+        )
         print(f"##### {script}: exit {code} in {time.perf_counter() - start:.0f}s", flush=True)
         if code != 0:
             failed.append(script)

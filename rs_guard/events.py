@@ -127,7 +127,12 @@ class SecurityEvent:
 
 def _is_number(value: Any) -> TypeGuard[float]:
     # JSON true/false are Python ints; NumericDate is a finite real number.
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # a JSON integer beyond float range ("iat": 1000...0) is no date
+        return False
 
 
 def _is_id(value: Any) -> TypeGuard[str]:

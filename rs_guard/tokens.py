@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections import OrderedDict
@@ -427,6 +428,7 @@ class IntrospectionValidator:
         self.max_token_bytes = max_token_bytes
         self._timeout = timeout
         self._cache = _VerifiedCache(cache_size)
+        self._inflight: dict[str, asyncio.Future[AccessToken]] = {}
         self._observer = observer
         self._clock = clock
 
@@ -447,6 +449,20 @@ class IntrospectionValidator:
         if access is not None:
             return access
         emit_hot(self._observer, "token_cache_miss")
+        # One introspection call per token, however many requests carry it at the same time.
+        flight = self._inflight.get(token)
+        if flight is None:
+            flight = asyncio.ensure_future(self._introspect(token))
+            self._inflight[token] = flight
+            flight.add_done_callback(lambda done: self._landed(token, done))
+        return await asyncio.shield(flight)
+
+    def _landed(self, token: str, flight: asyncio.Future[AccessToken]) -> None:
+        self._inflight.pop(token, None)
+        if not flight.cancelled():
+            flight.exception()  # retrieved here too: every waiter may have gone away
+
+    async def _introspect(self, token: str) -> AccessToken:
         now = self._clock()
         if len(token) > self.max_token_bytes:
             raise InvalidToken(reason="token_too_large")
