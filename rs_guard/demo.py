@@ -11,7 +11,10 @@ def main() -> int:
     """Run the demo; it lives with the examples, which are not part of the installed package."""
     root = Path(__file__).resolve().parent.parent
     if not (root / "examples" / "demo.py").is_file():
-        print("The demo needs a source checkout of rs_guard (examples/demo.py); run `make demo`.")
+        print(
+            "The demo needs a source checkout of rs_guard (examples/demo.py); run `make demo`.",
+            file=sys.stderr,
+        )
         return 2
     sys.path.insert(0, str(root))
     try:

@@ -5,8 +5,13 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from fastapi import Request, Security
-from fastapi.security import OAuth2AuthorizationCodeBearer, SecurityScopes
+try:
+    from fastapi import Request, Security
+    from fastapi.security import OAuth2AuthorizationCodeBearer, SecurityScopes
+except ModuleNotFoundError as exc:  # pragma: no cover - depends on the installed extras
+    raise ModuleNotFoundError(
+        "rs_guard.fastapi needs FastAPI: pip install 'rs_guard[fastapi]'", name=exc.name
+    ) from exc
 
 from .decorators import check
 from .policy import Requirement

@@ -450,7 +450,12 @@ def serve(
     import threading
     import time
 
-    import uvicorn
+    try:
+        import uvicorn
+    except ModuleNotFoundError as exc:
+        raise ModuleNotFoundError(
+            "serving on a loopback port needs uvicorn: pip install 'rs_guard[idp]'", name=exc.name
+        ) from exc
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from rs_guard.mcp import ToolGuard
-
 from .server import build_app, build_mcp
 
-__all__ = ["ToolGuard", "build_app", "build_mcp", "run"]
+__all__ = ["build_app", "build_mcp", "run"]
 
 
 def __getattr__(name: str) -> Any:

@@ -1,10 +1,21 @@
 """A webhook receiver for IdP-signed events: verify, run the handler once, answer per RFC 8935.
 
-Run it against a bundled IdP on loopback:
+Run it by hand against the bundled IdP on loopback (`--dev` lets the IdP push to http):
 
-    .venv/bin/python -m rs_guard idp --port 9000 &
-    .venv/bin/python examples/webhook_receiver/app.py --issuer http://127.0.0.1:9000 \
-        --client-id mailer --port 8001 [--redis redis://127.0.0.1:6379/0]
+    python -m rs_guard idp --port 9000 --dev --auto-login alice &
+    # register a publisher, then this receiver (note the client_ids and the publisher's secret)
+    curl -s http://127.0.0.1:9000/register -H 'Content-Type: application/json' \
+        -d '{"grant_types": ["client_credentials"], "scope": "events:publish"}'
+    curl -s http://127.0.0.1:9000/register -H 'Content-Type: application/json' \
+        -d '{"grant_types": ["client_credentials"], "event_publishers": ["PUBLISHER_ID"],
+             "event_delivery_uri": "http://127.0.0.1:8001/events"}'
+    python examples/webhook_receiver/app.py --issuer http://127.0.0.1:9000 \
+        --client-id RECEIVER_ID --port 8001 [--redis redis://127.0.0.1:6379/0] &
+    curl -s -u PUBLISHER_ID:PUBLISHER_SECRET http://127.0.0.1:9000/events \
+        -H 'Content-Type: application/json' -d '{"audience": "RECEIVER_ID", "subject": "alice",
+        "events": {"https://schemas.example/event/account-updated": {"fields": ["email"]}},
+        "deliver": true}'
+    curl -s http://127.0.0.1:8001/received       # what the handler saw
 
 Several replicas behind a load balancer share one Redis replay store (`--redis`), so each event
 is handled exactly once whichever replica it reaches.
