@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Container
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -37,6 +39,53 @@ async def read_json_object(response: httpx.Response, max_bytes: int) -> dict[str
         raise FetchError("response_not_json") from None
 
 
+@dataclass(frozen=True, slots=True)
+class JSONAnswer:
+    """An HTTP answer whose body, when it was read, is a JSON object."""
+
+    status: int
+    headers: httpx.Headers
+    body: dict[str, Any] | None
+    """None when the status was not one whose body was asked for."""
+
+
+async def request_json(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    max_bytes: int,
+    read_statuses: Container[int] = (200,),
+    **kwargs: Any,
+) -> JSONAnswer:
+    """Send one request without following redirects; read the body (at most `max_bytes`, a
+    JSON object) only for `read_statuses`. FetchError on network failure or a bad body.
+
+    Only network reads are bounded here: callers put an overall deadline around it.
+    """
+    auth = kwargs.pop("auth", None)
+    try:
+        request = client.build_request(method, url, **kwargs)
+        response = await client.send(
+            request, stream=True, follow_redirects=False, auth=auth or httpx.USE_CLIENT_DEFAULT
+        )
+    except httpx.TimeoutException:
+        raise FetchError("timeout") from None
+    except httpx.HTTPError:
+        raise FetchError("unreachable") from None
+    try:
+        body = None
+        if response.status_code in read_statuses:
+            body = await read_json_object(response, max_bytes)
+        return JSONAnswer(response.status_code, response.headers, body)
+    except httpx.TimeoutException:
+        raise FetchError("timeout") from None
+    except httpx.HTTPError:
+        raise FetchError("unreachable") from None
+    finally:
+        await response.aclose()
+
+
 async def fetch_json(
     client: httpx.AsyncClient,
     method: str,
@@ -55,31 +104,11 @@ async def fetch_json(
     deadline = timeout if timeout is not None else (client.timeout.read or DEFAULT_TIMEOUT)
     try:
         async with asyncio.timeout(deadline):
-            return await _exchange(client, method, url, max_bytes, ok_statuses, kwargs)
+            answer = await request_json(
+                client, method, url, max_bytes=max_bytes, read_statuses=ok_statuses, **kwargs
+            )
     except TimeoutError:
         raise FetchError("timeout") from None
-    except httpx.TimeoutException:
-        raise FetchError("timeout") from None
-    except httpx.HTTPError:
-        raise FetchError("unreachable") from None
-
-
-async def _exchange(
-    client: httpx.AsyncClient,
-    method: str,
-    url: str,
-    max_bytes: int,
-    ok_statuses: tuple[int, ...],
-    kwargs: dict[str, Any],
-) -> dict[str, Any]:
-    auth = kwargs.pop("auth", None)
-    request = client.build_request(method, url, **kwargs)
-    response = await client.send(
-        request, stream=True, follow_redirects=False, auth=auth or httpx.USE_CLIENT_DEFAULT
-    )
-    try:
-        if response.status_code not in ok_statuses:
-            raise FetchError(f"http_{response.status_code}")
-        return await read_json_object(response, max_bytes)
-    finally:
-        await response.aclose()
+    if answer.body is None:
+        raise FetchError(f"http_{answer.status}")
+    return answer.body

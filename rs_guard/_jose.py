@@ -10,9 +10,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeGuard
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -59,6 +60,10 @@ ASYMMETRIC_ALGORITHMS = frozenset(
 )
 
 
+# Header members that would let a token choose its own key: never honoured (RFC 8725 §3.10).
+KEY_HEADERS = frozenset({"jku", "jwk", "x5u", "x5c"})
+
+
 class MalformedJWS(ValueError):
     """The input is not a well-formed compact JWS; the message is a stable reason code."""
 
@@ -79,7 +84,8 @@ def b64url_encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def reject_duplicate_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A `json.loads` object hook refusing duplicate member names (MalformedJWS)."""
     # Two members with one name let different parsers see different claims (RFC 8725 §3.1).
     obj = dict(pairs)
     if len(obj) != len(pairs):
@@ -96,7 +102,7 @@ def parse_json_object(data: bytes) -> dict[str, Any]:
     try:
         obj = json.loads(
             data.decode("utf-8"),
-            object_pairs_hook=_no_duplicates,
+            object_pairs_hook=reject_duplicate_members,
             parse_constant=_reject_constant,
         )
     except MalformedJWS:
@@ -106,6 +112,31 @@ def parse_json_object(data: bytes) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise MalformedJWS("malformed")
     return obj
+
+
+def is_numeric_date(value: Any) -> TypeGuard[float]:
+    """Whether a claim value is a NumericDate (RFC 7519 §2): a finite JSON number, not a bool."""
+    # JSON true/false are bools, which Python counts as ints.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # a JSON integer beyond float range ("exp": 1000...0) is no date
+        return False
+
+
+def audience_matches(aud: Any, accepted: frozenset[str]) -> bool:
+    """Whether an `aud` claim (a string, or a non-empty string array) names one of `accepted`."""
+    if isinstance(aud, str):
+        return aud in accepted
+    if isinstance(aud, list) and aud and all(isinstance(a, str) for a in aud):
+        return not accepted.isdisjoint(aud)
+    return False
+
+
+def refused_algorithms(algorithms: Iterable[str]) -> list[str]:
+    """The members of a verification allow-list that are unknown or symmetric (never allowed)."""
+    return [a for a in algorithms if a not in ASYMMETRIC_ALGORITHMS]
 
 
 def split_compact(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:

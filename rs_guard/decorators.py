@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from .errors import MissingToken, RSGuardError
 from .middleware import error_body, guard_of
+from .observe import emit
 from .policy import Requirement
 from .tokens import AccessToken
 
@@ -103,7 +104,12 @@ async def rs_guard_exception_handler(request: Request, exc: Exception) -> Respon
     assert isinstance(exc, RSGuardError)
     guard = guard_of(request.scope)
     headers: dict[str, str] = {"cache-control": "no-store"}
-    if guard is not None:
+    if guard is None:
+        # Raised where no guard ran (e.g. a public app's handler): still logged, like a guard's.
+        emit(None, "token_rejected", reason=exc.reason, status=exc.status_code)
+    else:
+        # The guard never sees this error (Starlette answers it first): report it as it would.
+        guard.report(exc)
         for name, value in guard.challenge_headers(exc):
             headers[name.decode()] = value.decode("latin-1")
     return Response(

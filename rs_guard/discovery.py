@@ -112,3 +112,49 @@ class ServerMetadata:
         if not isinstance(value, str) or not value:
             raise FetchError(f"missing_{name}")
         return value
+
+
+class ServerEndpoint:
+    """One endpoint of an authorization server (configured, or named in its metadata) and the
+    HTTP client to call it with: given, else the metadata's, else one made on first use."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        url: str | None = None,
+        metadata: ServerMetadata | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        timeout: float = 5.0,
+    ) -> None:
+        self.name = name
+        self._url = url
+        self.metadata = metadata
+        self._client = http_client
+        self._own_client: httpx.AsyncClient | None = None
+        self._timeout = timeout
+
+    @property
+    def http_client(self) -> httpx.AsyncClient:
+        """The client for calls to this endpoint."""
+        if self._client is not None:
+            return self._client
+        if self.metadata is not None:
+            return self.metadata.http_client
+        if self._own_client is None:
+            self._own_client = default_client(self._timeout)
+        return self._own_client
+
+    async def url(self) -> str:
+        """The endpoint's URL; FetchError when the metadata cannot be had or does not name it."""
+        if self._url is not None:
+            return self._url
+        if self.metadata is None:
+            raise FetchError(f"missing_{self.name}")
+        return await self.metadata.endpoint(self.name)
+
+    async def aclose(self) -> None:
+        """Close the HTTP client made for this endpoint, if one was."""
+        if self._own_client is not None:
+            await self._own_client.aclose()
+            self._own_client = None

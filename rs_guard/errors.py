@@ -107,7 +107,7 @@ class ServerError(RSGuardError):
         self,
         description: str | None = None,
         *,
-        retry_after: int = 5,
+        retry_after: int | None = None,
         reason: str | None = None,
     ) -> None:
         self.retry_after = retry_after

@@ -31,7 +31,16 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from ._jose import ASYMMETRIC_ALGORITHMS, MalformedJWS, header_typ, split_compact, verify_signature
+from ._jose import (
+    KEY_HEADERS,
+    MalformedJWS,
+    audience_matches,
+    header_typ,
+    is_numeric_date,
+    refused_algorithms,
+    split_compact,
+    verify_signature,
+)
 from .discovery import ServerMetadata
 from .errors import ConfigurationError, InvalidToken, RSGuardError, ServerError
 from .keys import JWKSCache
@@ -61,7 +70,6 @@ _MAX_ID_LENGTH = 256
 _MAX_EVENT_TYPE_LENGTH = 512
 # RFC 8417 §2.2: event identifiers are URIs (scheme ":" then no whitespace).
 _EVENT_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:[^\s]+")
-_KEY_HEADERS = frozenset({"jku", "jwk", "x5u", "x5c"})
 _UNSIGNED = frozenset({"", "none"})
 
 
@@ -125,16 +133,6 @@ class SecurityEvent:
         return tuple(self.events)
 
 
-def _is_number(value: Any) -> TypeGuard[float]:
-    # JSON true/false are Python ints; NumericDate is a finite real number.
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # a JSON integer beyond float range ("iat": 1000...0) is no date
-        return False
-
-
 def _is_id(value: Any) -> TypeGuard[str]:
     return isinstance(value, str) and 0 < len(value) <= _MAX_ID_LENGTH
 
@@ -171,7 +169,7 @@ class EventVerifier:
         observer: Observer | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        bad = [a for a in algorithms if a not in ASYMMETRIC_ALGORITHMS]
+        bad = refused_algorithms(algorithms)
         if bad or not algorithms:
             raise ConfigurationError(f"unsupported or symmetric algorithms: {bad or 'empty'}")
         if max_age <= 0 or leeway < 0 or lease <= 0:
@@ -247,7 +245,7 @@ class EventVerifier:
             raise EventError("authentication_failed", "The event is not signed", reason="unsigned")
         if alg not in self.algorithms:
             raise EventError("invalid_key", reason="bad_alg")
-        if _KEY_HEADERS & header.keys():
+        if KEY_HEADERS & header.keys():
             # A token must never choose its own verification key (RFC 8725 §3.10).
             raise EventError("invalid_key", reason="embedded_key")
         if "crit" in header or "enc" in header or "zip" in header:
@@ -264,14 +262,7 @@ class EventVerifier:
         _check_events(claims.get("events"))
         if claims.get("iss") != self.issuer:
             raise EventError("invalid_issuer", reason="bad_issuer")
-        aud = claims.get("aud")
-        if isinstance(aud, str):
-            aud_ok = aud in self.audiences
-        elif isinstance(aud, list) and aud and all(isinstance(a, str) for a in aud):
-            aud_ok = not self.audiences.isdisjoint(aud)
-        else:
-            aud_ok = False
-        if not aud_ok:
+        if not audience_matches(claims.get("aud"), self.audiences):
             raise EventError("invalid_audience", reason="bad_audience")
         if not _is_id(claims.get("jti")):
             raise EventError(description="The event needs a jti", reason="bad_jti")
@@ -279,7 +270,7 @@ class EventVerifier:
         if (sub is not None or self.require_subject) and not (isinstance(sub, str) and sub):
             raise EventError(description="The event needs a subject", reason="bad_sub")
         iat = claims.get("iat")
-        if not _is_number(iat):
+        if not is_numeric_date(iat):
             raise EventError(description="The event needs an iat", reason="bad_iat")
         now = self._clock()
         if iat < now - self.max_age - self.leeway:
@@ -287,7 +278,7 @@ class EventVerifier:
         if iat > now + self.leeway:
             raise EventError(description="The event is issued in the future", reason="future")
         exp = claims.get("exp")
-        if exp is not None and (not _is_number(exp) or now >= exp + self.leeway):
+        if exp is not None and (not is_numeric_date(exp) or now >= exp + self.leeway):
             raise EventError(description="The event has expired", reason="expired")
 
     @contextlib.asynccontextmanager
@@ -500,7 +491,7 @@ class EventReceiver:
             return _json(
                 exc.status_code,
                 {"err": "temporarily_unavailable", "description": exc.description or ""},
-                {"Retry-After": str(exc.retry_after)},
+                {"Retry-After": str(exc.retry_after or 5)},
             )
         error = (exc.error if isinstance(exc, EventError) else None) or "invalid_request"
         return _json(400, {"err": error, "description": exc.description or ""})

@@ -21,8 +21,8 @@ from urllib.parse import quote_plus
 import httpx
 from cachetools import TLRUCache
 
-from ._http import FetchError, default_client, read_json_object
-from .discovery import ServerMetadata
+from ._http import FetchError, request_json
+from .discovery import ServerEndpoint, ServerMetadata
 from .errors import (
     ConfigurationError,
     InsufficientScope,
@@ -156,10 +156,13 @@ class TokenEndpointClient:
             metadata = ServerMetadata(issuer, http_client=http_client, observer=observer)
         self.client_id = client_id
         self._secret = client_secret
-        self._endpoint = token_endpoint
-        self._metadata = metadata
-        self._client = http_client
-        self._own_client: httpx.AsyncClient | None = None
+        self.target = ServerEndpoint(
+            "token_endpoint",
+            url=token_endpoint,
+            metadata=metadata,
+            http_client=http_client,
+            timeout=timeout,
+        )
         self.auth_method = auth_method
         self.timeout = timeout
         self.refresh_margin = refresh_margin
@@ -172,27 +175,16 @@ class TokenEndpointClient:
     @property
     def http_client(self) -> httpx.AsyncClient:
         """The client for calls to the IdP (the metadata's, or a default one made on first use)."""
-        if self._client is not None:
-            return self._client
-        if self._metadata is not None:
-            return self._metadata.http_client
-        if self._own_client is None:
-            self._own_client = default_client(self.timeout)
-        return self._own_client
+        return self.target.http_client
 
     async def aclose(self) -> None:
         """Close the HTTP client this object created for itself, if any."""
-        if self._own_client is not None:
-            await self._own_client.aclose()
-            self._own_client = None
+        await self.target.aclose()
 
     async def endpoint(self) -> str:
         """The token endpoint URL (configured, or from the IdP's metadata)."""
-        if self._endpoint is not None:
-            return self._endpoint
-        assert self._metadata is not None
         try:
-            return await self._metadata.endpoint("token_endpoint")
+            return await self.target.url()
         except FetchError as exc:
             emit(self._observer, "token_request_failed", reason=f"discovery_{exc}")
             raise TokenServiceUnavailable(reason="token_discovery_failed") from None
@@ -230,25 +222,17 @@ class TokenEndpointClient:
         else:
             data["client_id"] = self.client_id
             data["client_secret"] = self._secret
-        try:
-            request = self.http_client.build_request("POST", url, data=data, headers=headers)
-            response = await self.http_client.send(request, stream=True, follow_redirects=False)
-        except httpx.TimeoutException:
-            raise FetchError("timeout") from None
-        except httpx.HTTPError:
-            raise FetchError("unreachable") from None
-        try:
-            try:
-                body = await read_json_object(response, _MAX_RESPONSE_BYTES)
-            except FetchError:
-                if response.status_code >= 500:
-                    return response.status_code, {}
-                raise
-            except httpx.HTTPError:
-                raise FetchError("unreachable") from None
-            return response.status_code, body
-        finally:
-            await response.aclose()
+        # An error answer's body names the OAuth error (RFC 6749 §5.2); a 5xx body is not read.
+        answer = await request_json(
+            self.http_client,
+            "POST",
+            url,
+            max_bytes=_MAX_RESPONSE_BYTES,
+            read_statuses=range(200, 500),
+            data=data,
+            headers=headers,
+        )
+        return answer.status, answer.body or {}
 
     def _issued(self, body: dict[str, Any], started: float) -> IssuedToken:
         token = body.get("access_token")
@@ -304,128 +288,10 @@ class BearerAuth(httpx.Auth):
             yield request
 
 
-class ClientCredentials:
-    """Access tokens for calls made on the service's own behalf (client-credentials grant).
-
-    Tokens are cached per (scope, resource) until shortly before they expire; concurrent
-    callers share one request to the IdP.
-    """
-
-    def __init__(
-        self,
-        *,
-        client_id: str,
-        client_secret: str,
-        issuer: str | None = None,
-        token_endpoint: str | None = None,
-        metadata: ServerMetadata | None = None,
-        http_client: httpx.AsyncClient | None = None,
-        scope: str | Sequence[str] | None = None,
-        resource: str | Sequence[str] | None = None,
-        auth_method: AuthMethod = "client_secret_basic",
-        timeout: float = 5.0,
-        refresh_margin: float = 30.0,
-        cache_size: int = 64,
-        observer: Observer | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.endpoint = TokenEndpointClient(
-            client_id=client_id,
-            client_secret=client_secret,
-            issuer=issuer,
-            token_endpoint=token_endpoint,
-            metadata=metadata,
-            http_client=http_client,
-            auth_method=auth_method,
-            timeout=timeout,
-            refresh_margin=refresh_margin,
-            observer=observer,
-            clock=clock,
-        )
-        self.scope = scope
-        self.resource = resource
-        self._cache: TLRUCache[Any, IssuedToken] = TLRUCache(cache_size, _ttu, timer=clock)
-        self._flight: _SingleFlight[Any, IssuedToken] = _SingleFlight()
-
-    def __repr__(self) -> str:
-        return f"ClientCredentials(client_id={self.endpoint.client_id!r})"
-
-    @property
-    def client_id(self) -> str:
-        """This service's client id."""
-        return self.endpoint.client_id
-
-    async def token(
-        self,
-        *,
-        scope: str | Sequence[str] | None = None,
-        resource: str | Sequence[str] | None = None,
-    ) -> str:
-        """A usable access token for `scope` / `resource` (defaults: the constructor's)."""
-        return (await self.issued(scope=scope, resource=resource)).access_token
-
-    async def issued(
-        self,
-        *,
-        scope: str | Sequence[str] | None = None,
-        resource: str | Sequence[str] | None = None,
-    ) -> IssuedToken:
-        """Like `token()`, with the expiry and granted scope."""
-        scope = self.scope if scope is None else scope
-        resource = self.resource if resource is None else resource
-        resources = (resource,) if isinstance(resource, str) else tuple(resource or ())
-        key = (_scope_key(scope), resources)
-        hit = self._cache.get(key)
-        if hit is not None:
-            return hit
-
-        async def fetch() -> IssuedToken:
-            form: dict[str, str | Sequence[str]] = {"grant_type": GRANT_CLIENT_CREDENTIALS}
-            if key[0]:
-                form["scope"] = " ".join(key[0])
-            if resources:
-                form["resource"] = list(resources)
-            try:
-                issued = await self.endpoint.request(form)
-            except _OAuthAnswer as exc:
-                raise TokenRequestRefused(exc.error, reason=f"token_{exc.error}") from None
-            self._cache[key] = issued
-            return issued
-
-        return await self._flight.run(key, fetch)
-
-    def invalidate(self, token: str | None = None) -> None:
-        """Forget a cached token (one that a resource refused), or all of them."""
-        for key, issued in list(self._cache.items()):
-            if token is None or issued.access_token == token:
-                self._cache.pop(key, None)
-
-    def auth(
-        self,
-        *,
-        scope: str | Sequence[str] | None = None,
-        resource: str | Sequence[str] | None = None,
-    ) -> httpx.Auth:
-        """An httpx `auth=` that sends this service's own token (fresh one after a 401)."""
-
-        async def get() -> str:
-            return await self.token(scope=scope, resource=resource)
-
-        return BearerAuth(get, self.invalidate)
-
-    async def aclose(self) -> None:
-        """Close the HTTP client created for the IdP, if this object made one."""
-        await self.endpoint.aclose()
-
-
-class TokenExchanger:
-    """RFC 8693 token exchange: a token for a downstream resource from the one this service got.
-
-    The received token goes only to the IdP (as `subject_token`); the downstream service sees
-    a new token whose `client_id` is this service and whose `sub` is this service's PPID for
-    the user. Results are cached per (received token, audience, resource, scope) until shortly
-    before either token expires.
-    """
+class _TokenSource:
+    """What `ClientCredentials` and `TokenExchanger` share: the token endpoint client, and a
+    cache of issued tokens (until shortly before they expire) filled by one request per key
+    however many callers ask at the same time."""
 
     def __init__(
         self,
@@ -461,7 +327,138 @@ class TokenExchanger:
         self._observer = observer
 
     def __repr__(self) -> str:
-        return f"TokenExchanger(client_id={self.endpoint.client_id!r})"
+        return f"{type(self).__name__}(client_id={self.endpoint.client_id!r})"
+
+    @property
+    def client_id(self) -> str:
+        """This service's client id."""
+        return self.endpoint.client_id
+
+    async def _cached(
+        self, key: Hashable, fetch: Callable[[], Awaitable[IssuedToken]]
+    ) -> IssuedToken:
+        """The cached token for `key`, else the one `fetch` obtains (shared, then cached)."""
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+
+        async def fetch_and_keep() -> IssuedToken:
+            issued = await fetch()
+            self._cache[key] = issued
+            return issued
+
+        return await self._flight.run(key, fetch_and_keep)
+
+    def invalidate(self, token: str | None = None) -> None:
+        """Forget a cached token (one that a resource refused), or all of them."""
+        for key, issued in list(self._cache.items()):
+            if token is None or issued.access_token == token:
+                self._cache.pop(key, None)
+
+    async def aclose(self) -> None:
+        """Close the HTTP client created for the IdP, if this object made one."""
+        await self.endpoint.aclose()
+
+
+class ClientCredentials(_TokenSource):
+    """Access tokens for calls made on the service's own behalf (client-credentials grant).
+
+    Tokens are cached per (scope, resource) until shortly before they expire; concurrent
+    callers share one request to the IdP.
+    """
+
+    def __init__(
+        self,
+        *,
+        client_id: str,
+        client_secret: str,
+        issuer: str | None = None,
+        token_endpoint: str | None = None,
+        metadata: ServerMetadata | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        scope: str | Sequence[str] | None = None,
+        resource: str | Sequence[str] | None = None,
+        auth_method: AuthMethod = "client_secret_basic",
+        timeout: float = 5.0,
+        refresh_margin: float = 30.0,
+        cache_size: int = 64,
+        observer: Observer | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(
+            client_id=client_id,
+            client_secret=client_secret,
+            issuer=issuer,
+            token_endpoint=token_endpoint,
+            metadata=metadata,
+            http_client=http_client,
+            auth_method=auth_method,
+            timeout=timeout,
+            refresh_margin=refresh_margin,
+            cache_size=cache_size,
+            observer=observer,
+            clock=clock,
+        )
+        self.scope = scope
+        self.resource = resource
+
+    async def token(
+        self,
+        *,
+        scope: str | Sequence[str] | None = None,
+        resource: str | Sequence[str] | None = None,
+    ) -> str:
+        """A usable access token for `scope` / `resource` (defaults: the constructor's)."""
+        return (await self.issued(scope=scope, resource=resource)).access_token
+
+    async def issued(
+        self,
+        *,
+        scope: str | Sequence[str] | None = None,
+        resource: str | Sequence[str] | None = None,
+    ) -> IssuedToken:
+        """Like `token()`, with the expiry and granted scope."""
+        scope = self.scope if scope is None else scope
+        resource = self.resource if resource is None else resource
+        resources = (resource,) if isinstance(resource, str) else tuple(resource or ())
+        scopes = _scope_key(scope)
+
+        async def fetch() -> IssuedToken:
+            form: dict[str, str | Sequence[str]] = {"grant_type": GRANT_CLIENT_CREDENTIALS}
+            if scopes:
+                form["scope"] = " ".join(scopes)
+            if resources:
+                form["resource"] = list(resources)
+            try:
+                return await self.endpoint.request(form)
+            except _OAuthAnswer as exc:
+                raise TokenRequestRefused(exc.error, reason=f"token_{exc.error}") from None
+
+        return await self._cached((scopes, resources), fetch)
+
+    def auth(
+        self,
+        *,
+        scope: str | Sequence[str] | None = None,
+        resource: str | Sequence[str] | None = None,
+    ) -> httpx.Auth:
+        """An httpx `auth=` that sends this service's own token (fresh one after a 401)."""
+
+        async def get() -> str:
+            return await self.token(scope=scope, resource=resource)
+
+        return BearerAuth(get, self.invalidate)
+
+
+class TokenExchanger(_TokenSource):
+    """RFC 8693 token exchange: a token for a downstream resource from the one this service got.
+
+    The received token goes only to the IdP (as `subject_token`); the downstream service sees
+    a new token whose `client_id` is this service and whose `sub` is this service's PPID for
+    the user. Results are cached per (received token, audience, resource, scope) until shortly
+    before either token expires. Constructor arguments as `ClientCredentials` (without `scope`
+    and `resource`, which are per exchange), `cache_size` 10000 by default.
+    """
 
     async def exchange(
         self,
@@ -500,10 +497,6 @@ class TokenExchanger:
         scopes = _scope_key(scope)
         # Keyed by a hash: the cache never holds the received token itself.
         digest = hashlib.sha256(subject_token.encode("utf-8")).digest()
-        key = (digest, resources, audiences, scopes)
-        hit = self._cache.get(key)
-        if hit is not None:
-            return hit
         subject_exp = access.expires_at
 
         async def fetch() -> IssuedToken:
@@ -526,17 +519,10 @@ class TokenExchanger:
             if subject_exp is not None and subject_exp < issued.usable_until:
                 # Nothing derived from the received token should outlive it in our cache.
                 issued = IssuedToken(issued.access_token, subject_exp, issued.scope)
-            self._cache[key] = issued
             emit(self._observer, "token_exchanged", client_id=self.endpoint.client_id)
             return issued
 
-        return await self._flight.run(key, fetch)
-
-    def invalidate(self, token: str | None = None) -> None:
-        """Forget a cached exchanged token (one the downstream refused), or all of them."""
-        for key, issued in list(self._cache.items()):
-            if token is None or issued.access_token == token:
-                self._cache.pop(key, None)
+        return await self._cached((digest, resources, audiences, scopes), fetch)
 
     def auth(
         self,
@@ -552,10 +538,6 @@ class TokenExchanger:
             return await self.exchange(access, resource=resource, audience=audience, scope=scope)
 
         return BearerAuth(get, self.invalidate)
-
-    async def aclose(self) -> None:
-        """Close the HTTP client created for the IdP, if this object made one."""
-        await self.endpoint.aclose()
 
 
 def _exchange_error(exc: _OAuthAnswer, scopes: tuple[str, ...]) -> RSGuardError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -194,13 +195,27 @@ class JWKSCache:
                 or since >= min(self.cooldown, self.max_age)
             ):
                 await self._refresh()
-        except KeysUnavailable:
+        except KeysUnavailable as exc:
             if self._fetched_at is None or now - self._fetched_at >= self.max_age + self.stale_for:
                 self._keys, self._by_kid = [], {}
-                raise
+                raise self._unavailable(exc.reason) from None
             emit(self._observer, "jwks_stale_served")
         if not self._keys:
-            raise KeysUnavailable(reason="keys_unavailable")
+            raise self._unavailable("keys_unavailable")
+
+    def _unavailable(self, reason: str) -> KeysUnavailable:
+        """KeysUnavailable whose Retry-After does not send clients back before the next fetch.
+
+        Once keys were held, a refetch waits min(cooldown, max_age) after the last attempt;
+        a client retrying sooner would only meet the same 503.
+        """
+        exc = KeysUnavailable(reason=reason)
+        if self._fetched_at is not None and self._attempted_at is not None:
+            pause = min(self.cooldown, self.max_age)
+            wait = min(pause, self._attempted_at + pause - self._clock())
+            if wait > 0:
+                exc.retry_after = max(1, math.ceil(wait))
+        return exc
 
     async def _refresh(self) -> None:
         """Fetch the JWKS once for all concurrent callers."""

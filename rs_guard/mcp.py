@@ -18,7 +18,7 @@ from typing import Any
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ._jose import MalformedJWS
+from ._jose import MalformedJWS, reject_duplicate_members
 from .decorators import check
 from .errors import InvalidRequest
 from .middleware import guard_of
@@ -91,7 +91,7 @@ class ToolGuard:
 
     def _requirements(self, body: bytes) -> list[Requirement]:
         try:
-            doc = json.loads(body, object_pairs_hook=_no_duplicates)
+            doc = json.loads(body, object_pairs_hook=reject_duplicate_members)
         except MalformedJWS:
             raise
         except (ValueError, RecursionError):
@@ -114,13 +114,6 @@ class ToolGuard:
             if decided is not None:
                 out.append(decided)
         return out
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        raise MalformedJWS("duplicate_member")
-    return obj
 
 
 async def _plain(send: Send, status: int, body: bytes) -> None:

@@ -18,7 +18,8 @@ WELL_KNOWN = "/.well-known/oauth-protected-resource"
 _NEVER_ADVERTISED = frozenset({"offline_access"})
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback_host(host: str) -> bool:
+    """True for localhost (also *.localhost) and loopback IP literals (brackets allowed)."""
     host = host.strip("[]").lower()
     if host == "localhost" or host.endswith(".localhost"):
         return True
@@ -38,7 +39,9 @@ def check_resource_identifier(resource: str) -> None:
     parts = urlsplit(resource)
     if not parts.netloc or not parts.hostname or "@" in parts.netloc:
         raise ConfigurationError(f"resource must be an absolute https URL: {resource!r}")
-    if parts.scheme != "https" and not (parts.scheme == "http" and _is_loopback(parts.hostname)):
+    if parts.scheme != "https" and not (
+        parts.scheme == "http" and is_loopback_host(parts.hostname)
+    ):
         raise ConfigurationError(f"resource must use https (http only on loopback): {resource!r}")
     if parts.fragment or "#" in resource:
         raise ConfigurationError("resource must not contain a fragment")

@@ -371,11 +371,15 @@ class ResourceGuard:
         )
         return [(b"www-authenticate", value.encode("latin-1"))]
 
+    def report(self, exc: RSGuardError) -> None:
+        """Log a refused request and tell the observer (`token_rejected`, `reason`, `status`)."""
+        emit(self._observer, "token_rejected", reason=exc.reason, status=exc.status_code)
+
     async def reject(
         self, exc: RSGuardError, scope: Scope, send: Send, requirement: Requirement | None = None
     ) -> None:
         """Answer a failed request: HTTP status + challenge, or a WebSocket close."""
-        emit(self._observer, "token_rejected", reason=exc.reason, status=exc.status_code)
+        self.report(exc)
         headers = self.challenge_headers(exc, requirement)
         body = error_body(exc)
         headers += [

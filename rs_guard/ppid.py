@@ -20,8 +20,8 @@ from typing import Any, Literal, overload
 import httpx
 from cachetools import TTLCache
 
-from ._http import FetchError, default_client, read_json_object
-from .discovery import ServerMetadata
+from ._http import FetchError, request_json
+from .discovery import ServerEndpoint, ServerMetadata
 from .errors import ConfigurationError, InvalidToken, ServerError
 from .exchange import ClientCredentials
 from .observe import Observer, emit
@@ -144,10 +144,13 @@ class PPIDTranslator:
         self.cache_ttl = cache_ttl
         self.negative_ttl = negative_ttl
         self.tokens = token_source
-        self._metadata = metadata
-        self._endpoint = conversion_endpoint
-        self._client = http_client
-        self._own_client: httpx.AsyncClient | None = None
+        self.target = ServerEndpoint(
+            "ppid_conversion_endpoint",
+            url=conversion_endpoint,
+            metadata=metadata,
+            http_client=http_client,
+            timeout=timeout,
+        )
         self._observer = observer
         self._clock = clock
         # Values are (converted, fresh_until); entries live on `stale_for` past freshness so an
@@ -270,9 +273,7 @@ class PPIDTranslator:
         self._timers.clear()
         for task in list(self._tasks):
             task.cancel()
-        if self._own_client is not None:
-            await self._own_client.aclose()
-            self._own_client = None
+        await self.target.aclose()
         await self.tokens.aclose()
 
     # -- lookups, single-flight and batching ---------------------------------------------
@@ -419,20 +420,11 @@ class PPIDTranslator:
     @property
     def http_client(self) -> httpx.AsyncClient:
         """The client used for calls to the IdP."""
-        if self._client is not None:
-            return self._client
-        if self._metadata is not None:
-            return self._metadata.http_client
-        if self._own_client is None:
-            self._own_client = default_client(self.timeout)
-        return self._own_client
+        return self.target.http_client
 
     async def _conversion_endpoint(self) -> str:
-        if self._endpoint is not None:
-            return self._endpoint
-        assert self._metadata is not None
         try:
-            return await self._metadata.endpoint("ppid_conversion_endpoint")
+            return await self.target.url()
         except FetchError as exc:
             raise PPIDUnavailable(
                 retry_after=self.retry_after, reason=f"ppid_discovery_{exc}"
@@ -463,35 +455,19 @@ class PPIDTranslator:
     async def _post(
         self, url: str, token: str, payload: dict[str, Any]
     ) -> tuple[int, dict[str, Any], int | None]:
-        client = self.http_client
         try:
-            request = client.build_request(
+            answer = await request_json(
+                self.http_client,
                 "POST",
                 url,
+                max_bytes=_MAX_RESPONSE_BYTES,
                 json=payload,
                 headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
             )
-            response = await client.send(request, stream=True, follow_redirects=False)
-        except httpx.TimeoutException:
-            raise PPIDUnavailable(retry_after=self.retry_after, reason="ppid_timeout") from None
-        except httpx.HTTPError:
-            raise PPIDUnavailable(retry_after=self.retry_after, reason="ppid_unreachable") from None
-        try:
-            status = response.status_code
-            retry_after = _retry_after(response.headers.get("retry-after"))
-            if status != 200:
-                return status, {}, retry_after
-            try:
-                body = await read_json_object(response, _MAX_RESPONSE_BYTES)
-            except FetchError as exc:
-                raise PPIDUnavailable(retry_after=self.retry_after, reason=f"ppid_{exc}") from None
-            except httpx.HTTPError:
-                raise PPIDUnavailable(
-                    retry_after=self.retry_after, reason="ppid_unreachable"
-                ) from None
-            return status, body, retry_after
-        finally:
-            await response.aclose()
+        except FetchError as exc:
+            raise PPIDUnavailable(retry_after=self.retry_after, reason=f"ppid_{exc}") from None
+        retry_after = _retry_after(answer.headers.get("retry-after"))
+        return answer.status, answer.body or {}, retry_after
 
     def _parse(
         self, from_client: str, to_client: str, batch: list[str], body: dict[str, Any]

@@ -8,15 +8,24 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, Protocol, TypeGuard
+from typing import Any, Protocol
 from urllib.parse import quote_plus
 
 import httpx
 from starlette.authentication import AuthCredentials, BaseUser
 
-from ._http import FetchError, fetch_json
-from ._jose import ASYMMETRIC_ALGORITHMS, MalformedJWS, header_typ, split_compact, verify_signature
-from .discovery import ServerMetadata
+from ._http import DEFAULT_TIMEOUT, FetchError, fetch_json
+from ._jose import (
+    KEY_HEADERS,
+    MalformedJWS,
+    audience_matches,
+    header_typ,
+    is_numeric_date,
+    refused_algorithms,
+    split_compact,
+    verify_signature,
+)
+from .discovery import ServerEndpoint, ServerMetadata
 from .errors import ConfigurationError, IntrospectionUnavailable, InvalidToken
 from .keys import JWKSCache, VerificationKey
 from .observe import Observer, emit, emit_hot
@@ -25,20 +34,8 @@ ACCESS_TOKEN_TYPES = frozenset({"at+jwt"})
 DEFAULT_ALGORITHMS = ("ES256", "ES384", "RS256", "PS256", "EdDSA")
 DEFAULT_MAX_TOKEN_BYTES = 8192
 _REQUIRED_RFC9068 = ("iss", "exp", "aud", "sub", "client_id", "iat", "jti")
-# Header members that would let the token choose its own key: never honoured (RFC 8725 §3.10).
-_KEY_HEADERS = frozenset({"jku", "jwk", "x5u", "x5c"})
 # Claims that only an ID token carries; their presence means type confusion (RFC 9068 §4).
 _ID_TOKEN_CLAIMS = frozenset({"nonce", "at_hash", "c_hash", "s_hash"})
-
-
-def _is_number(value: Any) -> TypeGuard[float]:
-    # JSON true/false are bools, which Python counts as ints; NumericDate is a real number.
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # a JSON integer beyond float range ("exp": 1000...0) is no date
-        return False
 
 
 def scopes_of(value: Any) -> tuple[str, ...]:
@@ -134,13 +131,13 @@ class AccessToken(AuthCredentials):
     def auth_time(self) -> int | None:
         """When the user authenticated (seconds since the epoch), when it is a number."""
         value = self.claims.get("auth_time")
-        return int(value) if _is_number(value) else None
+        return int(value) if is_numeric_date(value) else None
 
     @property
     def expires_at(self) -> float | None:
         """`exp` of the token."""
         value = self.claims.get("exp")
-        return float(value) if _is_number(value) else None
+        return float(value) if is_numeric_date(value) else None
 
     @property
     def jti(self) -> str | None:
@@ -261,7 +258,7 @@ class JWTValidator:
         observer: Observer | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        bad = [a for a in algorithms if a not in ASYMMETRIC_ALGORITHMS]
+        bad = refused_algorithms(algorithms)
         if bad or not algorithms:
             raise ConfigurationError(
                 f"unsupported or symmetric algorithms in allow-list: {bad or 'empty'}"
@@ -342,7 +339,7 @@ class JWTValidator:
         if "crit" in header:
             # No extension is understood here: a critical one must be refused (RFC 7515 §4.1.11).
             raise InvalidToken(reason="crit")
-        if _KEY_HEADERS & header.keys():
+        if KEY_HEADERS & header.keys():
             raise InvalidToken(reason="embedded_key")
         if "enc" in header or "zip" in header:
             raise InvalidToken(reason="malformed")
@@ -358,14 +355,7 @@ class JWTValidator:
             raise InvalidToken(reason="id_token")
         if claims.get("iss") != self.issuer:
             raise InvalidToken(reason="bad_issuer")
-        aud = claims.get("aud")
-        if isinstance(aud, str):
-            aud_ok = aud in self.audiences
-        elif isinstance(aud, list) and aud and all(isinstance(a, str) for a in aud):
-            aud_ok = not self.audiences.isdisjoint(aud)
-        else:
-            aud_ok = False
-        if not aud_ok:
+        if not audience_matches(claims.get("aud"), self.audiences):
             raise InvalidToken(reason="bad_audience")
         for name in ("sub", "client_id", "jti"):
             value = claims.get(name)
@@ -374,12 +364,12 @@ class JWTValidator:
         exp = claims.get("exp")
         iat = claims.get("iat")
         nbf = claims.get("nbf")
-        if not _is_number(exp):
+        if not is_numeric_date(exp):
             raise InvalidToken(reason="bad_claim_type")
         # Present-but-null is a wrong type too, not an absent claim.
-        if "iat" in claims and not _is_number(iat):
+        if "iat" in claims and not is_numeric_date(iat):
             raise InvalidToken(reason="bad_claim_type")
-        if "nbf" in claims and not _is_number(nbf):
+        if "nbf" in claims and not is_numeric_date(nbf):
             raise InvalidToken(reason="bad_claim_type")
         scopes_of(claims.get("scope"))
         if now >= exp + self.leeway:
@@ -421,9 +411,13 @@ class IntrospectionValidator:
         self.audiences = frozenset([audience] if isinstance(audience, str) else audience)
         # RFC 6749 §2.3.1: both parts are form-urlencoded before Basic encoding.
         self._auth = httpx.BasicAuth(quote_plus(client_id), quote_plus(client_secret))
-        self._metadata = metadata
-        self._endpoint = introspection_endpoint
-        self._client = http_client
+        self.target = ServerEndpoint(
+            "introspection_endpoint",
+            url=introspection_endpoint,
+            metadata=metadata,
+            http_client=http_client,
+            timeout=timeout if timeout is not None else DEFAULT_TIMEOUT,
+        )
         self.cache_ttl = cache_ttl
         self.max_token_bytes = max_token_bytes
         self._timeout = timeout
@@ -431,6 +425,10 @@ class IntrospectionValidator:
         self._inflight: dict[str, asyncio.Future[AccessToken]] = {}
         self._observer = observer
         self._clock = clock
+
+    async def aclose(self) -> None:
+        """Close the HTTP client made for introspection, if one was (no client, no metadata)."""
+        await self.target.aclose()
 
     def cached(self, token: str) -> AccessToken | None:
         """The remembered active result for this exact token, if still fresh."""
@@ -466,17 +464,11 @@ class IntrospectionValidator:
         now = self._clock()
         if len(token) > self.max_token_bytes:
             raise InvalidToken(reason="token_too_large")
-        endpoint = self._endpoint
         try:
-            if endpoint is None:
-                assert self._metadata is not None
-                endpoint = await self._metadata.endpoint("introspection_endpoint")
-            client = self._client or (self._metadata.http_client if self._metadata else None)
-            assert client is not None
             answer = await fetch_json(
-                client,
+                self.target.http_client,
                 "POST",
-                endpoint,
+                await self.target.url(),
                 max_bytes=64 * 1024,
                 timeout=self._timeout,
                 data={"token": token, "token_type_hint": "access_token"},
@@ -496,7 +488,7 @@ class IntrospectionValidator:
         access = AccessToken(claims, raw=token)
         exp = claims.get("exp")
         until = now + self.cache_ttl
-        if _is_number(exp):
+        if is_numeric_date(exp):
             until = min(until, float(exp))
         self._cache.put(token, _Entry(access, -math.inf, until))
         return access
@@ -509,10 +501,10 @@ class IntrospectionValidator:
         if self.audiences.isdisjoint(a for a in auds if isinstance(a, str)):
             raise InvalidToken(reason="bad_audience")
         exp = answer.get("exp")
-        if exp is not None and (not _is_number(exp) or now >= exp):
+        if exp is not None and (not is_numeric_date(exp) or now >= exp):
             raise InvalidToken("The access token expired", reason="expired")
         nbf = answer.get("nbf")
-        if nbf is not None and (not _is_number(nbf) or now < nbf):
+        if nbf is not None and (not is_numeric_date(nbf) or now < nbf):
             raise InvalidToken(reason="not_yet_valid")
         if not isinstance(answer.get("sub", ""), str) or not isinstance(
             answer.get("scope", ""), str

@@ -1,4 +1,5 @@
-"""Client authentication at the token, introspection and revocation endpoints."""
+"""Client authentication at the IdP's endpoints: token, introspection and revocation (RFC 6749
+§2.3, RFC 7523), and the callers of /ppid/convert and /events (Basic or a scoped Bearer token)."""
 
 from __future__ import annotations
 
@@ -7,17 +8,19 @@ import binascii
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
-import httpx
 import jwt
 from starlette.requests import Request
 
 from ._clients import SECRET_METHODS, Client
-from ._util import OAuthError, single
+from ._fetch import check_fetchable, fetch_json
+from ._util import OAuthError, single, split_scope
 
 if TYPE_CHECKING:
     from .app import IdP
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+MAX_JWKS_BYTES = 64 * 1024
+_REALM = "rs_guard-idp"
 
 
 def _invalid_client(description: str, basic: bool) -> OAuthError:
@@ -52,21 +55,11 @@ async def authenticate_client(
         client_id, secret = _parse_basic(header)
         if post_id is not None and post_id != client_id:
             raise OAuthError("invalid_request", "client_id does not match the credentials")
-        client = await idp.resolve_client(client_id)
-        if client is None or client.token_endpoint_auth_method not in SECRET_METHODS:
-            raise _invalid_client("unknown client or wrong authentication method", True)
-        if not client.check_secret(secret):
-            raise _invalid_client("client authentication failed", True)
-        return client, True
+        return await _secret_client(idp, client_id, secret, basic=True), True
     if post_secret is not None:
         if post_id is None:
             raise OAuthError("invalid_request", "client_secret without client_id")
-        client = await idp.resolve_client(post_id)
-        if client is None or client.token_endpoint_auth_method not in SECRET_METHODS:
-            raise _invalid_client("unknown client or wrong authentication method", False)
-        if not client.check_secret(post_secret):
-            raise _invalid_client("client authentication failed", False)
-        return client, False
+        return await _secret_client(idp, post_id, post_secret, basic=False), False
     if assertion is not None:
         return await _private_key_jwt(idp, form, assertion, post_id), False
     if post_id is None:
@@ -81,20 +74,107 @@ async def authenticate_client(
     return client, False
 
 
+async def _secret_client(idp: IdP, client_id: str, secret: str, *, basic: bool) -> Client:
+    """The client whose secret this is (client_secret_basic or client_secret_post)."""
+    client = await idp.resolve_client(client_id)
+    if client is None or client.token_endpoint_auth_method not in SECRET_METHODS:
+        raise _invalid_client("unknown client or wrong authentication method", basic)
+    if not client.check_secret(secret):
+        raise _invalid_client("client authentication failed", basic)
+    return client
+
+
 async def client_keys(idp: IdP, client: Client) -> list[dict[str, Any]]:
-    """The client's public JWKs (registered inline or fetched from jwks_uri)."""
+    """The client's public JWKs (registered inline or fetched from jwks_uri); [] when unusable.
+
+    The fetch is bounded like every other one the IdP makes on a client's say-so (at most
+    MAX_JWKS_BYTES, no redirects, short timeout), and the address is checked again now:
+    clients registered from Python or as metadata documents never passed registration's check.
+    """
     if client.jwks is not None:
         keys = client.jwks.get("keys", [])
     elif client.jwks_uri is not None:
         try:
-            resp = await idp.outbound().get(client.jwks_uri)
-            doc = resp.json() if resp.status_code == 200 else {}
-        except (httpx.HTTPError, ValueError):
+            check_fetchable(idp, client.jwks_uri, "jwks_uri", "invalid_client", 401)
+            doc, _ = await fetch_json(
+                idp,
+                client.jwks_uri,
+                limit=MAX_JWKS_BYTES,
+                what="jwks_uri",
+                error="invalid_client",
+                status=401,
+            )
+        except OAuthError:
+            # The caller learns only that its assertion could not be verified, never what
+            # the IdP's fetch ran into (that would make the IdP a port scanner).
             doc = {}
         keys = doc.get("keys", []) if isinstance(doc, dict) else []
     else:
         keys = []
-    return [k for k in keys if isinstance(k, dict)]
+    return [k for k in keys if isinstance(k, dict)] if isinstance(keys, list) else []
+
+
+async def authenticate_caller(idp: IdP, request: Request, *, scope: str, path: str) -> Client:
+    """The client calling an IdP service endpoint (`path`, e.g. "/events") for itself.
+
+    HTTP Basic (client_secret_basic), where the client must not be registered without `scope`,
+    or a Bearer access token from the client-credentials grant carrying `scope` and meant for
+    this IdP (or the endpoint itself). 401 `invalid_client` otherwise, 403 for a missing scope.
+    """
+    header = request.headers.get("authorization", "")
+    scheme = header.split(" ", 1)[0].lower()
+    if scheme == "bearer":
+        return _bearer_caller(idp, header[7:].strip(), scope=scope, path=path)
+    if scheme != "basic":
+        raise OAuthError(
+            "invalid_client",
+            "client authentication required (HTTP Basic or a Bearer access token)",
+            401,
+            {"WWW-Authenticate": f'Basic realm="{_REALM}", Bearer realm="{_REALM}"'},
+        )
+    client, _ = await authenticate_client(idp, request, {}, allow_public=False)
+    allowed = client.allowed_scopes()
+    if allowed is not None and scope not in allowed:
+        raise OAuthError("access_denied", f"the client is not registered for scope {scope}", 403)
+    return client
+
+
+def _bearer_caller(idp: IdP, token: str, *, scope: str, path: str) -> Client:
+    def refuse(description: str) -> OAuthError:
+        # The token is this client's credential here, hence invalid_client in the body (as
+        # docs/contracts.md says) and the RFC 6750 challenge in the header.
+        return OAuthError(
+            "invalid_client",
+            description,
+            401,
+            {"WWW-Authenticate": f'Bearer realm="{_REALM}", error="invalid_token"'},
+        )
+
+    record = idp.access_token_record(token) if token else None
+    if record is None:
+        raise refuse("the access token is invalid, expired or revoked")
+    # Only a client acting for itself (client-credentials grant) may call: a user's token, or
+    # a client token exchanged by someone else, names a different party.
+    if record.user_id is not None or record.claims.get("sub") != record.client_id:
+        raise refuse("the access token must come from the client-credentials grant")
+    aud = record.claims.get("aud")
+    audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+    if idp.issuer not in audiences and idp.endpoint(path.lstrip("/")) not in audiences:
+        raise refuse("the access token is not meant for this server")
+    if scope not in split_scope(str(record.claims.get("scope", ""))):
+        raise OAuthError(
+            "insufficient_scope",
+            f"the access token lacks scope {scope}",
+            403,
+            {
+                "WWW-Authenticate": f'Bearer realm="{_REALM}", error="insufficient_scope", '
+                f'scope="{scope}"'
+            },
+        )
+    client = idp.get_client(record.client_id)
+    if client is None:
+        raise refuse("the client no longer exists")
+    return client
 
 
 async def _private_key_jwt(

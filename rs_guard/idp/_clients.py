@@ -7,14 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._jose import MalformedJWS, split_compact
+from ..metadata import is_loopback_host
 from ._keys import SUPPORTED_ALGS
-from ._util import (
-    OAuthError,
-    is_loopback_host,
-    is_loopback_ip_literal,
-    safe_split,
-    split_scope,
-)
+from ._util import OAuthError, is_loopback_ip_literal, safe_split, split_scope
 
 GRANT_CODE = "authorization_code"
 GRANT_REFRESH = "refresh_token"

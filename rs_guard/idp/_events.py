@@ -26,9 +26,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .._jose import MalformedJWS, parse_json_object
-from ._client_auth import authenticate_client
-from ._clients import Client
-from ._util import OAuthError, json_ok, random_token, read_body, split_scope
+from ._client_auth import authenticate_caller
+from ._util import OAuthError, json_ok, random_token, read_json_object
 
 if TYPE_CHECKING:
     from .app import IdP
@@ -44,7 +43,6 @@ MAX_EVENTS = 32
 MAX_ID_CHARS = 2048
 _MAX_EVENT_TYPE_CHARS = 512
 _MEMBERS = frozenset({"audience", "subject", "events", "deliver", "txn"})
-_REALM = "rs_guard-idp"
 _MAX_ANSWER_BYTES = 4096
 # RFC 8417 §2.2: event identifiers are URIs (scheme ":" then no whitespace).
 _EVENT_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:[^\s]+")
@@ -279,8 +277,9 @@ def install(idp: IdP) -> EventService:
 
 async def publish(idp: IdP, service: EventService, request: Request) -> Response:
     """Authenticate the publisher, check the receiver and subject, sign, maybe deliver."""
-    publisher = await _authenticate(idp, request)
-    body = await _read_json(request)
+    publisher = await authenticate_caller(idp, request, scope=SCOPE, path=PATH)
+    # Unknown members are refused: a misspelt one ("deliever") would be silently ignored.
+    body = await read_json_object(request, MAX_BODY_BYTES, members=_MEMBERS)
     audience = _string(body, "audience")
     subject = _string(body, "subject")
     txn = _string(body, "txn") if "txn" in body else None
@@ -309,77 +308,6 @@ async def publish(idp: IdP, service: EventService, request: Request) -> Response
         answer["delivered"] = outcome.delivered
         answer["delivery"] = outcome.as_dict()
     return json_ok(answer)
-
-
-async def _authenticate(idp: IdP, request: Request) -> Client:
-    """The publisher: HTTP Basic, or a client-credentials Bearer token with events:publish."""
-    header = request.headers.get("authorization", "")
-    scheme = header.split(" ", 1)[0].lower()
-    if scheme == "bearer":
-        return _bearer_publisher(idp, header[7:].strip())
-    if scheme != "basic":
-        raise OAuthError(
-            "invalid_client",
-            "client authentication required (HTTP Basic or a Bearer access token)",
-            401,
-            {"WWW-Authenticate": f'Basic realm="{_REALM}", Bearer realm="{_REALM}"'},
-        )
-    client, _ = await authenticate_client(idp, request, {}, allow_public=False)
-    allowed = client.allowed_scopes()
-    if allowed is not None and SCOPE not in allowed:
-        raise OAuthError("access_denied", f"the client is not registered for scope {SCOPE}", 403)
-    return client
-
-
-def _bearer_publisher(idp: IdP, token: str) -> Client:
-    def invalid(description: str) -> OAuthError:
-        return OAuthError(
-            "invalid_client",
-            description,
-            401,
-            {"WWW-Authenticate": f'Bearer realm="{_REALM}", error="invalid_token"'},
-        )
-
-    record = idp.access_token_record(token) if token else None
-    if record is None:
-        raise invalid("the access token is invalid, expired or revoked")
-    # The publisher is the client acting for itself; a user's token names someone else.
-    if record.user_id is not None or record.claims.get("sub") != record.client_id:
-        raise invalid("the access token must come from the client-credentials grant")
-    aud = record.claims.get("aud")
-    audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
-    if idp.issuer not in audiences and idp.endpoint(PATH.lstrip("/")) not in audiences:
-        raise invalid("the access token is not meant for this server")
-    if SCOPE not in split_scope(str(record.claims.get("scope", ""))):
-        raise OAuthError(
-            "insufficient_scope",
-            f"the access token lacks scope {SCOPE}",
-            403,
-            {
-                "WWW-Authenticate": f'Bearer realm="{_REALM}", error="insufficient_scope", '
-                f'scope="{SCOPE}"'
-            },
-        )
-    client = idp.get_client(record.client_id)
-    if client is None:
-        raise invalid("the client no longer exists")
-    return client
-
-
-async def _read_json(request: Request) -> dict[str, Any]:
-    ctype = request.headers.get("content-type", "")
-    if ctype.split(";", 1)[0].strip().lower() != "application/json":
-        raise OAuthError("invalid_request", "the body must be application/json")
-    raw = await read_body(request, MAX_BODY_BYTES)
-    try:
-        body = parse_json_object(raw)
-    except MalformedJWS:
-        raise OAuthError("invalid_request", "the body must be a JSON object") from None
-    unknown = sorted(set(body) - _MEMBERS)
-    if unknown:
-        # A misspelt member (e.g. "deliever") would otherwise be silently ignored.
-        raise OAuthError("invalid_request", f"unknown member {unknown[0]!r}")
-    return body
 
 
 def _string(body: dict[str, Any], name: str) -> str:

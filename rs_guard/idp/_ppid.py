@@ -8,16 +8,13 @@ mine, expressed for Y" (direction "to"). Which pairs may convert is decided by a
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ._client_auth import authenticate_client
-from ._clients import Client
-from ._util import OAuthError, json_ok, read_body, split_scope
+from ._client_auth import authenticate_caller
+from ._util import OAuthError, json_ok, read_json_object
 
 if TYPE_CHECKING:
     from .app import IdP
@@ -29,7 +26,6 @@ MAX_SUBJECT_CHARS = 512
 MAX_CLIENT_ID_CHARS = 2048
 MAX_BODY_BYTES = 64 * 1024
 _MEMBERS = frozenset({"from_client", "to_client", "subjects"})
-_REALM = "rs_guard-idp"
 
 Direction = Literal["from", "to", "both"]
 ANY = "*"
@@ -95,8 +91,9 @@ def install(idp: IdP) -> ConversionPolicy:
 
 async def convert(idp: IdP, policy: ConversionPolicy, request: Request) -> Response:
     """Authenticate the caller, check the pair, and convert each subject (see module docs)."""
-    caller = await _authenticate(idp, request)
-    body = await _read_json(request)
+    caller = await authenticate_caller(idp, request, scope=SCOPE, path=PATH)
+    # Unknown members are refused: a misspelt one would silently default to the caller.
+    body = await read_json_object(request, MAX_BODY_BYTES, members=_MEMBERS)
     from_client = _client_member(body, "from_client", caller.client_id)
     to_client = _client_member(body, "to_client", caller.client_id)
     subjects = _subjects(body)
@@ -122,98 +119,6 @@ async def convert(idp: IdP, policy: ConversionPolicy, request: Request) -> Respo
         else:
             results.append({"subject": subject, "converted": idp.subject_for(user_id, to_client)})
     return json_ok({"from_client": from_client, "to_client": to_client, "results": results})
-
-
-async def _authenticate(idp: IdP, request: Request) -> Client:
-    """The calling client: HTTP Basic, or a client-credentials Bearer token with ppid:convert."""
-    header = request.headers.get("authorization", "")
-    scheme = header.split(" ", 1)[0].lower()
-    if scheme == "bearer":
-        return _bearer_client(idp, header[7:].strip())
-    if scheme != "basic":
-        raise OAuthError(
-            "invalid_client",
-            "client authentication required (HTTP Basic or a Bearer access token)",
-            401,
-            {"WWW-Authenticate": f'Basic realm="{_REALM}", Bearer realm="{_REALM}"'},
-        )
-    client, _ = await authenticate_client(idp, request, {}, allow_public=False)
-    allowed = client.allowed_scopes()
-    if allowed is not None and SCOPE not in allowed:
-        raise OAuthError("access_denied", f"the client is not registered for scope {SCOPE}", 403)
-    return client
-
-
-def _bearer_client(idp: IdP, token: str) -> Client:
-    def refuse(description: str) -> OAuthError:
-        # The token is this client's credential here, hence invalid_client in the body (as the
-        # contract says) and the RFC 6750 challenge in the header.
-        return OAuthError(
-            "invalid_client",
-            description,
-            401,
-            {"WWW-Authenticate": f'Bearer realm="{_REALM}", error="invalid_token"'},
-        )
-
-    record = idp.access_token_record(token) if token else None
-    if record is None:
-        raise refuse("the access token is invalid, expired or revoked")
-    # Only a client acting for itself (client-credentials grant) may convert; a user's token,
-    # or a client token exchanged by someone else, names a different party.
-    if record.user_id is not None or record.claims.get("sub") != record.client_id:
-        raise refuse("the access token must come from the client-credentials grant")
-    aud = record.claims.get("aud")
-    audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
-    if idp.issuer not in audiences and idp.endpoint(PATH.lstrip("/")) not in audiences:
-        raise refuse("the access token is not meant for this server")
-    if SCOPE not in split_scope(str(record.claims.get("scope", ""))):
-        raise OAuthError(
-            "insufficient_scope",
-            f"the access token lacks scope {SCOPE}",
-            403,
-            {
-                "WWW-Authenticate": f'Bearer realm="{_REALM}", error="insufficient_scope", '
-                f'scope="{SCOPE}"'
-            },
-        )
-    client = idp.get_client(record.client_id)
-    if client is None:
-        raise refuse("the client no longer exists")
-    return client
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in out:
-            raise OAuthError("invalid_request", f"member {name!r} appears more than once")
-        out[name] = value
-    return out
-
-
-def _no_constants(name: str) -> Any:
-    raise OAuthError("invalid_request", f"the body is not valid JSON ({name})")
-
-
-async def _read_json(request: Request) -> dict[str, Any]:
-    ctype = request.headers.get("content-type", "")
-    if ctype.split(";", 1)[0].strip().lower() != "application/json":
-        raise OAuthError("invalid_request", "the body must be application/json")
-    raw = await read_body(request, MAX_BODY_BYTES)
-    hook: Callable[[list[tuple[str, Any]]], dict[str, Any]] = _no_duplicates
-    try:
-        body = json.loads(raw.decode("utf-8"), object_pairs_hook=hook, parse_constant=_no_constants)
-    except UnicodeDecodeError:
-        raise OAuthError("invalid_request", "the body is not UTF-8") from None
-    except (ValueError, RecursionError):
-        raise OAuthError("invalid_request", "the body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise OAuthError("invalid_request", "the body must be a JSON object")
-    unknown = sorted(set(body) - _MEMBERS)
-    if unknown:
-        # A misspelt member would otherwise silently default to the caller.
-        raise OAuthError("invalid_request", f"unknown member {unknown[0]!r}")
-    return body
 
 
 def _client_member(body: dict[str, Any], name: str, default: str) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import json
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -11,7 +10,7 @@ from starlette.responses import JSONResponse, Response
 
 from ._clients import SECRET_METHODS, RegistrationError, build_client, validate_metadata
 from ._fetch import check_fetchable, fetch_json
-from ._util import NO_STORE, OAuthError, random_token, read_body, token_hash
+from ._util import NO_STORE, OAuthError, random_token, read_json_object, token_hash
 
 if TYPE_CHECKING:
     from ._clients import Client
@@ -33,14 +32,10 @@ def _unauthorized(description: str, presented: bool = True) -> OAuthError:
 
 
 async def _read_metadata(request: Request) -> dict[str, Any]:
-    body = await read_body(request, MAX_METADATA_BYTES)
-    try:
-        doc = json.loads(body)
-    except (ValueError, RecursionError):
-        raise RegistrationError("request body must be a JSON object") from None
-    if not isinstance(doc, dict):
-        raise RegistrationError("request body must be a JSON object")
-    return doc
+    # Strict JSON: with duplicate members, which one counts would depend on the parser.
+    return await read_json_object(
+        request, MAX_METADATA_BYTES, error="invalid_client_metadata", media_type=False
+    )
 
 
 def check_outbound_uris(idp: IdP, meta: dict[str, Any]) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from ._util import OAuthError, is_loopback_host, safe_split
+from ..metadata import is_loopback_host
+from ._util import OAuthError, safe_split
 
 
 def _key(uri: str) -> tuple[str, str] | None:

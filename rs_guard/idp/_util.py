@@ -9,7 +9,7 @@ import json
 import re
 import secrets
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -106,6 +106,63 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _no_duplicate_members(error: str) -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        # Two members with one name let different parsers see different requests.
+        out: dict[str, Any] = {}
+        for name, value in pairs:
+            if name in out:
+                raise OAuthError(error, f"member {name!r} appears more than once")
+            out[name] = value
+        return out
+
+    return hook
+
+
+def _no_constants(error: str) -> Callable[[str], Any]:
+    def hook(name: str) -> Any:
+        raise OAuthError(error, f"the body is not valid JSON ({name})")
+
+    return hook
+
+
+async def read_json_object(
+    request: Request,
+    limit: int,
+    *,
+    error: str = "invalid_request",
+    media_type: bool = True,
+    members: frozenset[str] | None = None,
+) -> dict[str, Any]:
+    """Read a request body as strict JSON that must be an object, answering `error` (400) if not.
+
+    Strict: UTF-8, no NaN / Infinity, no duplicate members, at most `limit` bytes; with
+    `media_type` the Content-Type must be application/json, with `members` no other member
+    may appear (a misspelt one would otherwise be silently ignored).
+    """
+    if media_type:
+        ctype = request.headers.get("content-type", "")
+        if ctype.split(";", 1)[0].strip().lower() != "application/json":
+            raise OAuthError(error, "the body must be application/json")
+    raw = await read_body(request, limit)
+    try:
+        body = json.loads(
+            raw.decode("utf-8"),
+            object_pairs_hook=_no_duplicate_members(error),
+            parse_constant=_no_constants(error),
+        )
+    except UnicodeDecodeError:
+        raise OAuthError(error, "the body is not UTF-8") from None
+    except (ValueError, RecursionError):
+        raise OAuthError(error, "the body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise OAuthError(error, "the body must be a JSON object")
+    unknown = sorted(set(body) - members) if members is not None else []
+    if unknown:
+        raise OAuthError(error, f"unknown member {unknown[0]!r}")
+    return body
+
+
 def parse_params(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
     """Group parameters; empty values count as absent (RFC 6749 §3.1)."""
     out: dict[str, list[str]] = {}
@@ -135,17 +192,6 @@ def split_scope(scope: str | Iterable[str] | None) -> list[str]:
         if item:
             seen.setdefault(item, None)
     return list(seen)
-
-
-def is_loopback_host(host: str) -> bool:
-    """True for localhost and loopback IP literals (brackets allowed)."""
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def is_loopback_ip_literal(host: str) -> bool:

@@ -485,12 +485,7 @@ class IdP:
             "client_id": client_id,
             "scope": " ".join(split_scope(scope)),
         }
-        if acr is not None:
-            payload["acr"] = acr
-        if auth_time is not None:
-            payload["auth_time"] = int(auth_time)
-        if amr is not None:
-            payload["amr"] = list(amr)
+        _add_authentication(payload, acr, auth_time, amr)
         if claims:
             payload.update(claims)
         token = self.keys.sign(payload, typ="at+jwt", alg=alg, headers=headers)
@@ -539,12 +534,7 @@ class IdP:
         }
         if nonce is not None:
             payload["nonce"] = nonce
-        if auth_time is not None:
-            payload["auth_time"] = int(auth_time)
-        if acr is not None:
-            payload["acr"] = acr
-        if amr is not None:
-            payload["amr"] = list(amr)
+        _add_authentication(payload, acr, auth_time, amr)
         if access_token is not None:
             payload["at_hash"] = _half_hash(access_token, alg)
         if claims:
@@ -735,3 +725,15 @@ def _half_hash(token: str, alg: str) -> str:
     digest = hashlib.sha512 if alg == "EdDSA" else hashlib.sha256
     raw = digest(token.encode("ascii")).digest()
     return b64url(raw[: len(raw) // 2])
+
+
+def _add_authentication(
+    payload: dict[str, Any], acr: str | None, auth_time: int | None, amr: Sequence[str] | None
+) -> None:
+    """Add the authentication event's members that were given (RFC 9068 §2.2.1, OIDC §2)."""
+    if acr is not None:
+        payload["acr"] = acr
+    if auth_time is not None:
+        payload["auth_time"] = int(auth_time)
+    if amr is not None:
+        payload["amr"] = list(amr)

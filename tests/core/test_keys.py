@@ -229,3 +229,13 @@ async def test_pre_published_key_is_accepted_without_waiting_for_the_cooldown(
         )
         assert (await c.get("/whoami", headers=bearer(t))).status_code == 200
         assert counting.calls["/jwks"] == 2
+
+
+async def test_guard_retry_after_setting_is_used_for_503(
+    make_client: Callable[..., httpx.AsyncClient], idp: IdP, token: Callable[..., str]
+) -> None:
+    idp.faults.jwks = "down"
+    async with make_client(retry_after=17) as c:
+        r = await c.get("/whoami", headers=bearer(token()))
+        assert r.status_code == 503
+        assert r.headers["retry-after"] == "17"

@@ -267,10 +267,14 @@ async def test_invalid_rsa_and_eddsa_signatures(world: World) -> None:
         b"\0" + rs_sig[1:],
         b"\0" + rs_sig,
     ):
+        if sig == rs_sig:
+            continue  # a signature that starts with 0x00 already: not a forgery
         resp = await world.get(with_signature(rs, sig))
         expect(resp, 401, "invalid_token", "bad_signature", world.events)
     ed_sig = unb64(ed.split(".")[2])
     for sig in (b"\0" * 64, b"\xff" * 64, ed_sig[:32], ed_sig + b"\0", ed_sig[32:] + ed_sig[:32]):
+        if sig == ed_sig:
+            continue
         resp = await world.get(with_signature(ed, sig))
         expect(resp, 401, "invalid_token", "bad_signature", world.events)
     assert world.counter.total == 0
