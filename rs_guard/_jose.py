@@ -97,14 +97,16 @@ def _reject_constant(name: str) -> Any:
     raise MalformedJWS("malformed")
 
 
+# Built once: `json.loads` with any keyword builds a new decoder on every call.
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=reject_duplicate_members, parse_constant=_reject_constant
+)
+
+
 def parse_json_object(data: bytes) -> dict[str, Any]:
     """Parse strict JSON (UTF-8, no NaN/Infinity, no duplicate members) that must be an object."""
     try:
-        obj = json.loads(
-            data.decode("utf-8"),
-            object_pairs_hook=reject_duplicate_members,
-            parse_constant=_reject_constant,
-        )
+        obj = _DECODER.decode(data.decode("utf-8"))
     except MalformedJWS:
         raise
     except (UnicodeDecodeError, ValueError, RecursionError):

@@ -33,13 +33,13 @@ from .tokens import (
     CompositeValidator,
     IntrospectionValidator,
     JWTValidator,
-    TokenUser,
     TokenValidator,
 )
 
 # RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token; the scheme is case-insensitive.
 # RFC 6750 §2.1 b64token characters; "=" only as trailing padding.
 _B64TOKEN_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/"
+_BEARER_PREFIXES = frozenset({b"Bearer ", b"bearer ", b"BEARER "})
 _MAX_FORM_BYTES = 64 * 1024
 _SCOPE_KEY = "rs_guard"
 
@@ -162,6 +162,8 @@ class ResourceGuard:
             validator = CompositeValidator(jwt_validator, opaque)
         self.validator = validator
         lookup = getattr(validator, "cached", None)
+        if isinstance(validator, CompositeValidator) and validator.opaque is None:
+            lookup = validator.jwt.cached  # one call fewer on every request
         self._lookup: Callable[[str], AccessToken | None] | None = (
             lookup if callable(lookup) else None
         )
@@ -227,7 +229,9 @@ class ResourceGuard:
         if requirement is None and (self._prefixes or self.default_requirement is not None):
             requirement = self.requirement_for(path)
         try:
-            token, receive = await self._credentials(scope, receive)
+            token = self._header_or_query_token(scope)
+            if self._body_method:
+                token, receive = await self._body_token(scope, receive, token)
             if token is None:
                 if not (path in self._public_exact or path.startswith(self._public_prefixes)):
                     route = matched_route(self.app, scope)
@@ -245,7 +249,7 @@ class ResourceGuard:
                 if requirement is not None:
                     requirement.check(access, hierarchy=self.hierarchy, now=self._clock())
                 scope["auth"] = access
-                scope["user"] = TokenUser(access)
+                scope["user"] = access.user
         except RSGuardError as exc:
             await self.reject(exc, scope, send, requirement)
             return
@@ -324,8 +328,8 @@ class ResourceGuard:
             access = access.replace(user_id=await self.user_resolver(access.local_subject))
         return access
 
-    async def _credentials(self, scope: Scope, receive: Receive) -> tuple[str | None, Receive]:
-        """The one bearer token of the request, or None; InvalidRequest when ambiguous."""
+    def _header_or_query_token(self, scope: Scope) -> str | None:
+        """The token from the Authorization header or (when enabled) the query string."""
         value: bytes | None = None
         for k, v in scope["headers"]:
             if k == b"authorization":
@@ -347,7 +351,13 @@ class ResourceGuard:
                 if token is not None or len(query_tokens) > 1:
                     raise _several()
                 token = query_tokens[0]
-        if self._body_method and _is_form_post(scope):
+        return token
+
+    async def _body_token(
+        self, scope: Scope, receive: Receive, token: str | None
+    ) -> tuple[str | None, Receive]:
+        """Add a form-body token (RFC 6750 §2.2) to the one found so far, if any."""
+        if _is_form_post(scope):
             body_tokens, receive = await _form_tokens(receive)
             if body_tokens:
                 if token is not None or len(body_tokens) > 1:
@@ -498,6 +508,15 @@ def bearer_token(value: bytes) -> str | None:
 
     None for another scheme; InvalidRequest for a Bearer value that is not well formed.
     """
+    if value[:7] in _BEARER_PREFIXES:
+        # The usual shape, "Bearer <token>": one slice and one translate.
+        token = value[7:]
+        if token and token[:1] != b" " and token[-1:] != b" " and token[-1:] != b"=":
+            if token.translate(None, _B64TOKEN_CHARS):
+                raise InvalidRequest(
+                    "The Authorization header is malformed", reason="malformed_header"
+                )
+            return token.decode("ascii")
     if value[:6].lower() != b"bearer":
         return None
     rest = value[6:]

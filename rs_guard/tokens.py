@@ -58,6 +58,7 @@ class AccessToken(AuthCredentials):
     __slots__ = (
         "_derived",
         "_raw",
+        "_user",
         "claims",
         "granted_scopes",
         "local_subject",
@@ -83,6 +84,7 @@ class AccessToken(AuthCredentials):
         # What a guard derived from this validated token (implied scopes, own PPID), kept on
         # the cached object so that a reused token pays for the derivation once.
         self._derived: tuple[object, AccessToken] | None = None
+        self._user: TokenUser | None = None
 
     def __repr__(self) -> str:
         # Never the token itself: reprs end up in logs and tracebacks.
@@ -161,7 +163,16 @@ class AccessToken(AuthCredentials):
         new.user_id = changes.get("user_id", self.user_id)
         new._raw = self._raw
         new._derived = None
+        new._user = None
         return new
+
+    @property
+    def user(self) -> TokenUser:
+        """The `request.user` for this token (made once; the token is immutable)."""
+        user = self._user
+        if user is None:
+            user = self._user = TokenUser(self)
+        return user
 
 
 class TokenUser(BaseUser):
@@ -300,7 +311,8 @@ class JWTValidator:
                 self._cache.discard(token)
                 raise InvalidToken(reason="key_retired")
             hit.generation = self.keys.generation
-        emit_hot(self._observer, "token_cache_hit")
+        if self._observer is not None:
+            emit_hot(self._observer, "token_cache_hit")
         return hit.access
 
     async def validate(self, token: str) -> AccessToken:
@@ -308,7 +320,8 @@ class JWTValidator:
         access = self.cached(token)
         if access is not None:
             return access
-        emit_hot(self._observer, "token_cache_miss")
+        if self._observer is not None:
+            emit_hot(self._observer, "token_cache_miss")
         now = self._clock()
         if len(token) > self.max_token_bytes:
             raise InvalidToken(reason="token_too_large")
@@ -436,7 +449,8 @@ class IntrospectionValidator:
         if hit is None:
             return None
         if self._clock() < hit.expires:
-            emit_hot(self._observer, "token_cache_hit")
+            if self._observer is not None:
+                emit_hot(self._observer, "token_cache_hit")
             return hit.access
         self._cache.discard(token)
         return None
@@ -446,7 +460,8 @@ class IntrospectionValidator:
         access = self.cached(token)
         if access is not None:
             return access
-        emit_hot(self._observer, "token_cache_miss")
+        if self._observer is not None:
+            emit_hot(self._observer, "token_cache_miss")
         # One introspection call per token, however many requests carry it at the same time.
         flight = self._inflight.get(token)
         if flight is None:
