@@ -28,6 +28,8 @@ from examples.items_service.app import create_app
 from examples.mcp_server.loopback import free_socket, serve
 from rs_guard.idp import IdP
 
+CALLBACK = "http://127.0.0.1:53682/callback"  # a native app's loopback redirect (RFC 8252)
+
 
 class DemoFailure(Exception):
     """A step did not behave as documented."""
@@ -135,7 +137,7 @@ async def loopback_world() -> AsyncIterator[tuple[IdP, str, str, str]]:
             {
                 "client_id": f"{cimd_base}/client.json",
                 "client_name": "Demo CLI (metadata document)",
-                "redirect_uris": ["http://127.0.0.1:53682/callback"],
+                "redirect_uris": [CALLBACK],
                 "grant_types": ["authorization_code", "refresh_token"],
                 "response_types": ["code"],
                 "token_endpoint_auth_method": "none",
@@ -243,7 +245,7 @@ async def user_login(
         http,
         issuer,
         client_id,
-        "http://127.0.0.1:53682/callback",
+        CALLBACK,
         resource,
         "openid items:read payments",
     )
@@ -255,9 +257,7 @@ async def user_login(
 
     step("the same login with a Client ID Metadata Document (client_id is an https/loopback URL)")
     cimd_client = f"{cimd_base}/client.json"
-    tokens2 = await authorize(
-        http, issuer, cimd_client, "http://127.0.0.1:53682/callback", resource, "openid items:read"
-    )
+    tokens2 = await authorize(http, issuer, cimd_client, CALLBACK, resource, "openid items:read")
     r = await http.get(resource, headers={"Authorization": f"Bearer {tokens2['access_token']}"})
     show(r)
     expect(r, 200)
@@ -269,57 +269,31 @@ async def step_up(
 ) -> None:
     section("3. Step-up authentication (RFC 9470)")
     payments = resource.replace("/items", "/payments")
-    idp.login_as("alice", acr="pwd")
-    tokens = await authorize(
-        http, issuer, client_id, "http://127.0.0.1:53682/callback", resource, "openid payments"
-    )
+
+    async def login(acr: str, **extra: str) -> str:
+        idp.login_as("alice", acr=acr)
+        tokens = await authorize(
+            http, issuer, client_id, CALLBACK, resource, "openid payments", **extra
+        )
+        return str(tokens["access_token"])
+
+    async def pay(token: str, amount: int, status: int) -> None:
+        r = await http.post(
+            payments, json={"amount": amount}, headers={"Authorization": f"Bearer {token}"}
+        )
+        show(r)
+        expect(r, status)
+
+    token = await login("pwd")
     step("pay with a password-level token: 401 insufficient_user_authentication, acr_values")
-    r = await http.post(
-        payments, json={"amount": 20}, headers={"Authorization": f"Bearer {tokens['access_token']}"}
-    )
-    show(r)
-    expect(r, 401)
+    await pay(token, 20, 401)
     step("the client re-authorizes with acr_values=mf; alice completes multi-factor")
-    idp.login_as("alice", acr="mf")
-    tokens = await authorize(
-        http,
-        issuer,
-        client_id,
-        "http://127.0.0.1:53682/callback",
-        resource,
-        "openid payments",
-        acr_values="mf",
-    )
-    r = await http.post(
-        payments, json={"amount": 20}, headers={"Authorization": f"Bearer {tokens['access_token']}"}
-    )
-    show(r)
-    expect(r, 200)
+    token = await login("mf", acr_values="mf")
+    await pay(token, 20, 200)
     step("a large payment: the handler itself asks for a phishing-resistant login")
-    r = await http.post(
-        payments,
-        json={"amount": 5000},
-        headers={"Authorization": f"Bearer {tokens['access_token']}"},
-    )
-    show(r)
-    expect(r, 401)
-    idp.login_as("alice", acr="phr")
-    tokens = await authorize(
-        http,
-        issuer,
-        client_id,
-        "http://127.0.0.1:53682/callback",
-        resource,
-        "openid payments",
-        acr_values="phr mf",
-    )
-    r = await http.post(
-        payments,
-        json={"amount": 5000},
-        headers={"Authorization": f"Bearer {tokens['access_token']}"},
-    )
-    show(r)
-    expect(r, 200)
+    await pay(token, 5000, 401)
+    token = await login("phr", acr_values="phr mf")
+    await pay(token, 5000, 200)
 
 
 async def other_examples() -> None:
