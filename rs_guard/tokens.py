@@ -335,10 +335,13 @@ class JWTValidator:
         kid = header.get("kid")
         if kid is not None and (not isinstance(kid, str) or not kid or len(kid) > 256):
             raise InvalidToken(reason="bad_kid")
+        # Claims first: a token for another issuer or audience, or an expired one, is refused
+        # without a key look-up, so it can neither trigger a JWKS refetch nor cost a verify.
+        # Nothing is trusted from them until the signature below holds.
+        not_before, expires = self._check_claims(claims, now)
         key = await self.keys.get_key(kid, alg)
         if not verify_signature(key.key, alg, signing_input, signature):
             raise InvalidToken(reason="bad_signature")
-        not_before, expires = self._check_claims(claims, now)
         access = AccessToken(claims, raw=token)
         self._cache.put(token, _Entry(access, not_before, expires, key, self.keys.generation))
         return access

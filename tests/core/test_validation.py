@@ -185,3 +185,17 @@ async def test_each_supported_algorithm(
     idp.rotate(alg=alg)
     async with make_client() as c:
         assert (await status(c, token(alg=alg)))[0] == 200
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [{"iss": "https://evil.example"}, {"aud": "https://other.example"}, {"exp": 1_000_000_000}],
+)
+async def test_claims_refused_before_any_key_lookup(
+    client: httpx.AsyncClient, token: Callable[..., str], counting: Any, claims: dict[str, Any]
+) -> None:
+    # A flood of such tokens (with random kids) must not reach the IdP at all.
+    for i in range(20):
+        forged = token(claims=claims, headers={"kid": f"random-{i}"})
+        assert (await status(client, forged))[0] == 401
+    assert sum(counting.calls.values()) == 0
