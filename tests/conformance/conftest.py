@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rs_guard import ResourceGuard, require
 from rs_guard.idp import IdP
+from tests.support import Clock
 
 from . import wwwauth
 
@@ -31,16 +32,6 @@ START = 1_800_000_000.0
 
 # RFC 6750 §3: error, error_description and scope values use only these characters.
 RFC6750_VALUE = frozenset(chr(c) for c in (0x20, 0x21, *range(0x23, 0x5C), *range(0x5D, 0x7F)))
-
-
-class Clock:
-    """A settable clock shared by the IdP and the guard."""
-
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def add_clients(idp: IdP, redirect: str = REDIRECT) -> None:
@@ -69,7 +60,7 @@ def add_clients(idp: IdP, redirect: str = REDIRECT) -> None:
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(START)
 
 
 @pytest.fixture

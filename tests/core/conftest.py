@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -14,37 +13,14 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route, WebSocketRoute
-from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from rs_guard import ResourceGuard, public, require
 from rs_guard.idp import IdP
+from tests.support import Clock, CountingApp
 
 ISSUER = "https://idp.example"
 RESOURCE = "https://api.example/items"
-
-
-class Clock:
-    """A settable clock shared by the IdP and the guard."""
-
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class CountingApp:
-    """Counts the requests reaching the IdP per path (a real ASGI wrapper, not a mock)."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.calls: Counter[str] = Counter()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            self.calls[scope["path"]] += 1
-        await self.app(scope, receive, send)
 
 
 async def whoami(request: Request) -> JSONResponse:

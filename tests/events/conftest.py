@@ -19,6 +19,7 @@ from starlette.types import ASGIApp
 from rs_guard.events import EventReceiver, EventVerifier, SecurityEvent
 from rs_guard.idp import IdP
 from rs_guard.replay import MemoryReplayStore, RedisReplayStore, ReplayStore
+from tests.support import Clock
 
 ISSUER = "https://idp.example"
 PUBLISHER = "billing"
@@ -28,16 +29,6 @@ RECEIVER_SECRET = "mailer-secret"
 RECEIVER_URL = "https://mailer.example/events"
 UPDATED = "https://schemas.example/event/account-updated"
 LOGGED_OUT = "https://schemas.example/event/logged-out"
-
-
-class Clock:
-    """A settable wall clock shared by the IdP (iat) and the verifier (freshness)."""
-
-    def __init__(self) -> None:
-        self.now = float(int(time.time()))
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class LocalNet(httpx.AsyncBaseTransport):
@@ -107,7 +98,7 @@ class Receiver:
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(float(int(time.time())))
 
 
 @pytest.fixture

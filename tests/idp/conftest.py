@@ -13,20 +13,11 @@ import httpx
 import pytest
 
 from rs_guard.idp import IdP
+from tests.support import Clock
 
 ISSUER = "https://idp.example"
 REDIRECT = "https://app.example/cb"
 API = "https://api.example/items"
-
-
-class Clock:
-    """A settable clock so expiry and max_age can be tested without sleeping."""
-
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def pkce() -> tuple[str, str]:
@@ -37,7 +28,7 @@ def pkce() -> tuple[str, str]:
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(1_700_000_000.0)
 
 
 @pytest.fixture

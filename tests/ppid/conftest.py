@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,38 +11,15 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
 
 from rs_guard import ResourceGuard, exception_handlers
 from rs_guard.idp import IdP
 from rs_guard.ppid import PPIDTranslator
+from tests.support import Clock, CountingApp
 
 ISSUER = "https://idp.example"
 API = "https://rs.example/api"
 CONVERT = "/ppid/convert"
-
-
-class Clock:
-    """A settable monotonic clock for the translator's cache."""
-
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class CountingApp:
-    """Counts the requests reaching the IdP per path (a real ASGI wrapper, not a mock)."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.calls: Counter[str] = Counter()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            self.calls[scope["path"]] += 1
-        await self.app(scope, receive, send)
 
 
 def make_idp() -> IdP:
@@ -87,7 +63,7 @@ def counting(idp: IdP) -> CountingApp:
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(1000.0)
 
 
 @pytest.fixture

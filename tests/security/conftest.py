@@ -29,22 +29,13 @@ from rs_guard import (
     exception_handlers,
 )
 from rs_guard.idp import IdP
+from tests.support import Clock
 
 ISSUER = "https://idp.example"
 RESOURCE = "https://api.example/items"
 API_BASE = "https://api.example"
 PRM_URL = "https://api.example/.well-known/oauth-protected-resource/items"
 START = 1_700_000_000.0
-
-
-class Clock:
-    """A settable clock shared by the IdP and the guard (wall time) or a JWKS cache."""
-
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class CountingApp:
@@ -254,7 +245,7 @@ def build_guard(
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(START)
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ from rs_guard.decorators import check
 from rs_guard.fastapi import OAuth2Guard
 from rs_guard.idp import IdP
 from rs_guard.tokens import AccessToken
+from tests.support import Clock
 
 ISSUER = "https://idp.example"
 RESOURCE = "https://mcp.example.com"
@@ -55,16 +56,6 @@ ROUTES: dict[str, dict[str, Any]] = {
     "/phone": {"claims": {"phone_number_verified": True}},
     "/strict": {"scopes": ["payments"], "acr_values": ["mf"], "max_age": 300},
 }
-
-
-class Clock:
-    """A settable clock shared by the IdP and the guard."""
-
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _payload(token: AccessToken) -> dict[str, Any]:
