@@ -14,11 +14,12 @@ from typing import Any
 import httpx
 import pytest
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from rs_guard import ResourceGuard
+from rs_guard import ResourceGuard, require
 
 from .oidc_provider import OidcProvider, private_jwk
 
@@ -111,10 +112,11 @@ def oidc_provider(
         logs.keep_if_failed()
 
 
+ProviderFactory = Callable[[dict[str, Any]], OidcProvider]
+
+
 @pytest.fixture
-def fresh_provider(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> Callable[[dict[str, Any]], OidcProvider]:
+def fresh_provider(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ProviderFactory]:
     """Starts a provider of the test's own (for restarts); stopped with the test."""
     started: list[tuple[OidcProvider, _Logs]] = []
 
@@ -125,7 +127,7 @@ def fresh_provider(
         op.start()
         return op
 
-    yield start  # type: ignore[misc]
+    yield start
     for op, logs in started:
         op.stop()
         logs.keep_if_failed()
@@ -147,8 +149,17 @@ async def whoami(request: Request) -> JSONResponse:
     )
 
 
-def protected_app() -> Starlette:
-    return Starlette(routes=[Route("/whoami", whoami)])
+@require("items:write")
+async def write(request: Request) -> JSONResponse:
+    return JSONResponse({"written": True})
+
+
+def protected_app(**guard_options: Any) -> Starlette:
+    """The app, with the guard as its Starlette middleware (so `@require` answers are its)."""
+    return Starlette(
+        routes=[Route("/whoami", whoami), Route("/write", write, methods=["POST"])],
+        middleware=[Middleware(ResourceGuard, **guard_options)],
+    )
 
 
 @pytest.fixture
@@ -167,13 +178,10 @@ async def guarded(http: httpx.AsyncClient) -> AsyncIterator[GuardClient]:
     clients: list[httpx.AsyncClient] = []
 
     def make(issuer: str, resource: str, **options: Any) -> httpx.AsyncClient:
-        guard = ResourceGuard(
-            protected_app(), issuer=issuer, resource=resource, http_client=http, **options
-        )
+        app = protected_app(issuer=issuer, resource=resource, http_client=http, **options)
         client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=guard), base_url="https://api.test"
+            transport=httpx.ASGITransport(app=app), base_url="https://api.test"
         )
-        client.guard = guard  # type: ignore[attr-defined]
         clients.append(client)
         return client
 

@@ -32,7 +32,9 @@ def in_ci() -> bool:
 
 def unavailable(what: str) -> NoReturn:
     """Skip (locally) or fail (under CI) a test whose Node pieces are missing."""
-    message = f"{what}; run `{INSTALL_STEP}` (installs Node {MIN_NODE_MAJOR} and the npm test packages)"
+    message = (
+        f"{what}; run `{INSTALL_STEP}` (installs Node {MIN_NODE_MAJOR} and the npm test packages)"
+    )
     if in_ci():
         pytest.fail(f"{message} [CI=true: a missing install fails instead of skipping]")
     pytest.skip(message)

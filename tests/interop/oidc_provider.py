@@ -43,6 +43,9 @@ def private_jwk(alg: str, kid: str) -> dict[str, Any]:
         jwk = OKPAlgorithm.to_jwk(key, as_dict=True)
     else:
         raise ValueError(alg)
+    # PyJWT marks a private JWK `key_ops: ["sign"]`, and the OP publishes that member as it is
+    # in its jwks_uri, where a verifier rightly ignores a key not for "verify" (RFC 7517 §4.3).
+    jwk.pop("key_ops", None)
     # `alg` on the key ties it to one algorithm: the RSA keys for RS256 and PS256 stay apart.
     return {**jwk, "kid": kid, "use": "sig", "alg": alg}
 
