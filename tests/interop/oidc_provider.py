@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
+import jwt as pyjwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
@@ -134,14 +135,31 @@ class OidcProvider:
 # ----- the grants, as a client does them -------------------------------------------------------
 
 
+def dpop_proof(key: ec.EllipticCurvePrivateKey, method: str, url: str) -> str:
+    """An RFC 9449 §4.2 DPoP proof by `key` (ES256) for one request."""
+    public = ECAlgorithm.to_jwk(key.public_key(), as_dict=True)
+    claims = {"jti": secrets.token_urlsafe(16), "htm": method, "htu": url, "iat": int(time.time())}
+    return pyjwt.encode(claims, key, algorithm="ES256", headers={"typ": "dpop+jwt", "jwk": public})
+
+
 def client_credentials(
-    op: OidcProvider, client_id: str, secret: str, *, resource: str, scope: str
+    op: OidcProvider,
+    client_id: str,
+    secret: str,
+    *,
+    resource: str,
+    scope: str,
+    dpop_key: ec.EllipticCurvePrivateKey | None = None,
 ) -> dict[str, Any]:
-    """A token response for the client credentials grant (RFC 6749 §4.4) for one resource."""
+    """A token response for the client credentials grant (RFC 6749 §4.4) for one resource;
+    with `dpop_key`, a DPoP-bound one (RFC 9449 §5)."""
+    endpoint = op.metadata()["token_endpoint"]
+    headers = {} if dpop_key is None else {"DPoP": dpop_proof(dpop_key, "POST", endpoint)}
     answer = httpx.post(
-        op.metadata()["token_endpoint"],
+        endpoint,
         data={"grant_type": "client_credentials", "scope": scope, "resource": resource},
         auth=(client_id, secret),
+        headers=headers,
         timeout=10,
     )
     assert answer.status_code == 200, answer.text

@@ -7,11 +7,17 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from . import nodejs
-from .conftest import ProviderFactory, provider_config
-from .oidc_provider import LAUNCHER, ProviderFailed, private_jwk
+from .conftest import JWT_RESOURCES, SERVICE, ProviderFactory, provider_config
+from .oidc_provider import LAUNCHER, ProviderFailed, client_credentials, jwt_claims, private_jwk
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.mark.parametrize("ci", ["", "false"])
@@ -67,3 +73,45 @@ def test_launcher_exits_when_its_parent_goes(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_registration_knobs_give_rfc7591_and_rfc7592(fresh_provider: ProviderFactory) -> None:
+    """The knobs later suites need (issue #18): registration with an initial access token,
+    and management (read, update with a rotated registration access token, delete)."""
+    config = {
+        **_config(),
+        "registration": {"enabled": True, "initialAccessToken": "iat-0123", "management": True},
+    }
+    op = fresh_provider(config)
+    endpoint = op.metadata()["registration_endpoint"]
+    metadata = {"redirect_uris": ["http://127.0.0.1/cb"], "client_name": "planned"}
+    refused = httpx.post(endpoint, json=metadata, timeout=10)
+    assert refused.status_code == 401
+    created = httpx.post(endpoint, json=metadata, headers=bearer("iat-0123"), timeout=10)
+    assert created.status_code == 201, created.text
+    client = created.json()
+    uri, rat = client["registration_client_uri"], client["registration_access_token"]
+    read = httpx.get(uri, headers=bearer(rat), timeout=10)
+    assert read.status_code == 200 and read.json()["client_name"] == "planned"
+    update = {**metadata, "client_id": client["client_id"], "client_name": "applied"}
+    updated = httpx.put(uri, json=update, headers=bearer(rat), timeout=10)
+    assert updated.status_code == 200, updated.text
+    rotated = updated.json()["registration_access_token"]
+    assert rotated != rat  # rotateRegistrationAccessToken defaults to true
+    assert httpx.delete(uri, headers=bearer(rotated), timeout=10).status_code == 204
+
+
+def test_dpop_knob_issues_bound_tokens(fresh_provider: ProviderFactory) -> None:
+    """DPoP (RFC 9449) is on by default, for the DPoP suite to come (issue #17)."""
+    op = fresh_provider(_config())
+    meta = op.metadata()
+    assert "ES256" in meta["dpop_signing_alg_values_supported"]
+    token = client_credentials(
+        op,
+        *SERVICE,
+        resource=JWT_RESOURCES["ES256"],
+        scope="items:read",
+        dpop_key=ec.generate_private_key(ec.SECP256R1()),
+    )
+    assert token["token_type"] == "DPoP"
+    assert "jkt" in jwt_claims(token["access_token"])["cnf"]

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
 import rs_guard
 from rs_guard import AccessToken, IntrospectionValidator, InvalidToken
@@ -321,3 +322,29 @@ async def test_key_rotation_accepted_within_default_cooldown(
     fresh_provider: ProviderFactory, guarded: GuardClient
 ) -> None:
     await _rotate(fresh_provider, guarded)
+
+
+# ----- sender-constrained tokens (RFC 9449), ahead of issue #17 ---------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue #17: rs_guard does not know DPoP yet, so a DPoP-bound token (cnf.jkt) "
+    "presented as Bearer is accepted; RFC 9449 §7.2 says a resource supporting DPoP refuses it",
+)
+async def test_dpop_bound_token_as_bearer_refused(
+    oidc_provider: OidcProvider, guarded: GuardClient
+) -> None:
+    resource = JWT_RESOURCES["ES256"]
+    token = client_credentials(
+        oidc_provider,
+        *SERVICE,
+        resource=resource,
+        scope="items:read",
+        dpop_key=ec.generate_private_key(ec.SECP256R1()),
+    )
+    assert token["token_type"] == "DPoP"
+    assert "jkt" in jwt_claims(token["access_token"])["cnf"]
+    client = guarded(oidc_provider.issuer, resource)
+    answer = await client.get("/whoami", headers=bearer(token["access_token"]))
+    assert answer.status_code == 401
