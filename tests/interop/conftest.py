@@ -31,6 +31,8 @@ SCOPES = "items:read items:write"
 JWT_RESOURCES = {alg: f"https://api.test/{alg.lower()}" for alg in ALGORITHMS}
 OPAQUE_RESOURCE = "https://api.test/opaque"
 OTHER_RESOURCE = "https://other.test/api"
+# RFC 9864's fully-specified name for EdDSA over Ed25519, which oidc-provider also signs with.
+ED25519_RESOURCE = "https://api.test/ed25519"
 
 SERVICE = ("svc", "svc-secret-0123456789")  # a client credentials client
 RS_CLIENT = ("rs", "rs-secret-0123456789")  # the resource server, for introspection only
@@ -45,6 +47,8 @@ def provider_config(keys: list[dict[str, Any]]) -> dict[str, Any]:
     }
     resources[OPAQUE_RESOURCE] = {"scope": SCOPES, "format": "opaque"}
     resources[OTHER_RESOURCE] = {"scope": SCOPES, "format": "jwt", "alg": "ES256"}
+    if any(key.get("alg") == "Ed25519" for key in keys):
+        resources[ED25519_RESOURCE] = {"scope": SCOPES, "format": "jwt", "alg": "Ed25519"}
     return {
         "jwks": {"keys": keys},
         "resources": resources,
@@ -77,7 +81,7 @@ def provider_config(keys: list[dict[str, Any]]) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def op_keys() -> dict[str, dict[str, Any]]:
     """One private signing key per algorithm."""
-    return {alg: private_jwk(alg, f"{alg.lower()}-1") for alg in ALGORITHMS}
+    return {alg: private_jwk(alg, f"{alg.lower()}-1") for alg in (*ALGORITHMS, "Ed25519")}
 
 
 class _Logs:

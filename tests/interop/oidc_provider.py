@@ -31,7 +31,7 @@ READY = "oidc-provider ready "
 
 
 def private_jwk(alg: str, kid: str) -> dict[str, Any]:
-    """A fresh private signing JWK for `alg` (ES256, RS256, PS256 or EdDSA), named `kid`."""
+    """A fresh private signing JWK for `alg` (ES256, RS256, PS256, EdDSA or Ed25519)."""
     key: Any
     if alg == "ES256":
         key = ec.generate_private_key(ec.SECP256R1())
@@ -39,7 +39,7 @@ def private_jwk(alg: str, kid: str) -> dict[str, Any]:
     elif alg in ("RS256", "PS256"):
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         jwk = RSAAlgorithm.to_jwk(key, as_dict=True)
-    elif alg == "EdDSA":
+    elif alg in ("EdDSA", "Ed25519"):
         key = ed25519.Ed25519PrivateKey.generate()
         jwk = OKPAlgorithm.to_jwk(key, as_dict=True)
     else:

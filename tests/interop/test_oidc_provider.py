@@ -19,6 +19,7 @@ from rs_guard import AccessToken, IntrospectionValidator, InvalidToken
 
 from .conftest import (
     ALGORITHMS,
+    ED25519_RESOURCE,
     JWT_RESOURCES,
     OPAQUE_RESOURCE,
     OTHER_RESOURCE,
@@ -183,6 +184,39 @@ async def test_token_for_another_resource_refused(
     answer = await client.get("/whoami", headers=bearer(token["access_token"]))
     assert answer.status_code == 401
     assert challenge_error(answer) == "invalid_token"
+
+
+async def test_fully_specified_ed25519_accepted_when_allowed(
+    oidc_provider: OidcProvider, guarded: GuardClient
+) -> None:
+    """The OP signs with `alg: Ed25519` (RFC 9864) when told to; a guard allowing it accepts."""
+    token = client_credentials(
+        oidc_provider, *SERVICE, resource=ED25519_RESOURCE, scope="items:read"
+    )
+    assert jws_header(token["access_token"])["alg"] == "Ed25519"
+    client = guarded(
+        oidc_provider.issuer, ED25519_RESOURCE, algorithms=("ES256", "EdDSA", "Ed25519")
+    )
+    answer = await client.get("/whoami", headers=bearer(token["access_token"]))
+    assert answer.status_code == 200, answer.headers
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="rs_guard's default algorithm allow-list has EdDSA but not its RFC 9864 "
+    "fully-specified name Ed25519 (same key, same signature), so a token oidc-provider signs "
+    "with alg Ed25519 is 401 invalid_token unless `algorithms=` is given",
+)
+async def test_fully_specified_ed25519_accepted_by_default(
+    oidc_provider: OidcProvider, guarded: GuardClient
+) -> None:
+    token = client_credentials(
+        oidc_provider, *SERVICE, resource=ED25519_RESOURCE, scope="items:read"
+    )
+    assert jws_header(token["access_token"])["alg"] == "Ed25519"
+    client = guarded(oidc_provider.issuer, ED25519_RESOURCE)
+    answer = await client.get("/whoami", headers=bearer(token["access_token"]))
+    assert answer.status_code == 200, answer.headers
 
 
 # ----- opaque tokens through RFC 7662 introspection ---------------------------------------------
