@@ -68,3 +68,22 @@ def node_package(name: str) -> Path:
     if not (folder / "package.json").is_file():
         unavailable(f"the npm package {name} is not installed in {NODE_MODULES}")
     return folder
+
+
+def node_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """An environment whose `node` is the suite's Node 22 and whose PATH has the packages'
+    commands first: a package command (`#!/usr/bin/env node`, e.g. the MCP conformance suite)
+    then runs on Node 22 even where the system's `node` is older."""
+    node = node_binary()
+    env = dict(os.environ if base is None else base)
+    path = [str(NODE_MODULES / ".bin"), str(node.parent)]
+    env["PATH"] = os.pathsep.join([*path, env.get("PATH", "")])
+    return env
+
+
+def package_command(name: str) -> Path:
+    """The executable an installed npm package declares under `bin`, or skip/fail."""
+    command = NODE_MODULES / ".bin" / name
+    if not command.exists():
+        unavailable(f"the npm command {name} is not installed in {NODE_MODULES / '.bin'}")
+    return command

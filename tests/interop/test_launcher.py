@@ -115,3 +115,14 @@ def test_dpop_knob_issues_bound_tokens(fresh_provider: ProviderFactory) -> None:
     )
     assert token["token_type"] == "DPoP"
     assert "jkt" in jwt_claims(token["access_token"])["cnf"]
+
+
+def test_package_commands_run_on_the_suites_node() -> None:
+    """What a later suite (a package's own command) gets: Node 22 first on PATH."""
+    env = nodejs.node_env()
+    done = subprocess.run(
+        ["node", "--version"], env=env, capture_output=True, text=True, timeout=30, check=True
+    )
+    assert int(done.stdout.strip().lstrip("v").split(".")[0]) >= nodejs.MIN_NODE_MAJOR
+    with pytest.raises((pytest.skip.Exception, pytest.fail.Exception), match="make node-deps"):
+        nodejs.package_command("no-such-command")
