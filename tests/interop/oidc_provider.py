@@ -194,13 +194,15 @@ def code_flow(
     client_id: str,
     redirect_uri: str,
     *,
-    resource: str,
+    resource: str | None,
     scope: str,
     user: str,
 ) -> dict[str, Any]:
     """Authorization code + PKCE (RFC 7636, S256) through the provider's own login and consent
     pages (devInteractions), over HTTP as a browser would: cookies kept, redirects followed by
-    hand up to the redirect back to the client, whose `code` is then exchanged."""
+    hand up to the redirect back to the client, whose `code` is then exchanged. With no
+    `resource` (RFC 8707) the OP issues a token for its own userinfo endpoint."""
+    extra = {} if resource is None else {"resource": resource}
     meta = op.metadata()
     verifier, challenge = _pkce()
     state = secrets.token_urlsafe(16)
@@ -212,7 +214,7 @@ def code_flow(
                 "response_type": "code",
                 "redirect_uri": redirect_uri,
                 "scope": scope,
-                "resource": resource,
+                **extra,
                 "state": state,
                 "code_challenge": challenge,
                 "code_challenge_method": "S256",
@@ -242,7 +244,7 @@ def code_flow(
             "redirect_uri": redirect_uri,
             "code_verifier": verifier,
             "client_id": client_id,
-            "resource": resource,
+            **extra,
         },
         timeout=10,
     )

@@ -8,8 +8,10 @@ own HTTP client, discovering the provider's metadata and keys as it would in pro
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -27,6 +29,7 @@ from .conftest import (
     RS_CLIENT,
     SCOPES,
     SERVICE,
+    SHORT_RESOURCE,
     WEBAPP,
     GuardClient,
     ProviderFactory,
@@ -219,6 +222,24 @@ async def test_fully_specified_ed25519_accepted_by_default(
     assert answer.status_code == 200, answer.headers
 
 
+async def test_expired_token_refused(oidc_provider: OidcProvider, guarded: GuardClient) -> None:
+    """The OP's `exp` is honoured: accepted while it runs, 401 invalid_token after (no leeway)."""
+    token = client_credentials(oidc_provider, *SERVICE, resource=SHORT_RESOURCE, scope=SCOPES)
+    claims = jwt_claims(token["access_token"])
+    assert claims["exp"] - claims["iat"] == 1
+    client = guarded(oidc_provider.issuer, SHORT_RESOURCE, leeway=0)
+    while time.time() >= claims["exp"] - 0.2:  # a fresh second, so that the first call is in time
+        await anyio.sleep(0.05)
+        token = client_credentials(oidc_provider, *SERVICE, resource=SHORT_RESOURCE, scope=SCOPES)
+        claims = jwt_claims(token["access_token"])
+    first = await client.get("/whoami", headers=bearer(token["access_token"]))
+    await anyio.sleep(max(0.0, claims["exp"] - time.time()) + 0.1)
+    late = await client.get("/whoami", headers=bearer(token["access_token"]))
+    assert first.status_code == 200, first.headers
+    assert late.status_code == 401
+    assert challenge_error(late) == "invalid_token"
+
+
 # ----- opaque tokens through RFC 7662 introspection ---------------------------------------------
 
 
@@ -296,6 +317,41 @@ async def test_opaque_token_for_another_resource_refused(
     """Introspection says `active` but names another audience: the guard still refuses."""
     token = client_credentials(oidc_provider, *SERVICE, resource=OPAQUE_RESOURCE, scope=SCOPES)
     client = guarded(oidc_provider.issuer, "https://api.test/elsewhere", **introspection_options())
+    answer = await client.get("/whoami", headers=bearer(token["access_token"]))
+    assert answer.status_code == 401
+    assert challenge_error(answer) == "invalid_token"
+
+
+async def test_one_guard_for_jwt_and_opaque_tokens(
+    oidc_provider: OidcProvider, guarded: GuardClient
+) -> None:
+    """A resource known to the OP under two indicators (JWT and opaque) behind one guard."""
+    client = guarded(
+        oidc_provider.issuer,
+        JWT_RESOURCES["ES256"],
+        audience=[JWT_RESOURCES["ES256"], OPAQUE_RESOURCE],
+        **introspection_options(),
+    )
+    for resource in (JWT_RESOURCES["ES256"], OPAQUE_RESOURCE):
+        token = client_credentials(oidc_provider, *SERVICE, resource=resource, scope=SCOPES)
+        answer = await client.get("/whoami", headers=bearer(token["access_token"]))
+        assert answer.status_code == 200, (resource, answer.headers)
+        assert answer.json()["audience"] == [resource]
+
+
+async def test_userinfo_token_refused(
+    oidc_provider: OidcProvider, guarded: GuardClient, http: httpx.AsyncClient
+) -> None:
+    """Without a resource indicator the OP issues a token for its own userinfo endpoint; it is
+    active at introspection but names no audience of this resource: 401 invalid_token."""
+    token = code_flow(
+        oidc_provider, WEBAPP, REDIRECT_URI, resource=None, scope="openid", user="dave"
+    )
+    userinfo = await http.get(
+        oidc_provider.metadata()["userinfo_endpoint"], headers=bearer(token["access_token"])
+    )
+    assert userinfo.status_code == 200 and userinfo.json()["sub"] == "dave"
+    client = guarded(oidc_provider.issuer, OPAQUE_RESOURCE, **introspection_options())
     answer = await client.get("/whoami", headers=bearer(token["access_token"]))
     assert answer.status_code == 401
     assert challenge_error(answer) == "invalid_token"

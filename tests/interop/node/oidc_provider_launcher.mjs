@@ -63,6 +63,29 @@ function resourceServerInfo(resources) {
   };
 }
 
+// Short lifetimes (seconds) for a test run, given explicitly (the provider's defaults are for
+// production and say so on every use). Access tokens keep the provider's rule that a resource
+// server's own `accessTokenTTL` (the `ttl` of a resource here) wins.
+function lifetimes(ttl) {
+  const fixed = {
+    AccessToken: 600,
+    AuthorizationCode: 60,
+    ClientCredentials: 600,
+    Grant: 3600,
+    IdToken: 600,
+    Interaction: 600,
+    RefreshToken: 3600,
+    Session: 3600,
+    ...ttl,
+  };
+  const perResource = (name) => (ctx, token) => token.resourceServer?.accessTokenTTL ?? fixed[name];
+  return {
+    ...fixed,
+    AccessToken: perResource('AccessToken'),
+    ClientCredentials: perResource('ClientCredentials'),
+  };
+}
+
 function configuration(config) {
   const resources = config.resources ?? {};
   const accounts = config.accounts ?? {};
@@ -84,18 +107,7 @@ function configuration(config) {
     },
     // Every code flow of the tests uses PKCE; the provider refuses one that does not.
     pkce: { required: () => true },
-    // Short, fixed lifetimes (seconds) for a test run; the provider's defaults are for production.
-    ttl: {
-      AccessToken: 600,
-      AuthorizationCode: 60,
-      ClientCredentials: 600,
-      Grant: 3600,
-      IdToken: 600,
-      Interaction: 600,
-      RefreshToken: 3600,
-      Session: 3600,
-      ...config.ttl,
-    },
+    ttl: lifetimes(config.ttl ?? {}),
     features: {
       devInteractions: { enabled: true },
       clientCredentials: { enabled: true },
