@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck pytest bench system-deps node-deps clean
+.PHONY: install demo test lint typecheck pytest bench system-deps clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -53,7 +53,16 @@ $(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
 	  echo "WARNING: npm ci failed in $(NODE_DIR); the interop tests will be skipped (failed under CI=true)"; \
 	fi
 
+.PHONY: node-deps node-clean
 node-deps: $(NODE_STAMP)
+
+# `make pytest` (so `make test`, so .ci/run) installs them first.
+pytest: node-deps
+
+node-clean:
+	rm -rf $(NODE_DIR)/node_modules
+
+clean: node-clean
 
 lint: install
 	$(BIN)/ruff check .
@@ -62,7 +71,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy rs_guard
 
-pytest: install system-deps node-deps
+pytest: install system-deps
 	$(BIN)/pytest
 
 test: lint typecheck pytest
@@ -75,4 +84,4 @@ bench: install
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache test-output $(NODE_DIR)/node_modules
+	rm -rf $(VENV) .mypy_cache .ruff_cache test-output
