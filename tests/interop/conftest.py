@@ -31,7 +31,7 @@ SCOPES = "items:read items:write"
 JWT_RESOURCES = {alg: f"https://api.test/{alg.lower()}" for alg in ALGORITHMS}
 OPAQUE_RESOURCE = "https://api.test/opaque"
 OTHER_RESOURCE = "https://other.test/api"
-SHORT_RESOURCE = "https://api.test/short-lived"  # its tokens live one second
+SHORT_RESOURCE = "https://api.test/short-lived"  # its tokens live two seconds
 # RFC 9864's fully-specified name for EdDSA over Ed25519, which oidc-provider also signs with.
 ED25519_RESOURCE = "https://api.test/ed25519"
 
@@ -48,7 +48,7 @@ def provider_config(keys: list[dict[str, Any]]) -> dict[str, Any]:
     }
     resources[OPAQUE_RESOURCE] = {"scope": SCOPES, "format": "opaque"}
     resources[OTHER_RESOURCE] = {"scope": SCOPES, "format": "jwt", "alg": "ES256"}
-    resources[SHORT_RESOURCE] = {"scope": SCOPES, "format": "jwt", "alg": "ES256", "ttl": 1}
+    resources[SHORT_RESOURCE] = {"scope": SCOPES, "format": "jwt", "alg": "ES256", "ttl": 2}
     if any(key.get("alg") == "Ed25519" for key in keys):
         resources[ED25519_RESOURCE] = {"scope": SCOPES, "format": "jwt", "alg": "Ed25519"}
     return {
