@@ -7,6 +7,9 @@ from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
+ISSUER = "https://idp.example"
+"""The issuer of the shared `idp` fixture (tests/conftest.py)."""
+
 
 class Clock:
     """A settable clock shared by the IdP and the code under test: tests move time, not sleep."""
