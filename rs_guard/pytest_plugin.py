@@ -93,11 +93,8 @@ def rs_guard_idp_server(
     path = urlsplit(options.pop("issuer", "")).path.rstrip("/")
     options.setdefault("dev", True)  # loopback http URLs are what this IdP is about
     server = TestIdP(url + path, in_process=False, **options)
-    board.target = server.app
-    try:
+    with board.plug(server.app):
         yield server
-    finally:
-        board.target = None
 
 
 @pytest.fixture

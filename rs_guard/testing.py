@@ -743,12 +743,21 @@ class Switchboard:
     """An ASGI app forwarding to the app plugged into `target` (503 while none is).
 
     One loopback server for a whole test session, a fresh app per test:
-    `with serve(board) as url:` once, then `board.target = app` in each test. The lifespan
+    `with serve(board) as url:` once, then `with board.plug(app):` in each test. The lifespan
     is answered here; the plugged apps' own lifespans do not run.
     """
 
     def __init__(self) -> None:
         self.target: ASGIApp | None = None
+
+    @contextlib.contextmanager
+    def plug(self, app: ASGIApp) -> Iterator[None]:
+        """Forward to `app` for the duration of the block."""
+        self.target = app
+        try:
+            yield
+        finally:
+            self.target = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":

@@ -75,11 +75,8 @@ def live_idp(rs_guard_loopback: tuple[Switchboard, str]) -> Iterator[IdP]:
     board, url = rs_guard_loopback
     idp = IdP(url, dev=True)
     add_clients(idp)
-    board.target = idp.app
-    try:
+    with board.plug(idp.app):
         yield idp
-    finally:
-        board.target = None
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from rs_guard.idp import IdP
+from tests.support import Clock  # noqa: F401 - the tests here import it from this module
 
 ISSUER = "https://idp.example"
 REDIRECT = "https://app.example/cb"
@@ -23,6 +24,11 @@ def pkce() -> tuple[str, str]:
     verifier = secrets.token_urlsafe(48)
     digest = hashlib.sha256(verifier.encode()).digest()
     return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+@pytest.fixture
+def clock_start() -> float:
+    return 1_700_000_000.0  # in the past: tokens checked here with PyJWT on wall time are valid
 
 
 def add_clients(idp: IdP) -> None:
