@@ -619,6 +619,7 @@ class LoopbackServer:
         self._thread: threading.Thread | None = None
         self._task: asyncio.Task[None] | None = None
         self._used = False
+        self._startup_failed = False
 
     def _claim(self) -> None:
         if self._used:
@@ -631,8 +632,7 @@ class LoopbackServer:
         self._claim()
         port = self._sock.getsockname()[1]
         self._thread = threading.Thread(
-            target=self._server.run,
-            kwargs={"sockets": [self._sock]},
+            target=self._run_in_thread,
             name=f"rs_guard-serve-{port}",
             daemon=True,  # a test that never exits its block must not hang the interpreter
         )
@@ -641,9 +641,18 @@ class LoopbackServer:
         while not self._server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 self._stop_thread()
-                raise RuntimeError(f"uvicorn did not start on {self.url}")
+                why = ": lifespan startup failed" if self._startup_failed else ""
+                raise RuntimeError(f"uvicorn did not start on {self.url}{why}")
             time.sleep(0.005)
         return self.url
+
+    def _run_in_thread(self) -> None:
+        try:
+            self._server.run(sockets=[self._sock])
+        except SystemExit:
+            # uvicorn exits the process when the app's lifespan startup fails; in a thread
+            # that would only end the thread, unreported: __enter__ reports it instead.
+            self._startup_failed = True
 
     def __exit__(
         self,

@@ -392,9 +392,7 @@ def test_installing_rs_guard_injects_nothing_into_a_project(pytester: pytest.Pyt
             """
         )
     )
-    pytester.makeconftest(
-        "import pytest\n\n@pytest.fixture\ndef idp():\n    return 'mine'\n"
-    )
+    pytester.makeconftest("import pytest\n\n@pytest.fixture\ndef idp():\n    return 'mine'\n")
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=2, errors=1)
     result.stdout.fnmatch_lines(["*fixture 'rs_guard_idp' not found*"])
