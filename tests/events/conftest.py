@@ -20,6 +20,7 @@ from rs_guard.events import EventReceiver, EventVerifier, SecurityEvent
 from rs_guard.idp import IdP
 from rs_guard.replay import MemoryReplayStore, RedisReplayStore, ReplayStore
 from tests.support import Clock
+from tests.support import free_port as _free_port
 
 ISSUER = "https://idp.example"
 PUBLISHER = "billing"
@@ -162,12 +163,6 @@ def sign(idp: IdP, user: str = "alice", **kwargs: Any) -> str:
 
 
 # ----- a real redis-server ------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
