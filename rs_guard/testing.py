@@ -588,34 +588,10 @@ class LoopbackServer:
     once the server accepts connections, and stop it on exit. One use per object.
     """
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        host: str = "127.0.0.1",
-        sock: socket.socket | None = None,
-        tls: LoopbackTLS | None = None,
-        lifespan: Lifespan = "on",
-    ) -> None:
-        try:
-            import uvicorn
-        except ModuleNotFoundError as exc:
-            raise ModuleNotFoundError(
-                "serving on a loopback port needs uvicorn: pip install 'rs_guard[idp]'",
-                name=exc.name,
-            ) from exc
-        self._sock = sock if sock is not None else loopback_socket(host)
-        self.url = socket_url(self._sock, tls=tls is not None)
-        options: dict[str, Any] = {
-            "log_level": "warning",
-            "access_log": False,
-            "lifespan": lifespan,
-            # A client that keeps a connection open must not hold up the test's end for long.
-            "timeout_graceful_shutdown": 1,
-        }
-        if tls is not None:
-            options.update(ssl_certfile=str(tls.cert_file), ssl_keyfile=str(tls.key_file))
-        self._server = _quiet_server_class()(uvicorn.Config(app, **options))
+    def __init__(self, server: Any, sock: socket.socket, url: str) -> None:
+        self._server = server  # a uvicorn.Server, configured by serve()
+        self._sock = sock
+        self.url = url
         self._thread: threading.Thread | None = None
         self._task: asyncio.Task[None] | None = None
         self._used = False
@@ -731,7 +707,25 @@ def serve(
     `sock` serves on a socket bound beforehand by `loopback_socket()`; `tls` serves https
     with a `loopback_tls()` certificate. Needs uvicorn (`pip install 'rs_guard[idp]'`).
     """
-    return LoopbackServer(app, host=host, sock=sock, tls=tls, lifespan=lifespan)
+    try:
+        import uvicorn
+    except ModuleNotFoundError as exc:
+        raise ModuleNotFoundError(
+            "serving on a loopback port needs uvicorn: pip install 'rs_guard[idp]'",
+            name=exc.name,
+        ) from exc
+    sock = sock if sock is not None else loopback_socket(host)
+    options: dict[str, Any] = {
+        "log_level": "warning",
+        "access_log": False,
+        "lifespan": lifespan,
+        # A client that keeps a connection open must not hold up the test's end for long.
+        "timeout_graceful_shutdown": 1,
+    }
+    if tls is not None:
+        options.update(ssl_certfile=str(tls.cert_file), ssl_keyfile=str(tls.key_file))
+    server = _quiet_server_class()(uvicorn.Config(app, **options))
+    return LoopbackServer(server, sock, socket_url(sock, tls=tls is not None))
 
 
 @functools.cache
@@ -752,8 +746,9 @@ class Switchboard:
     """An ASGI app forwarding to the app plugged into `target` (503 while none is).
 
     One loopback server for a whole test session, a fresh app per test:
-    `with serve(board) as url:` once, then `with board.plug(app):` in each test. The lifespan
-    is answered here; the plugged apps' own lifespans do not run.
+    `with serve(board) as url:` once, then `with board.plug(app):` in each test. The plugged
+    apps' own lifespans do not run: the board has none (it returns at once, which ASGI
+    servers take as "nothing to start").
     """
 
     def __init__(self) -> None:
@@ -769,15 +764,9 @@ class Switchboard:
             self.target = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
         target = self.target
+        if scope["type"] == "lifespan":
+            return
         if target is not None:
             await target(scope, receive, send)
         elif scope["type"] == "http":
