@@ -650,7 +650,7 @@ class LoopbackServer:
         self._claim()
         self._task = asyncio.get_running_loop().create_task(self._serve())
         try:
-            with anyio.fail_after(10):
+            async with asyncio.timeout(10):
                 while not self._server.started:
                     if self._task.done():
                         self._task.result()  # its error, if it has one
