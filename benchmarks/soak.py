@@ -1,6 +1,6 @@
 """Load and soak: the example items service under uvicorn, driven hard for a bounded time.
 
-The server process (uvicorn on a free loopback port) runs `examples.items_service` behind
+The server process (`rs_guard.testing.serve`: uvicorn on a free loopback port) runs `examples.items_service` behind
 ResourceGuard, with the bundled IdP in-process for discovery and JWKS. The driver shares the
 IdP's signing keys (a private JWK Set in a temporary file) so it can mint tokens itself, and
 sends a mix of valid (reused and always-new), expired, forged, unsigned, unknown-kid,
@@ -46,14 +46,15 @@ ISSUER = "https://idp.example"
 # server side
 
 
-def serve(port: int, keys_file: str, cache_size: int) -> None:
-    """Run the example service (and the IdP in-process) under uvicorn on 127.0.0.1:port."""
-    import uvicorn
-
+def serve(fd: int, keys_file: str, cache_size: int) -> None:
+    """Serve the example service (and the IdP in-process) on the loopback socket `fd`."""
     from examples.items_service.app import create_app
     from rs_guard.idp import IdP
+    from rs_guard.testing import serve as serve_app
+    from rs_guard.testing import socket_url
 
-    resource = f"http://127.0.0.1:{port}/items"
+    sock = socket.socket(fileno=fd)  # bound by the driver, so it knows the URL already
+    resource = f"{socket_url(sock)}/items"
     idp = IdP(ISSUER, signing_keys=json.loads(Path(keys_file).read_text()))
     app = create_app(
         ISSUER,
@@ -62,18 +63,15 @@ def serve(port: int, keys_file: str, cache_size: int) -> None:
         cache_size=cache_size,
         jwks_cooldown=5.0,
     )
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    # The server thread inherits the blocked signals; the driver's SIGINT ends the wait below.
+    stop = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop)
+    with serve_app(app, sock=sock):
+        signal.sigwait(stop)
 
 
 # --------------------------------------------------------------------------------------------
 # driver side
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def rss_kib(pid: int) -> int:
@@ -272,11 +270,11 @@ async def sample_memory(pid: int, samples: list[tuple[float, int]], deadline: fl
     samples.append((time.monotonic() - start, rss_kib(pid)))
 
 
-async def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+async def wait_ready(base_url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
     import httpx
 
     deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+    async with httpx.AsyncClient(base_url=base_url) as client:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise SystemExit(f"server exited early with code {proc.returncode}")
@@ -291,8 +289,11 @@ async def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 
 
 async def drive(args: argparse.Namespace) -> int:
 
-    port = free_port()
-    resource = f"http://127.0.0.1:{port}/items"
+    from rs_guard.testing import loopback_socket, socket_url
+
+    sock = loopback_socket()  # handed to the server process: no port race, URL known now
+    base_url = socket_url(sock)
+    resource = f"{base_url}/items"
     mix = Mix(resource)
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as keys:
         keys.write(mix.keys_json)
@@ -300,16 +301,17 @@ async def drive(args: argparse.Namespace) -> int:
         sys.executable,
         __file__,
         "--serve",
-        "--port",
-        str(port),
+        "--fd",
+        str(sock.fileno()),
         "--keys",
         keys.name,
         "--cache-size",
         str(args.cache_size),
     ]
-    proc = subprocess.Popen(cmd, cwd=ROOT)
+    proc = subprocess.Popen(cmd, cwd=ROOT, pass_fds=[sock.fileno()])
+    sock.close()
     try:
-        await wait_ready(port, proc)
+        await wait_ready(base_url, proc)
         os.unlink(keys.name)
         stats = Stats()
         samples: list[tuple[float, int]] = []
@@ -317,7 +319,6 @@ async def drive(args: argparse.Namespace) -> int:
         cpu_before = cpu_seconds(proc.pid)
         started = time.monotonic()
         deadline = started + args.seconds
-        base_url = f"http://127.0.0.1:{port}"
         await asyncio.gather(
             sample_memory(proc.pid, samples, deadline),
             *(worker(base_url, mix, stats, deadline, tls) for _ in range(args.concurrency)),
@@ -410,11 +411,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=0.4, help="fraction of the run")
     parser.add_argument("--max-growth-mib", type=float, default=16.0)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--fd", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--keys", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
-        serve(args.port, args.keys, args.cache_size)
+        serve(args.fd, args.keys, args.cache_size)
         return 0
     if not 1 <= args.seconds <= 240:
         parser.error("--seconds must be between 1 and 240 (the run must end within 5 minutes)")

@@ -37,6 +37,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rs_guard import ResourceGuard
 from rs_guard.idp import IdP
+from rs_guard.testing import loopback_socket
 
 ISSUER = "https://idp.bench"
 RESOURCE = "https://api.bench/items"
@@ -161,22 +162,21 @@ async def run_inprocess(app: ASGIApp, tokens: Callable[[int], str], seconds: flo
 # -- uvicorn ----------------------------------------------------------------------------------
 
 SERVER = r"""
-import asyncio, json, sys
-import uvicorn
+import json, signal, socket, sys
 sys.path.insert(0, {bench_dir!r})
 from throughput import build_apps, ISSUER
 from rs_guard.idp import IdP
+from rs_guard.testing import loopback_socket
+from rs_guard.testing import serve
 idp = IdP(ISSUER, signing_keys=json.load(open({keys!r})))
 apps = build_apps(idp, idp.http_client())
-uvicorn.run(apps[{which!r}], host="127.0.0.1", port={port}, log_level="error",
-            access_log=False, lifespan="off")  # httptools/uvloop when installed, as in production
+# The socket was bound by the driver; the server thread inherits the blocked signals, and the
+# driver's SIGTERM ends the wait. httptools/uvloop when installed, as in production.
+stop = {{signal.SIGINT, signal.SIGTERM}}
+signal.pthread_sigmask(signal.SIG_BLOCK, stop)
+with serve(apps[{which!r}], sock=socket.socket(fileno={fd}), lifespan="off"):
+    signal.sigwait(stop)
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def _client(
@@ -254,11 +254,16 @@ def run_wrk(port: int, tokens: list[str], seconds: float, connections: int) -> f
 async def run_uvicorn(
     which: str, keys_file: str, tokens: list[str], seconds: float, connections: int = 8
 ) -> float:
-    port = free_port()
+    sock = loopback_socket()  # handed to the server process: no port race
+    port = sock.getsockname()[1]
     code = SERVER.format(
-        bench_dir=os.path.dirname(os.path.abspath(__file__)), keys=keys_file, which=which, port=port
+        bench_dir=os.path.dirname(os.path.abspath(__file__)),
+        keys=keys_file,
+        which=which,
+        fd=sock.fileno(),
     )
-    proc = subprocess.Popen([sys.executable, "-c", code])
+    proc = subprocess.Popen([sys.executable, "-c", code], pass_fds=[sock.fileno()])
+    sock.close()
     try:
         for _ in range(100):
             try:

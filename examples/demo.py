@@ -25,8 +25,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from examples.items_service.app import create_app
-from examples.mcp_server.loopback import free_socket, serve
 from rs_guard.idp import IdP
+from rs_guard.testing import loopback_socket, serve, socket_url
 
 CALLBACK = "http://127.0.0.1:53682/callback"  # a native app's loopback redirect (RFC 8252)
 
@@ -122,10 +122,10 @@ def claims_of(token: str) -> dict[str, Any]:
 @contextlib.asynccontextmanager
 async def loopback_world() -> AsyncIterator[tuple[IdP, str, str, str]]:
     """The IdP, the items service and a client-metadata host, each on its own loopback port."""
-    idp_sock, rs_sock, cimd_sock = free_socket(), free_socket(), free_socket()
-    issuer = f"http://127.0.0.1:{idp_sock.getsockname()[1]}"
-    resource = f"http://127.0.0.1:{rs_sock.getsockname()[1]}/items"
-    cimd_base = f"http://127.0.0.1:{cimd_sock.getsockname()[1]}"
+    idp_sock, rs_sock, cimd_sock = loopback_socket(), loopback_socket(), loopback_socket()
+    issuer = socket_url(idp_sock)
+    resource = f"{socket_url(rs_sock)}/items"
+    cimd_base = socket_url(cimd_sock)
     # dev=True: http and loopback client metadata documents are acceptable (never in production).
     idp = IdP(issuer, dev=True)
     idp.add_user("alice", name="Alice", email="alice@example.com")

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 from collections import Counter
 from typing import Any
 
 from starlette.types import Receive, Scope, Send
+
+ISSUER = "https://idp.example"
+"""The issuer of the shared `idp` fixture (tests/conftest.py)."""
 
 
 class Clock:
@@ -29,3 +33,14 @@ class CountingApp:
         if scope["type"] == "http":
             self.calls[scope["path"]] += 1
         await self.app(scope, receive, send)
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago, for a child process that binds it itself.
+
+    Racy by nature; an ASGI app served in-process takes `rs_guard.testing.loopback_socket()`
+    instead (bound once, never released).
+    """
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

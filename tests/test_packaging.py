@@ -106,6 +106,7 @@ def test_wheel_ships_the_package_its_types_and_the_idp_and_nothing_else(
         "rs_guard/__main__.py",
         "rs_guard/py.typed",  # PEP 561: users' type checkers read rs_guard's hints
         "rs_guard/pytest_plugin.py",
+        "rs_guard/testing.py",
         "rs_guard/idp/__init__.py",
         "rs_guard/idp/app.py",
     ):
@@ -133,10 +134,10 @@ def test_wheel_metadata_keeps_the_extras_optional(wheel: zipfile.ZipFile) -> Non
     assert metadata["Requires-Python"] == ">=3.11"
 
 
-def test_wheel_registers_the_pytest_plugin_and_the_script(wheel: zipfile.ZipFile) -> None:
+def test_wheel_registers_the_script_and_no_pytest_plugin(wheel: zipfile.ZipFile) -> None:
     info = next(n for n in wheel.namelist() if n.endswith(".dist-info/entry_points.txt"))
     text = wheel.read(info).decode()
-    assert re.search(r"\[pytest11\]\s*\nrs_guard = rs_guard\.pytest_plugin", text)
+    assert "pytest11" not in text  # the plugin is opt-in: installing rs_guard injects nothing
     assert re.search(r"\[console_scripts\]\s*\nrs-guard = rs_guard\.__main__:main", text)
 
 
@@ -237,10 +238,10 @@ def test_fastapi_integration_without_fastapi_names_the_extra() -> None:
     assert "rs_guard[fastapi]" in result.stderr
 
 
-def test_serving_from_the_pytest_plugin_without_uvicorn_names_the_extra() -> None:
+def test_serving_from_rs_guard_testing_without_uvicorn_names_the_extra() -> None:
     result = python(
         """
-        from rs_guard.pytest_plugin import serve
+        from rs_guard.testing import serve  # the rest of the toolkit needs no uvicorn
         with serve(lambda scope, receive, send: None):
             pass
         """,
@@ -253,9 +254,8 @@ def test_serving_from_the_pytest_plugin_without_uvicorn_names_the_extra() -> Non
 # -- the pytest plugin -------------------------------------------------------------------
 
 
-def test_pytest_plugin_is_registered_and_costs_a_project_nothing(tmp_path: Path) -> None:
-    (plugin,) = [e for e in entry_points(group="pytest11") if e.name == "rs_guard"]
-    assert plugin.value == "rs_guard.pytest_plugin"
+def test_pytest_plugin_is_opt_in_and_light_to_load(tmp_path: Path) -> None:
+    assert not [e for e in entry_points(group="pytest11") if e.value.startswith("rs_guard")]
     (tmp_path / "test_unrelated.py").write_text("def test_nothing():\n    assert True\n")
     run = """
         import json, sys, pytest
@@ -264,11 +264,15 @@ def test_pytest_plugin_is_registered_and_costs_a_project_nothing(tmp_path: Path)
         print(json.dumps(sorted(sys.modules)))
         """
     # Other installed plugins (hypothesis, anyio) are turned off: they only cost time here.
-    others = [f"-pno:{e.name}" for e in entry_points(group="pytest11") if e.name != "rs_guard"]
-    with_plugin = loaded_modules(python(run, cwd=tmp_path, args=others))
-    without = loaded_modules(python(run, cwd=tmp_path, args=[*others, "-pno:rs_guard"]))
-    assert "rs_guard.pytest_plugin" in with_plugin
-    assert with_plugin - without <= {"rs_guard", "rs_guard.pytest_plugin"}
+    others = [f"-pno:{e.name}" for e in entry_points(group="pytest11")]
+    without = loaded_modules(python(run, cwd=tmp_path, args=others))
+    opted_in = loaded_modules(
+        python(run, cwd=tmp_path, args=[*others, "-p", "rs_guard.pytest_plugin"])
+    )
+    assert not {m for m in without if m.partition(".")[0] == "rs_guard"}
+    # Loading the plugin imports no IdP, httpx or uvicorn until a test asks for a fixture.
+    assert "rs_guard.pytest_plugin" in opted_in
+    assert opted_in - without <= {"rs_guard", "rs_guard.pytest_plugin"}
 
 
 # -- what the README tells a new user to run -------------------------------------------------

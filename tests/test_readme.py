@@ -9,7 +9,7 @@ right before a block's opening fence:
   production service).
 - `<!-- file: NAME.py -->`: the block is written to NAME.py in a scratch directory that later
   blocks import from (e.g. a service, or a `conftest.py`); it is compiled, not executed.
-- `<!-- pytest -->`: the block is a test module; it is run by pytest (with rs_guard's plugin)
+- `<!-- pytest -->`: the block is a test module; it is run by pytest
   in that scratch directory, and all its tests must pass.
 """
 

@@ -23,9 +23,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from rs_guard.idp import IdP
+from rs_guard.testing import loopback_socket, loopback_tls, serve, socket_url
 
 from .client import MemoryStorage, client_metadata, connect
-from .loopback import free_socket, loopback_tls, serve
 from .server import build_app
 
 
@@ -47,10 +47,10 @@ async def run(print_step: Callable[[str], Any] = print) -> dict[str, Any]:
             await result
 
     with loopback_tls() as tls:
-        idp_sock, mcp_sock, site_sock = free_socket(), free_socket(), free_socket()
-        issuer = f"http://127.0.0.1:{idp_sock.getsockname()[1]}"
-        resource = f"http://127.0.0.1:{mcp_sock.getsockname()[1]}/mcp"
-        cimd_url = f"https://127.0.0.1:{site_sock.getsockname()[1]}/clients/notes.json"
+        idp_sock, mcp_sock, site_sock = loopback_socket(), loopback_socket(), loopback_socket()
+        issuer = socket_url(idp_sock)
+        resource = f"{socket_url(mcp_sock)}/mcp"
+        cimd_url = f"{socket_url(site_sock, tls=True)}/clients/notes.json"
         document = {
             **client_metadata().model_dump(mode="json", exclude_none=True),
             "client_id": cimd_url,

@@ -12,21 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import importlib.util
 import json
-import socket
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import httpx
-import uvicorn
-from starlette.types import ASGIApp
 
 from rs_guard.idp import IdP
+from rs_guard.testing import loopback_socket, serve, socket_url
 
 
 def _receiver_module() -> ModuleType:
@@ -42,30 +39,6 @@ def _receiver_module() -> ModuleType:
     return module
 
 
-def _bound_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
-@contextlib.asynccontextmanager
-async def _serve(app: ASGIApp, sock: socket.socket) -> AsyncIterator[None]:
-    """Serve `app` with uvicorn on an already bound loopback socket."""
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
-        yield
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
-
-
 def _claims(token: str) -> dict[str, Any]:
     payload = token.split(".")[1]
     result: dict[str, Any] = json.loads(
@@ -76,9 +49,8 @@ def _claims(token: str) -> dict[str, Any]:
 
 async def run(print_step: Callable[[str], Any] = print) -> None:
     """The whole walk; raises AssertionError if any step does not behave as described."""
-    idp_sock, rcv_sock = _bound_socket(), _bound_socket()
-    issuer = f"http://127.0.0.1:{idp_sock.getsockname()[1]}"
-    receiver_url = f"http://127.0.0.1:{rcv_sock.getsockname()[1]}"
+    idp_sock, rcv_sock = loopback_socket(), loopback_socket()
+    issuer, receiver_url = socket_url(idp_sock), socket_url(rcv_sock)
 
     # trust_env=False everywhere: a proxy from the environment must never see loopback traffic.
     idp_outbound = httpx.AsyncClient(trust_env=False, timeout=3, follow_redirects=False)
@@ -105,8 +77,8 @@ async def run(print_step: Callable[[str], Any] = print) -> None:
     receiver_app = receiver.create_app(issuer, "mailer", http_client=receiver_outbound)
 
     async with (
-        _serve(idp.app, idp_sock),
-        _serve(receiver_app, rcv_sock),
+        serve(idp.app, sock=idp_sock, lifespan="off"),
+        serve(receiver_app, sock=rcv_sock, lifespan="off"),
         idp_outbound,
         receiver_outbound,
         httpx.AsyncClient(base_url=issuer, timeout=5, trust_env=False) as billing,

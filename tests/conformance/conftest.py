@@ -1,11 +1,9 @@
-"""Fixtures for the conformance suite: the bundled IdP in-process and on a loopback port, a
-protected app behind ResourceGuard, and a strict check of every challenge it sends."""
+"""Fixtures for the conformance suite: the shared IdP (tests/conftest.py) with the conformance
+clients, in-process and on the session's loopback server, a protected app behind ResourceGuard,
+and a strict check of every challenge it sends."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -16,10 +14,10 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rs_guard import ResourceGuard, require
 from rs_guard.idp import IdP
+from rs_guard.testing import Switchboard
 from tests.support import Clock
 
 from . import wwwauth
@@ -28,7 +26,6 @@ ISSUER = "https://idp.example"
 RESOURCE = "https://api.example/items"
 API = "https://api.example"
 REDIRECT = "https://app.example/cb"
-START = 1_800_000_000.0
 
 # RFC 6750 §3: error, error_description and scope values use only these characters.
 RFC6750_VALUE = frozenset(chr(c) for c in (0x20, 0x21, *range(0x23, 0x5C), *range(0x5D, 0x7F)))
@@ -59,15 +56,8 @@ def add_clients(idp: IdP, redirect: str = REDIRECT) -> None:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock(START)
-
-
-@pytest.fixture
-def idp(clock: Clock) -> IdP:
-    idp = IdP(ISSUER, clock=clock)
-    add_clients(idp)
-    return idp
+def idp_setup() -> Callable[[IdP], None]:
+    return add_clients
 
 
 @pytest.fixture
@@ -79,59 +69,14 @@ async def idp_http(idp: IdP) -> AsyncIterator[httpx.AsyncClient]:
 # -- the loopback server -----------------------------------------------------------------
 
 
-class Switchboard:
-    """The ASGI app of the shared uvicorn server: forwards to the current test's app."""
-
-    def __init__(self) -> None:
-        self.target: ASGIApp | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.target is None:
-            if scope["type"] == "http":
-                await send({"type": "http.response.start", "status": 503, "headers": []})
-                await send({"type": "http.response.body", "body": b""})
-            return
-        await self.target(scope, receive, send)
-
-
-@pytest.fixture(scope="session")
-def loopback() -> Iterator[tuple[Switchboard, str]]:
-    """One uvicorn server on a free 127.0.0.1 port for the whole session."""
-    import uvicorn
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    board = Switchboard()
-    server = uvicorn.Server(
-        uvicorn.Config(board, log_level="warning", access_log=False, lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.005)
-    try:
-        yield board, url
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
-
-
 @pytest.fixture
-def live_idp(loopback: tuple[Switchboard, str]) -> Iterator[IdP]:
-    """A fresh IdP served on the loopback port (issuer http://127.0.0.1:<port>)."""
-    board, url = loopback
+def live_idp(rs_guard_loopback: tuple[Switchboard, str]) -> Iterator[IdP]:
+    """A fresh IdP on the session's loopback server (issuer http://127.0.0.1:<port>)."""
+    board, url = rs_guard_loopback
     idp = IdP(url, dev=True)
     add_clients(idp)
-    board.target = idp.app
-    try:
+    with board.plug(idp.app):
         yield idp
-    finally:
-        board.target = None
 
 
 @pytest.fixture

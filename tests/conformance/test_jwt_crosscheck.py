@@ -31,16 +31,15 @@ pytestmark = pytest.mark.filterwarnings("ignore:EdDSA is deprecated")
 
 
 @pytest.fixture(params=ALGS)
-def signing_idp(request: pytest.FixtureRequest, loopback: tuple[Switchboard, str]) -> Iterator[IdP]:
+def signing_idp(
+    request: pytest.FixtureRequest, rs_guard_loopback: tuple[Switchboard, str]
+) -> Iterator[IdP]:
     """An IdP on loopback whose default signing alg (access tokens) is the parameter."""
-    board, url = loopback
+    board, url = rs_guard_loopback
     idp = IdP(url, dev=True, signing_alg=request.param)
     add_clients(idp)
-    board.target = idp.app
-    try:
+    with board.plug(idp.app):
         yield idp
-    finally:
-        board.target = None
 
 
 def metadata(idp: IdP) -> dict[str, Any]:

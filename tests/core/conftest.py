@@ -92,16 +92,6 @@ def build_app(idp_http: httpx.AsyncClient, **guard: Any) -> Starlette:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def idp(clock: Clock) -> IdP:
-    return IdP(ISSUER, clock=clock)
-
-
-@pytest.fixture
 def counting(idp: IdP) -> CountingApp:
     return CountingApp(idp.app)
 

@@ -16,7 +16,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "fastapi_service" /
 
 
 @pytest.fixture
-def idp_options() -> dict[str, Any]:
+def rs_guard_idp_options() -> dict[str, Any]:
     # The in-process IdP plays the production issuer, so the service's settings stay as they are.
     return {"issuer": ISSUER, "resource": RESOURCE}
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from rs_guard.pytest_plugin import IdPFixture
+from rs_guard.testing import TestIdP
 
 pytestmark = pytest.mark.anyio
 
@@ -16,24 +16,24 @@ API = "http://127.0.0.1:8000"
 
 
 @pytest.fixture
-def idp_options() -> dict[str, Any]:
+def rs_guard_idp_options() -> dict[str, Any]:
     return {"issuer": "http://127.0.0.1:9000", "resource": API}
 
 
 @pytest.fixture
-def connect(guarded_client, example: ModuleType):
+def connect(rs_guard_app_client, example: ModuleType):
     def make(**kwargs: Any):
-        return guarded_client(example.create_app, base_url=API, **kwargs)
+        return rs_guard_app_client(example.create_app, base_url=API, **kwargs)
 
     return make
 
 
-async def test_openapi_declares_the_code_flow_at_the_idp(connect, idp: IdPFixture) -> None:
+async def test_openapi_declares_the_code_flow_at_the_idp(connect, rs_guard_idp: TestIdP) -> None:
     async with connect() as client:
         doc = (await client.get("/openapi.json")).json()
     flow = doc["components"]["securitySchemes"]["OAuth2"]["flows"]["authorizationCode"]
-    assert flow["authorizationUrl"] == f"{idp.issuer}/authorize"
-    assert flow["tokenUrl"] == f"{idp.issuer}/token"
+    assert flow["authorizationUrl"] == f"{rs_guard_idp.issuer}/authorize"
+    assert flow["tokenUrl"] == f"{rs_guard_idp.issuer}/token"
     assert set(flow["scopes"]) == {"items:read", "items:write", "payments:write"}
     security = {
         (path, method): op.get("security")
@@ -63,27 +63,31 @@ async def test_swagger_ui_page_is_public_offline_and_uses_pkce(connect) -> None:
     assert script.status_code == 200 and "SwaggerUIBundle" in script.text[:2000]
 
 
-async def test_routes_enforce_scopes_acr_and_max_age(connect, idp: IdPFixture) -> None:
+async def test_routes_enforce_scopes_acr_and_max_age(connect, rs_guard_idp: TestIdP) -> None:
     everything = "items:read items:write payments:write"
     payment = {"amount": 5, "to": "bob"}
     async with connect() as client:
         missing = await client.get("/items")
         health = await client.get("/health")
-        read = await client.get("/items", headers=idp.auth_headers("alice", "items:read"))
+        read = await client.get("/items", headers=rs_guard_idp.auth_headers("alice", "items:read"))
         no_write = await client.post(
-            "/items", json={"name": "cup"}, headers=idp.auth_headers("alice", "items:read")
+            "/items", json={"name": "cup"}, headers=rs_guard_idp.auth_headers("alice", "items:read")
         )
         step_up = await client.post(
-            "/payments", json=payment, headers=idp.auth_headers("alice", everything)
+            "/payments", json=payment, headers=rs_guard_idp.auth_headers("alice", everything)
         )
         paid = await client.post(
-            "/payments", json=payment, headers=idp.auth_headers("alice", everything, acr="mf")
+            "/payments",
+            json=payment,
+            headers=rs_guard_idp.auth_headers("alice", everything, acr="mf"),
         )
         stale = await client.delete(
-            "/items/1", headers=idp.auth_headers("alice", everything, auth_age=900)
+            "/items/1", headers=rs_guard_idp.auth_headers("alice", everything, auth_age=900)
         )
-        deleted = await client.delete("/items/1", headers=idp.auth_headers("alice", everything))
-        me = await client.get("/me", headers=idp.auth_headers("alice", acr="phr"))
+        deleted = await client.delete(
+            "/items/1", headers=rs_guard_idp.auth_headers("alice", everything)
+        )
+        me = await client.get("/me", headers=rs_guard_idp.auth_headers("alice", acr="phr"))
     assert missing.status_code == 401 and "error=" not in missing.headers["www-authenticate"]
     assert health.json() == {"status": "ok"}
     assert read.status_code == 200 and read.json() == {"1": {"name": "teapot"}}
@@ -98,22 +102,24 @@ async def test_routes_enforce_scopes_acr_and_max_age(connect, idp: IdPFixture) -
     assert me.json()["acr"] == "phr" and me.json()["sub"] == "alice"
 
 
-async def test_resource_metadata_names_the_idp(connect, idp: IdPFixture) -> None:
+async def test_resource_metadata_names_the_idp(connect, rs_guard_idp: TestIdP) -> None:
     async with connect() as client:
         doc = (await client.get("/.well-known/oauth-protected-resource")).json()
     assert doc["resource"] == API
-    assert doc["authorization_servers"] == [idp.issuer]
+    assert doc["authorization_servers"] == [rs_guard_idp.issuer]
     assert set(doc["scopes_supported"]) == {"items:read", "items:write", "payments:write"}
 
 
-async def test_idp_answers_browser_preflights_on_token_but_not_authorize(idp: IdPFixture) -> None:
+async def test_idp_answers_browser_preflights_on_token_but_not_authorize(
+    rs_guard_idp: TestIdP,
+) -> None:
     origin = {"Origin": API}
     preflight = {
         **origin,
         "Access-Control-Request-Method": "POST",
         "Access-Control-Request-Headers": "content-type, x-requested-with",
     }
-    async with idp.http_client() as http:
+    async with rs_guard_idp.http_client() as http:
         token_pre = await http.options("/token", headers=preflight)
         token = await http.post("/token", data={"grant_type": "nope"}, headers=origin)
         jwks = await http.get("/jwks", headers=origin)
@@ -134,9 +140,9 @@ async def test_idp_answers_browser_preflights_on_token_but_not_authorize(idp: Id
 
 
 async def test_login_page_names_the_client_and_scopes_without_external_assets(
-    idp: IdPFixture,
+    rs_guard_idp: TestIdP,
 ) -> None:
-    idp.register_client(
+    rs_guard_idp.register_client(
         "swagger-ui",
         redirect_uris=[f"{API}/docs/oauth2-redirect"],
         token_endpoint_auth_method="none",
@@ -152,7 +158,7 @@ async def test_login_page_names_the_client_and_scopes_without_external_assets(
         "code_challenge_method": "S256",
         "state": "s",
     }
-    async with idp.http_client() as http:
+    async with rs_guard_idp.http_client() as http:
         page = await http.get("/authorize", params=params)
     assert page.status_code == 200
     html = page.text
@@ -163,7 +169,7 @@ async def test_login_page_names_the_client_and_scopes_without_external_assets(
     assert "default-src 'none'" in page.headers["content-security-policy"]
 
 
-async def test_swagger_client_code_flow_in_process(connect, idp: IdPFixture) -> None:
+async def test_swagger_client_code_flow_in_process(connect, rs_guard_idp: TestIdP) -> None:
     """What Swagger UI does in the browser, step by step, with httpx."""
     import base64
     import hashlib
@@ -171,16 +177,16 @@ async def test_swagger_client_code_flow_in_process(connect, idp: IdPFixture) -> 
     from urllib.parse import parse_qs, urlsplit
 
     redirect_uri = f"{API}/docs/oauth2-redirect"
-    idp.register_client(
+    rs_guard_idp.register_client(
         "swagger-ui",
         redirect_uris=[redirect_uri],
         token_endpoint_auth_method="none",
         scope="items:read items:write payments:write",
     )
-    idp.login_as("alice", acr="pwd")
+    rs_guard_idp.login_as("alice", acr="pwd")
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
-    async with idp.http_client() as http:
+    async with rs_guard_idp.http_client() as http:
         auth = await http.get(
             "/authorize",
             params={

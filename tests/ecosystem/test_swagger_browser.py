@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from rs_guard.pytest_plugin import IdPFixture, serve
+from rs_guard.testing import TestIdP, loopback_socket, serve, socket_url
 
 pytestmark = pytest.mark.browser
 
@@ -28,7 +28,7 @@ TIMEOUT = 20
 
 
 @pytest.fixture
-def idp_options() -> dict[str, Any]:
+def rs_guard_idp_options() -> dict[str, Any]:
     return {}
 
 
@@ -72,23 +72,24 @@ def driver(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 
 @pytest.fixture
-def api_url(idp_server: IdPFixture, example: ModuleType) -> Iterator[str]:
-    def build(url: str) -> Any:
-        idp_server.register_client(
-            example.SWAGGER_CLIENT_ID,
-            redirect_uris=[f"{url}/docs/oauth2-redirect"],
-            token_endpoint_auth_method="none",
-            scope=" ".join(example.SCOPES),
-            client_name="Example items API (Swagger UI)",
-        )
-        return example.create_app(issuer=idp_server.issuer, resource=url)
-
-    with serve(build, factory=True) as url:
-        yield url
+def api_url(rs_guard_idp_server: TestIdP, example: ModuleType) -> Iterator[str]:
+    # The app must know its own URL (its resource identifier) before it is served.
+    sock = loopback_socket()
+    url = socket_url(sock)
+    rs_guard_idp_server.register_client(
+        example.SWAGGER_CLIENT_ID,
+        redirect_uris=[f"{url}/docs/oauth2-redirect"],
+        token_endpoint_auth_method="none",
+        scope=" ".join(example.SCOPES),
+        client_name="Example items API (Swagger UI)",
+    )
+    app = example.create_app(issuer=rs_guard_idp_server.issuer, resource=url)
+    with serve(app, sock=sock) as served:
+        yield served
 
 
 def test_swagger_ui_signs_in_at_the_idp_and_calls_the_api(
-    driver: Any, api_url: str, idp_server: IdPFixture
+    driver: Any, api_url: str, rs_guard_idp_server: TestIdP
 ) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
@@ -114,7 +115,7 @@ def test_swagger_ui_signs_in_at_the_idp_and_calls_the_api(
     authorize.click()
     dialog = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, ".modal-ux")))
     assert "authorizationCode with PKCE" in dialog.text
-    assert f"{idp_server.issuer}/authorize" in dialog.text
+    assert f"{rs_guard_idp_server.issuer}/authorize" in dialog.text
     client_id = css("input[data-name=clientId]", dialog)
     assert client_id.get_attribute("value") == "swagger-ui"
     shot("02-authorize-dialog")
@@ -126,7 +127,7 @@ def test_swagger_ui_signs_in_at_the_idp_and_calls_the_api(
     popup = next(h for h in driver.window_handles if h != main)
     driver.switch_to.window(popup)
     user = wait.until(ec.visibility_of_element_located((By.ID, "login_user")))
-    assert driver.current_url.startswith(f"{idp_server.issuer}/authorize")
+    assert driver.current_url.startswith(f"{rs_guard_idp_server.issuer}/authorize")
     page = css("main").text
     assert "Example items API (Swagger UI)" in page
     for scope in ("items:read", "items:write", "payments:write"):

@@ -20,6 +20,7 @@ from rs_guard.events import EventReceiver, EventVerifier, SecurityEvent
 from rs_guard.idp import IdP
 from rs_guard.replay import MemoryReplayStore, RedisReplayStore, ReplayStore
 from tests.support import Clock
+from tests.support import free_port as _free_port
 
 ISSUER = "https://idp.example"
 PUBLISHER = "billing"
@@ -97,8 +98,8 @@ class Receiver:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock(float(int(time.time())))
+def clock_start() -> float:
+    return float(int(time.time()))
 
 
 @pytest.fixture
@@ -107,9 +108,14 @@ def net() -> LocalNet:
 
 
 @pytest.fixture
-async def idp(clock: Clock, net: LocalNet) -> AsyncIterator[IdP]:
-    outbound = httpx.AsyncClient(transport=net)
-    idp = IdP(ISSUER, clock=clock, http_client=outbound)
+async def idp_options(clock: Clock, net: LocalNet) -> AsyncIterator[dict[str, Any]]:
+    """The IdP delivers events over the in-process network."""
+    async with httpx.AsyncClient(transport=net) as outbound:
+        yield {"clock": clock, "http_client": outbound}
+
+
+def add_clients(idp: IdP) -> None:
+    """The publisher billing, the receiver mailer (pairwise, with a delivery URL), users."""
     idp.register_client(PUBLISHER, PUBLISHER_SECRET, scope="events:publish")
     idp.register_client(
         RECEIVER,
@@ -123,8 +129,11 @@ async def idp(clock: Clock, net: LocalNet) -> AsyncIterator[IdP]:
     idp.events.max_backoff = 0.05
     idp.add_user("alice", email="alice@example.com")
     idp.add_user("bob")
-    yield idp
-    await outbound.aclose()
+
+
+@pytest.fixture
+def idp_setup() -> Callable[[IdP], None]:
+    return add_clients
 
 
 @pytest.fixture
@@ -154,12 +163,6 @@ def sign(idp: IdP, user: str = "alice", **kwargs: Any) -> str:
 
 
 # ----- a real redis-server ------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from rs_guard.idp import IdP
-from tests.support import Clock
+from tests.support import Clock  # noqa: F401 - the tests here import it from this module
 
 ISSUER = "https://idp.example"
 REDIRECT = "https://app.example/cb"
@@ -27,13 +27,12 @@ def pkce() -> tuple[str, str]:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock(1_700_000_000.0)
+def clock_start() -> float:
+    return 1_700_000_000.0  # in the past: tokens checked here with PyJWT on wall time are valid
 
 
-@pytest.fixture
-def idp(clock: Clock) -> IdP:
-    idp = IdP(ISSUER, clock=clock)
+def add_clients(idp: IdP) -> None:
+    """A web app, a service and a public SPA; alice with verified email, unverified phone."""
     idp.register_client(
         "web-app",
         "web-secret",
@@ -52,7 +51,11 @@ def idp(clock: Clock) -> IdP:
         phone_number="+15555550100",
         phone_number_verified=False,
     )
-    return idp
+
+
+@pytest.fixture
+def idp_setup() -> Callable[[IdP], None]:
+    return add_clients
 
 
 @pytest.fixture

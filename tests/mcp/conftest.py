@@ -20,9 +20,9 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from examples.mcp_server.client import client_metadata
-from examples.mcp_server.loopback import free_socket, loopback_tls, serve
 from examples.mcp_server.server import build_app
 from rs_guard.idp import IdP
+from rs_guard.testing import loopback_socket, loopback_tls, serve, socket_url
 
 
 class Recorder:
@@ -56,10 +56,10 @@ class Stack:
 @pytest.fixture
 async def stack() -> AsyncIterator[Stack]:
     with loopback_tls() as tls:
-        idp_sock, mcp_sock, site_sock = free_socket(), free_socket(), free_socket()
-        issuer = f"http://127.0.0.1:{idp_sock.getsockname()[1]}"
-        resource = f"http://127.0.0.1:{mcp_sock.getsockname()[1]}/mcp"
-        cimd_url = f"https://127.0.0.1:{site_sock.getsockname()[1]}/clients/notes.json"
+        idp_sock, mcp_sock, site_sock = loopback_socket(), loopback_socket(), loopback_socket()
+        issuer = socket_url(idp_sock)
+        resource = f"{socket_url(mcp_sock)}/mcp"
+        cimd_url = f"{socket_url(site_sock, tls=True)}/clients/notes.json"
 
         document = client_metadata().model_dump(mode="json", exclude_none=True)
         document["client_id"] = cimd_url

@@ -9,7 +9,7 @@ import base64
 import hashlib
 import json
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -49,9 +49,14 @@ def outbound() -> Outbound:
 
 
 @pytest.fixture
-async def idp(outbound: Outbound) -> AsyncIterator[IdP]:
-    client = httpx.AsyncClient(transport=outbound)
-    idp = IdP(ISSUER, http_client=client)
+async def idp_options(outbound: Outbound) -> AsyncIterator[dict[str, Any]]:
+    # Wall time, and an outbound client that records and refuses every fetch.
+    async with httpx.AsyncClient(transport=outbound) as client:
+        yield {"http_client": client}
+
+
+def add_clients(idp: IdP) -> None:
+    """Three clients to attack each other with, and alice signed in."""
     idp.register_client(
         "web-app", "web-secret", redirect_uris=[REDIRECT], scope="openid items:read"
     )
@@ -61,8 +66,11 @@ async def idp(outbound: Outbound) -> AsyncIterator[IdP]:
     )
     idp.add_user("alice")
     idp.login_as("alice")
-    yield idp
-    await client.aclose()
+
+
+@pytest.fixture
+def idp_setup() -> Callable[[IdP], None]:
+    return add_clients
 
 
 @pytest.fixture

@@ -190,17 +190,15 @@ BUILDERS: dict[str, Callable[..., Any]] = {
 }
 
 
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def idp(clock: Clock) -> IdP:
-    idp = IdP(ISSUER, clock=clock)
+def add_clients(idp: IdP) -> None:
+    """The step-up client and alice, whose phone number is not verified yet."""
     idp.register_client(CLIENT_ID, CLIENT_SECRET, redirect_uris=[REDIRECT])
     idp.add_user("alice", phone_number="+15555550100", phone_number_verified=False)
-    return idp
+
+
+@pytest.fixture
+def idp_setup() -> Callable[[IdP], None]:
+    return add_clients
 
 
 @pytest.fixture
