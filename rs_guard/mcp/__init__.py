@@ -18,11 +18,11 @@ from typing import Any
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ._jose import MalformedJWS, reject_duplicate_members
-from .decorators import check
-from .errors import InvalidRequest
-from .middleware import guard_of
-from .policy import Requirement
+from .._jose import MalformedJWS, reject_duplicate_members
+from ..decorators import check
+from ..errors import InvalidRequest
+from ..middleware import guard_of
+from ..policy import Requirement
 
 ToolPolicy = Requirement | Callable[[Mapping[str, Any]], Requirement | None]
 """A tool's requirement, or a function of the call's arguments returning one (or None)."""
