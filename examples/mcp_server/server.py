@@ -18,82 +18,75 @@ Run it on its own (needs the bundled IdP, e.g. `python -m rs_guard idp --port 90
 from __future__ import annotations
 
 import argparse
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
-from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.transport_security import TransportSecuritySettings
+from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.mcpserver import MCPServer
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
-from starlette.routing import Mount, Route
+from starlette.routing import Route
 
-from rs_guard import AccessToken, Requirement, ResourceGuard
-from rs_guard.mcp import ToolGuard, ToolPolicy
+from rs_guard import Requirement
+from rs_guard.mcp import ToolRequirements
+from rs_guard.mcp.sdk import guard_app
 
 SCOPES = {"notes:read": "Read your notes", "notes:write": "Add and delete your notes"}
 HIERARCHY = {"notes:write": ["notes:read"]}
 ENDPOINT = Requirement(scopes=("notes:read",))
-TOOLS: Mapping[str, ToolPolicy] = {
-    "add_note": Requirement(scopes=("notes:write",)),
-    "delete_notes": Requirement(
-        scopes=("notes:write",),
-        acr_values=("mf",),
-        description="Deleting notes needs a multi-factor login",
-    ),
-    "text_notes": Requirement(
-        claims={"phone_number_verified": True},
-        description="Texting notes needs a verified phone number",
-    ),
-}
 
 
-def token_of(ctx: Context) -> AccessToken:
-    """The caller's validated access token (put there by ResourceGuard)."""
-    request = ctx.request_context.request
-    auth = getattr(request, "auth", None) if request is not None else None
-    if not isinstance(auth, AccessToken):  # cannot happen behind ResourceGuard
+def subject() -> str:
+    """The caller's subject, from the SDK's own accessor (rs_guard's bridge fills it)."""
+    token = get_access_token()
+    if token is None or token.subject is None:  # cannot happen behind the guard
         raise PermissionError("not authenticated")
-    return auth
+    return token.subject
 
 
-def build_mcp() -> MCPServer:
-    """The MCP server: notes kept per user (the token's subject), in memory."""
+def build_mcp() -> tuple[MCPServer, ToolRequirements]:
+    """The MCP server and its per-tool requirements: notes kept per user, in memory."""
     mcp: MCPServer = MCPServer(
         "notes", instructions="Keeps short notes for the signed-in user.", log_level="WARNING"
     )
+    tools = ToolRequirements()
     notes: dict[str, list[str]] = {}
 
     @mcp.tool()
-    async def list_notes(ctx: Context) -> list[str]:
+    async def list_notes() -> list[str]:
         """List your notes."""
-        return list(notes.get(token_of(ctx).subject, []))
+        return list(notes.get(subject(), []))
 
     @mcp.tool()
-    async def add_note(text: str, ctx: Context) -> str:
+    @tools.require("notes:write")
+    async def add_note(text: str) -> str:
         """Add a note (needs notes:write)."""
-        mine = notes.setdefault(token_of(ctx).subject, [])
+        mine = notes.setdefault(subject(), [])
         mine.append(text)
         return f"{len(mine)} note(s)"
 
     @mcp.tool()
-    async def delete_notes(ctx: Context) -> str:
+    @tools.require(
+        "notes:write", acr_values="mf", description="Deleting notes needs a multi-factor login"
+    )
+    async def delete_notes() -> str:
         """Delete all your notes (needs notes:write and a multi-factor login)."""
-        token = token_of(ctx)
-        removed = len(notes.pop(token.subject, []))
-        return f"deleted {removed} note(s) (acr={token.acr})"
+        token = get_access_token()
+        acr = (token.claims or {}).get("acr") if token is not None else None
+        removed = len(notes.pop(subject(), []))
+        return f"deleted {removed} note(s) (acr={acr})"
 
     @mcp.tool()
-    async def text_notes(ctx: Context) -> str:
+    @tools.require(
+        claims={"phone_number_verified": True},
+        description="Texting notes needs a verified phone number",
+    )
+    async def text_notes() -> str:
         """Text your notes to your phone (needs a verified phone number)."""
-        count = len(notes.get(token_of(ctx).subject, []))
-        return f"texted {count} note(s)"
+        return f"texted {len(notes.get(subject(), []))} note(s)"
 
-    return mcp
+    return mcp, tools
 
 
 def build_app(
@@ -109,45 +102,31 @@ def build_app(
     `resource` is the MCP server URL clients are given (e.g. `https://notes.example/mcp`); it is
     the token audience and the `resource` of the metadata, byte for byte.
     """
-    parts = urlsplit(resource)
-    path = parts.path or "/mcp"
-    mcp = build_mcp()
-    host = parts.hostname or "127.0.0.1"
-    security = TransportSecuritySettings(
-        # The SDK's DNS-rebinding protection, for the configured host only.
-        enable_dns_rebinding_protection=True,
-        allowed_hosts=[parts.netloc],
-        allowed_origins=[f"{parts.scheme}://{parts.netloc}"],
-    )
-    mcp_app = mcp.streamable_http_app(
-        streamable_http_path=path, transport_security=security, host=host
-    )
-
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        # A mounted app's lifespan is not run by Starlette: run the SDK's session manager here.
-        async with mcp.session_manager.run():
-            yield
+    mcp, tools = build_mcp()
 
     async def health(request: Request) -> PlainTextResponse:
         return PlainTextResponse("ok")
 
     options: dict[str, Any] = {
         "issuer": issuer,
-        "resource": resource,
         "http_client": http_client,
         "authorization_servers": authorization_servers,
-        "requirements": {path: ENDPOINT},
         "scope_hierarchy": HIERARCHY,
         "scopes_supported": list(SCOPES),
         "resource_name": "Notes (rs_guard MCP example)",
         "public_paths": ["/health"],
     }
     options.update(guard)
-    return Starlette(
-        routes=[Route("/health", health), Mount("/", app=ToolGuard(mcp_app, TOOLS))],
-        middleware=[Middleware(ResourceGuard, **options)],
-        lifespan=lifespan,
+    return guard_app(
+        mcp,
+        resource=resource,
+        tools=tools,
+        endpoint=ENDPOINT,
+        routes=[Route("/health", health)],
+        # The SDK client's DCR registers again when it needs wider scopes (a new client id
+        # mid-session; rs_guard #14), so sessions here are not bound to the client id.
+        bind_sessions=False,
+        **options,
     )
 
 
