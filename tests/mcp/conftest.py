@@ -21,6 +21,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from examples.mcp_server.client import client_metadata
+from examples.mcp_server.fastmcp_server import build_app as build_fastmcp_app
 from examples.mcp_server.server import build_app
 from rs_guard.idp import IdP
 from rs_guard.testing import loopback_socket, loopback_tls, serve, socket_url
@@ -61,9 +62,11 @@ NO_REFRESH_PATH = "/clients/notes-no-refresh.json"
 
 @asynccontextmanager
 async def open_stack(
-    *, idp_options: dict[str, Any] | None = None, **guard: Any
+    *, server: str = "sdk", idp_options: dict[str, Any] | None = None, **guard: Any
 ) -> AsyncIterator[Stack]:
-    """The loopback stack; `idp_options` go to `IdP`, the rest to the example's `build_app`."""
+    """The loopback stack; `server` is "sdk" (examples/mcp_server/server.py) or "fastmcp"
+    (fastmcp_server.py); `idp_options` go to `IdP`, the rest to the example's `build_app`."""
+    build = build_app if server == "sdk" else build_fastmcp_app
     with loopback_tls() as tls:
         idp_sock, mcp_sock, site_sock = loopback_socket(), loopback_socket(), loopback_socket()
         issuer = socket_url(idp_sock)
@@ -99,7 +102,7 @@ async def open_stack(
         idp.add_user("alice", phone_number="+15555550100", phone_number_verified=False)
         idp.script_phone_verification("alice", succeeds=True)
         idp_log = Recorder(idp.app)
-        mcp_log = Recorder(build_app(resource=resource, issuer=issuer, **guard))
+        mcp_log = Recorder(build(resource=resource, issuer=issuer, **guard))
         async with (
             serve(site, sock=site_sock, tls=tls),
             serve(idp_log, sock=idp_sock),

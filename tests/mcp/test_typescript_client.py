@@ -103,9 +103,11 @@ def check_full_flow(stack: Stack, state: dict[str, Any], client_id: str) -> None
     assert token["acr"] == "mf" and token["phone_number_verified"] is True
 
 
-async def test_cimd_client_full_flow() -> None:
-    """Client ID Metadata Document (registered without the refresh_token grant)."""
-    async with open_stack() as stack:
+@pytest.mark.parametrize("server", ["sdk", "fastmcp"])
+async def test_cimd_client_full_flow(server: str) -> None:
+    """Client ID Metadata Document (registered without the refresh_token grant), against the
+    official SDK's server and the FastMCP one."""
+    async with open_stack(server=server) as stack:
         cimd = stack.extra["site"] + NO_REFRESH_PATH
         async with ts_client(stack.resource, client_metadata_url=cimd) as client:
             state = await full_flow(stack, client)
