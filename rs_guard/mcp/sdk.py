@@ -173,8 +173,7 @@ def guard_app(
     endpoint: Requirement | None = None,
     hide_tools: HideTools = "never",
     transport_security: TransportSecuritySettings | None = None,
-    json_response: bool = False,
-    stateless_http: bool = False,
+    http_app: Mapping[str, Any] | None = None,
     routes: Sequence[Any] = (),
     bind_sessions: bool = True,
     **guard: Any,
@@ -190,6 +189,8 @@ def guard_app(
     - `hide_tools`: `"never"` (default), `"forbidden"` or `"unmet"` (see `tool_visible`).
     - `transport_security`: the SDK's DNS-rebinding protection; by default it allows
       `resource`'s host only.
+    - `http_app`: more keyword arguments for `MCPServer.streamable_http_app` (e.g.
+      `json_response`, `stateless_http`, `event_store`, `retry_interval`).
     - `bind_sessions`: sessions bound to the token's principal (see `TokenContext`).
     - `routes`: more Starlette routes, served before the MCP app (behind the guard too).
     - everything else goes to `ResourceGuard` (`issuer`, `server`, `scope_hierarchy`, ...).
@@ -208,9 +209,8 @@ def guard_app(
     mcp_app = mcp.streamable_http_app(
         streamable_http_path=path,
         transport_security=transport_security,
-        json_response=json_response,
-        stateless_http=stateless_http,
         host=parts.hostname or "127.0.0.1",
+        **dict(http_app or {}),
     )
 
     @asynccontextmanager
