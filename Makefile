@@ -37,7 +37,7 @@ NODE_DIR := tests/interop/node
 NODE_STAMP := $(NODE_DIR)/node_modules/.rs_guard-installed
 
 $(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
-	@echo "node-deps: npm ci of the interop test packages (oidc-provider, Node 22) into $(NODE_DIR)/node_modules (~5 s; a 30 MB download on a cold npm cache)"
+	@echo "node-deps: npm ci of the interop test packages (oidc-provider, the MCP SDK and conformance suite, Node 22) into $(NODE_DIR)/node_modules (~15 s; a ~35 MB download on a cold npm cache)"
 	@if ! command -v npm >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
 	    (apt-get update -qq || true) && \

@@ -24,7 +24,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-EXTRAS = ("uvicorn", "fastapi", "redis", "mcp")
+EXTRAS = ("uvicorn", "fastapi", "redis", "mcp", "fastmcp")
 RUNTIME = ("starlette", "pyjwt", "cryptography", "httpx", "cachetools")
 
 # Prepended to subprocess code: the named top-level packages behave as if not installed.
@@ -125,7 +125,9 @@ def test_wheel_metadata_keeps_the_extras_optional(wheel: zipfile.ZipFile) -> Non
         re.split(r"[\s\[<>=!~;]", r, maxsplit=1)[0].lower() for r in requires if ";" not in r
     }
     assert unconditional == set(RUNTIME)
-    assert {"idp", "fastapi", "redis", "mcp"} <= set(metadata.get_all("Provides-Extra") or [])
+    assert {"idp", "fastapi", "redis", "mcp", "fastmcp"} <= set(
+        metadata.get_all("Provides-Extra") or []
+    )
     for package, extra in (("uvicorn", "idp"), ("fastapi", "fastapi"), ("redis", "redis")):
         assert any(
             r.lower().startswith(package) and f"extra == '{extra}'" in r.replace('"', "'")
@@ -166,6 +168,13 @@ def test_every_public_name_imports_without_any_extra() -> None:
         absent=EXTRAS,
     )
     assert not loaded_modules(result) & {*EXTRAS, "rs_guard.idp"}
+
+
+@pytest.mark.parametrize(("module", "extra"), [("sdk", "mcp"), ("fastmcp", "fastmcp")])
+def test_the_mcp_bridges_name_their_extra(module: str, extra: str) -> None:
+    result = python(f"import rs_guard.mcp.{module}", absent=EXTRAS)
+    assert result.returncode != 0
+    assert f"pip install 'rs_guard[{extra}]'" in result.stderr
 
 
 def test_the_bundled_idp_works_in_process_without_uvicorn() -> None:

@@ -29,11 +29,17 @@ from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
-from fastmcp import FastMCP
-from fastmcp.server.auth import AccessToken as FastMCPAccessToken
-from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
-from fastmcp.tools import Tool
-from mcp_types import ListToolsRequest
+try:
+    from fastmcp import FastMCP
+    from fastmcp.server.auth import AccessToken as FastMCPAccessToken
+    from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
+    from fastmcp.tools import Tool
+    from mcp_types import ListToolsRequest
+except ModuleNotFoundError as exc:  # pragma: no cover - exercised by test_packaging
+    raise ModuleNotFoundError(
+        "rs_guard.mcp.fastmcp needs the fastmcp package: pip install 'rs_guard[fastmcp]'",
+        name=exc.name,
+    ) from exc
 from starlette.applications import Starlette
 from starlette.middleware import Middleware as ASGIMiddleware
 from starlette.routing import Mount

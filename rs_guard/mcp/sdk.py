@@ -27,12 +27,18 @@ from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
-from mcp.server.auth.middleware.auth_context import auth_context_var
-from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
-from mcp.server.auth.provider import AccessToken as SDKAccessToken
-from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
-from mcp.server.mcpserver import MCPServer
-from mcp.server.transport_security import TransportSecuritySettings
+try:
+    from mcp.server.auth.middleware.auth_context import auth_context_var
+    from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+    from mcp.server.auth.provider import AccessToken as SDKAccessToken
+    from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+    from mcp.server.mcpserver import MCPServer
+    from mcp.server.transport_security import TransportSecuritySettings
+except ModuleNotFoundError as exc:  # pragma: no cover - exercised by test_packaging
+    raise ModuleNotFoundError(
+        "rs_guard.mcp.sdk needs the mcp package: pip install 'rs_guard[mcp]'",
+        name=exc.name,
+    ) from exc
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount
