@@ -129,8 +129,11 @@ def fastmcp_server() -> tuple[FastMCP[Any], ToolRequirements]:
     return mcp, tools
 
 
-def build(framework: str, resource: str, issuer: str, hide: HideTools = "never") -> Starlette:
+def build(
+    framework: str, resource: str, issuer: str, hide: HideTools = "never", **more: Any
+) -> Starlette:
     options: dict[str, Any] = {
+        **more,
         "issuer": issuer,
         "scope_hierarchy": HIERARCHY,
         "scopes_supported": ["notes:read", "notes:write"],
@@ -145,13 +148,15 @@ def build(framework: str, resource: str, issuer: str, hide: HideTools = "never")
 
 
 @asynccontextmanager
-async def running(framework: str, hide: HideTools = "never") -> AsyncIterator[tuple[TestIdP, str]]:
+async def running(
+    framework: str, hide: HideTools = "never", **more: Any
+) -> AsyncIterator[tuple[TestIdP, str]]:
     idp_sock, mcp_sock = loopback_socket(), loopback_socket()
     resource = f"{socket_url(mcp_sock)}/mcp"
     idp = TestIdP(socket_url(idp_sock), resource=resource, in_process=False)
     async with (
         serve(idp.app, sock=idp_sock),
-        serve(build(framework, resource, idp.issuer, hide), sock=mcp_sock),
+        serve(build(framework, resource, idp.issuer, hide, **more), sock=mcp_sock),
     ):
         yield idp, resource
 
@@ -201,6 +206,20 @@ async def test_the_framework_sees_the_validated_token(framework: str) -> None:
                 assert injected == {"sub": "alice", "acr": "pwd"}
                 checked = await client.call_tool("fastmcp_checked", {})
                 assert text(checked) == "fastmcp's own check passed"
+
+
+@FRAMEWORKS
+@pytest.mark.parametrize("http_app", [{}, {"stateless_http": True}, {"json_response": True}])
+async def test_without_session_binding_the_token_still_reaches_the_tool(
+    framework: str, http_app: dict[str, Any]
+) -> None:
+    # scope["user"] stays ResourceGuard's TokenUser: the accessors read the SDK's context
+    # variable, carried from the HTTP request into the handler.
+    async with running(framework, bind_sessions=False, http_app=http_app) as (idp, resource):
+        async with mcp_client(resource, idp.token("alice", "notes:read")) as client:
+            seen = json.loads(text(await client.call_tool("whoami", {})))
+        assert seen["subject"] == "alice" == seen["rs_guard_subject"]
+        assert seen["scopes"] == ["notes:read"]
 
 
 async def raw_call(resource: str, token: str, tool: str) -> httpx.Response:
