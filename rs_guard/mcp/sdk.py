@@ -46,16 +46,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import AccessToken, Requirement, ResourceGuard
 from ..middleware import guard_of
-from . import (
-    Caller,
-    HideTools,
-    ToolGuard,
-    ToolPolicy,
-    _caller,
-    check_tool_names,
-    current_caller,
-    tool_visible,
-)
+from . import ToolGuard
+from ._context import Caller, HideTools, _caller, current_caller, tool_visible
+from ._tools import ToolPolicy, check_tool_names
 
 __all__ = [
     "GuardedUser",
