@@ -356,20 +356,31 @@ _EVENT_MALFORMED = Reason(
     400,
     "invalid_request",
     "not one compact JWS of at most 16 KiB sent as `application/secevent+jwt`; `crit`/`enc`/`zip`",
+    "send the event token itself, as the IdP signed it",
 )
-_EVENT_KEY = Reason(400, "invalid_key", "as for access tokens (see the table above)")
+_EVENT_KEY = Reason(
+    400,
+    "invalid_key",
+    "as for access tokens (see the table above)",
+    "publish new keys before signing with them; check `issuer`",
+)
 _EVENT_UNSIGNED = Reason(
-    400, "authentication_failed", "`alg: none`, or the signature does not verify"
+    400,
+    "authentication_failed",
+    "`alg: none`, or the signature does not verify",
+    "the event was altered or not signed by the IdP",
 )
 _EVENT_CLAIM = Reason(
     400,
     "invalid_request",
     "an ID token (`nonce`), or a claim missing or of the wrong type",
+    "fix the issuer of the event",
 )
 _EVENT_TIME = Reason(
     400,
     "invalid_request",
     "`iat` older than `max_age` (+ leeway) or ahead of the clock; `exp` passed",
+    "check clocks; deliver events promptly",
 )
 _EVENT_STORE = Reason(
     503,
@@ -381,6 +392,7 @@ _HANDLER_REFUSED = Reason(
     400,
     "<code>",
     "a handler raised `EventError(code)`; the answer's `err` is that code",
+    "see the `description`",
 )
 
 EVENT_REASONS: Final[Mapping[str, Reason]] = _freeze(
@@ -393,6 +405,7 @@ EVENT_REASONS: Final[Mapping[str, Reason]] = _freeze(
             400,
             "invalid_request",
             "`typ` not `secevent+jwt`: an access or ID token sent as an event",
+            "send the event token",
         ),
         "unsigned": _EVENT_UNSIGNED,
         "bad_signature": _EVENT_UNSIGNED,
@@ -401,8 +414,13 @@ EVENT_REASONS: Final[Mapping[str, Reason]] = _freeze(
         "bad_kid": _EVENT_KEY,
         "unknown_kid": _EVENT_KEY,
         "alg_key_mismatch": _EVENT_KEY,
-        "bad_issuer": Reason(400, "invalid_issuer", "another IdP's event"),
-        "bad_audience": Reason(400, "invalid_audience", "an event addressed to another receiver"),
+        "bad_issuer": Reason(400, "invalid_issuer", "another IdP's event", "check `issuer`"),
+        "bad_audience": Reason(
+            400,
+            "invalid_audience",
+            "an event addressed to another receiver",
+            "check `audience` (this service's client id at the IdP)",
+        ),
         "nonce": _EVENT_CLAIM,
         "bad_events": _EVENT_CLAIM,
         "bad_jti": _EVENT_CLAIM,
@@ -417,14 +435,19 @@ EVENT_REASONS: Final[Mapping[str, Reason]] = _freeze(
             "invalid_request",
             "this (`iss`, `jti`) was already accepted (re-encoded copies included: replay is "
             "keyed on `jti`)",
+            "nothing: the event was already processed",
         ),
         "publisher_not_allowed": Reason(
-            400, "access_denied", "`azp` not in the verifier's `publishers`"
+            400,
+            "access_denied",
+            "`azp` not in the verifier's `publishers`",
+            "add the publisher to `publishers`",
         ),
         "unknown_event_type": Reason(
             400,
             "invalid_request",
-            "no handler for an event type (see `ignore_unknown_events`)",
+            "no handler for an event type",
+            "add a handler, or `EventReceiver(..., ignore_unknown_events=True)`",
         ),
         "invalid_request": _HANDLER_REFUSED,
         "invalid_key": _HANDLER_REFUSED,

@@ -310,7 +310,7 @@ def test_every_registered_reason_is_one_the_library_sets() -> None:
         assert any(code.startswith(p) for p in prefixes), code
 
 
-def test_the_reason_code_page_is_rendered_from_the_registry() -> None:
+def test_the_reason_code_and_event_pages_are_rendered_from_the_code() -> None:
     from rs_guard._reasons import EVENT_REASONS, FAILURE_REASONS, REASONS
 
     page = (DOCS / "reference" / "reason-codes.md").read_text(encoding="utf-8")
@@ -319,5 +319,11 @@ def test_the_reason_code_page_is_rendered_from_the_registry() -> None:
     for table in (REASONS, EVENT_REASONS, FAILURE_REASONS):
         for code in table:
             assert f"`{code}`" in rendered, code
+    events_page = (DOCS / "reference" / "observability.md").read_text(encoding="utf-8")
+    from rs_guard.observe import EVENTS
+
+    rendered = _hook().render_markers(events_page)
+    assert "observe-events" not in rendered
+    assert all(f"`{name}`" in rendered for name in EVENTS)
     with pytest.raises(ValueError, match="unknown reason-code table"):
         _hook().render_markers("<!-- reason-codes: nowhere -->")

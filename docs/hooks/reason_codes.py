@@ -1,9 +1,10 @@
-"""MkDocs hook: render the reason-code tables from `rs_guard._reasons` into the docs.
+"""MkDocs hook: render the reason-code tables (`rs_guard._reasons`) and the observability event
+names (`rs_guard.observe.EVENTS`) into the docs, so neither list is written twice.
 
 A page asks for a table with a marker line, `<!-- reason-codes: requests -->` (or `events`,
-`failures`); the hook replaces it with a Markdown table. Codes sharing one `Reason` (the same
-answer, cause and fix) share a row, so the registry stays one entry per code while the page
-stays readable.
+`failures`), or `<!-- observe-events -->`; the hook replaces it with a Markdown table. Codes
+sharing one `Reason` (the same answer, cause and fix) share a row, so the registry stays one
+entry per code while the page stays readable.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rs_guard._reasons import EVENT_REASONS, FAILURE_REASONS, REASONS, Reason
+from rs_guard.observe import EVENTS
 
 TABLES: dict[str, Mapping[str, Reason]] = {
     "requests": REASONS,
@@ -20,6 +22,7 @@ TABLES: dict[str, Mapping[str, Reason]] = {
     "failures": FAILURE_REASONS,
 }
 MARKER = re.compile(r"^<!--\s*reason-codes:\s*(\w+)\s*-->\s*$", re.M)
+EVENTS_MARKER = re.compile(r"^<!--\s*observe-events\s*-->\s*$", re.M)
 
 
 def _cell(text: str) -> str:
@@ -55,8 +58,15 @@ def render(table: Mapping[str, Reason], *, with_answer: bool = True) -> str:
     return "\n".join(lines)
 
 
+def render_events() -> str:
+    """The table of every observability event name and what it means."""
+    lines = ["| event | meaning |", "|---|---|"]
+    lines += [f"| `{name}` | {_cell(meaning)} |" for name, meaning in EVENTS.items()]
+    return "\n".join(lines)
+
+
 def render_markers(markdown: str) -> str:
-    """Replace every reason-code marker of a page; an unknown table name is an error."""
+    """Replace every marker of a page; an unknown reason-code table name is an error."""
 
     def table(match: re.Match[str]) -> str:
         name = match.group(1)
@@ -64,7 +74,7 @@ def render_markers(markdown: str) -> str:
             raise ValueError(f"unknown reason-code table {name!r}; known: {sorted(TABLES)}")
         return render(TABLES[name], with_answer=name != "failures")
 
-    return MARKER.sub(table, markdown)
+    return EVENTS_MARKER.sub(lambda _: render_events(), MARKER.sub(table, markdown))
 
 
 def on_page_markdown(markdown: str, **kwargs: Any) -> str:
