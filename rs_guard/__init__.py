@@ -31,11 +31,11 @@ if TYPE_CHECKING:
     from .mcp import ToolGuard
     from .metadata import ProtectedResourceMetadata, metadata_routes, metadata_url
     from .middleware import ResourceGuard, SubjectTranslator, guard_of
-    from .server import AuthorizationServer
     from .observe import Counters, Observer
     from .policy import Requirement, ScopeHierarchy
     from .ppid import PPIDTranslator, PPIDUnavailable
     from .replay import MemoryReplayStore, RedisReplayStore, ReplayStore, ReplayStoreUnavailable
+    from .server import AuthorizationServer
     from .tokens import (
         AccessToken,
         IntrospectionValidator,
