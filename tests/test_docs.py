@@ -250,6 +250,14 @@ def test_every_page_is_in_the_navigation() -> None:
     assert listed - pages == set(), "nav entries without a page"
 
 
+def test_make_test_builds_the_site_strictly() -> None:
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert re.search(r"^test:.*\bdocs\b", makefile, re.M), "make test must run make docs"
+    recipe = re.search(r"^docs:.*\n((?:\t.*\n)+)", makefile, re.M)
+    assert recipe is not None and "mkdocs build --strict" in recipe.group(1)
+    assert re.search(r"^/?site/?$", (ROOT / ".gitignore").read_text(encoding="utf-8"), re.M)
+
+
 def test_the_readme_stays_short() -> None:
     # The README is the pitch, the install, a quick start and links; the rest is the site.
     assert len(README.read_text(encoding="utf-8").splitlines()) <= 200
