@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from .policy import Requirement, ScopeHierarchy
     from .ppid import PPIDTranslator, PPIDUnavailable
     from .replay import MemoryReplayStore, RedisReplayStore, ReplayStore, ReplayStoreUnavailable
+    from .server import AuthorizationServer
     from .tokens import (
         AccessToken,
         IntrospectionValidator,
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 
 _EXPORTS: dict[str, str] = {
     "AccessToken": "tokens",
+    "AuthorizationServer": "server",
     "ClientCredentials": "exchange",
     "ConfigurationError": "errors",
     "Counters": "observe",
@@ -95,6 +97,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AccessToken",
+    "AuthorizationServer",
     "ClientCredentials",
     "ConfigurationError",
     "Counters",
