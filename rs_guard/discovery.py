@@ -10,7 +10,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from ._async import SingleFlight
-from ._http import FetchError, default_client, fetch_json
+from ._http import default_client, fetch_json
+from .errors import FetchError
 from .observe import Observer, emit
 
 _MAX_METADATA_BYTES = 256 * 1024
