@@ -4,8 +4,6 @@ The core names are here; features keep their own namespaces (`rs_guard.mcp`,
 `rs_guard.fastapi`, `rs_guard.idp`, ...).
 """
 
-from __future__ import annotations
-
 from ._version import __version__
 from .access_token import AccessToken, TokenUser, TokenValidator
 from .decorators import public, require

@@ -82,36 +82,33 @@ class ResourceGuard:
     ) -> None:
         _refuse_conflicts(locals())
         self.app = app
-        if server is None:  # the simple keyword path builds the issuer context
-            server = AuthorizationServer(issuer or "", http_client=http_client, observer=observer)
-        self.server = server
-        self.issuer = self.server.issuer
-        self.resource = resource
-        self.realm = realm
-        self.credentials = BearerCredentials(bearer_methods)
-        self.hierarchy = (
-            scope_hierarchy
-            if isinstance(scope_hierarchy, ScopeHierarchy)
-            else ScopeHierarchy(scope_hierarchy)
+        # The simple keyword path builds the issuer context.
+        self.server = server or AuthorizationServer(
+            issuer or "", http_client=http_client, observer=observer
         )
-        audiences = audience if audience is not None else resource
-        if validator is None:
-            validator = _default_validator(
-                server, audiences, algorithms, leeway, limits, introspection, observer, clock
+        self.issuer, self.resource, self.realm = self.server.issuer, resource, realm
+        self.credentials = BearerCredentials(bearer_methods)
+        self.hierarchy = _hierarchy(scope_hierarchy)
+        self.validator = (
+            validator
+            if validator is not None
+            else _default_validator(
+                self.server,
+                audience if audience is not None else resource,
+                algorithms,
+                leeway,
+                limits or Limits(),
+                introspection,
+                observer,
+                clock,
             )
-        self.validator = validator
-        self.subject_translator = subject_translator
-        self.user_resolver = user_resolver
+        )
+        self.subject_translator, self.user_resolver = subject_translator, user_resolver
         self.paths = PathPolicy(requirements, public_paths, default_requirement)
         self.default_requirement = default_requirement
-        self.metadata = metadata if serve_metadata else None
-        if serve_metadata and metadata is None:
-            self.metadata = ProtectedResourceMetadata(
-                resource,
-                [self.issuer],
-                scopes_supported=scopes_supported,
-                bearer_methods_supported=sorted(self.credentials.methods),
-            )
+        self.metadata = _metadata(
+            resource, self.issuer, metadata, serve_metadata, scopes_supported, self.credentials
+        )
         self.resource_metadata_url = self.metadata.url if self.metadata is not None else None
         self.refusals = Refusals(
             realm=realm,
@@ -122,12 +119,7 @@ class ResourceGuard:
         self._clock = clock
         # The hot path, prebuilt: with no scope expansion and no translation, a cache hit
         # (a plain function call, no await) is the whole answer.
-        lookup = getattr(self.validator, "cached", None)
-        if isinstance(self.validator, CompositeValidator) and self.validator.opaque is None:
-            lookup = self.validator.jwt.cached  # one call fewer on every request
-        self._lookup: Callable[[str], AccessToken | None] | None = (
-            lookup if callable(lookup) else None
-        )
+        self._lookup = _cache_lookup(self.validator)
         plain = subject_translator is None and user_resolver is None and not self.hierarchy
         self._hot = self._lookup if plain else None
         self._exact_requirement = self.paths.exact.get
@@ -148,7 +140,11 @@ class ResourceGuard:
         if kind == "http" and path.startswith(WELL_KNOWN) and self._is_metadata_request(path):
             await self.metadata(scope, receive, send)  # type: ignore[misc]
             return
-        if kind == "http" and scope["method"] == "OPTIONS" and self._is_preflight(scope):
+        if (
+            kind == "http"
+            and scope["method"] == "OPTIONS"
+            and has_header(scope["headers"], b"access-control-request-method")
+        ):
             # CORS preflight never carries credentials; the app's CORS handling answers it.
             # A handler that sees it anyway sees an anonymous user (not a 500 from a missing
             # `request.auth`, and never someone's credentials).
@@ -216,10 +212,6 @@ class ResourceGuard:
         metadata = self.metadata
         return metadata is not None and (path == metadata.path or path == WELL_KNOWN)
 
-    @staticmethod
-    def _is_preflight(scope: Scope) -> bool:
-        return has_header(scope["headers"], b"access-control-request-method")
-
     def requirement_for(self, path: str) -> Requirement | None:
         """The configured requirement for a path (exact match, then longest prefix)."""
         return self.paths.requirement_for(path)
@@ -231,9 +223,8 @@ class ResourceGuard:
         pairwise subject's translation never changes); a `user_resolver` runs every time.
         """
         lookup = self._lookup
-        base = (lookup(token) if lookup is not None else None) or await self.validator.validate(
-            token
-        )
+        base = lookup(token) if lookup is not None else None
+        base = base or await self.validator.validate(token)
         derived = base._derived
         if derived is not None and derived[0] is self and self.user_resolver is None:
             return derived[1]
@@ -270,6 +261,37 @@ def _private(start: Message) -> Message:
         return start
     headers.append((b"cache-control", b"private"))
     return {**start, "headers": headers}
+
+
+def _hierarchy(value: ScopeHierarchy | Mapping[str, Sequence[str]] | None) -> ScopeHierarchy:
+    return value if isinstance(value, ScopeHierarchy) else ScopeHierarchy(value)
+
+
+def _cache_lookup(validator: TokenValidator) -> Callable[[str], AccessToken | None] | None:
+    """The validator's synchronous cache look-up, if it has one (the hot path calls it)."""
+    if isinstance(validator, CompositeValidator) and validator.opaque is None:
+        return validator.jwt.cached  # one call fewer on every request
+    lookup = getattr(validator, "cached", None)
+    return lookup if callable(lookup) else None
+
+
+def _metadata(
+    resource: str,
+    issuer: str,
+    given: ProtectedResourceMetadata | None,
+    serve: bool,
+    scopes_supported: Sequence[str] | None,
+    credentials: BearerCredentials,
+) -> ProtectedResourceMetadata | None:
+    """The RFC 9728 document to serve: the one given, or one built from the options."""
+    if not serve or given is not None:
+        return given if serve else None
+    return ProtectedResourceMetadata(
+        resource,
+        [issuer],
+        scopes_supported=scopes_supported,
+        bearer_methods_supported=sorted(credentials.methods),
+    )
 
 
 def _refuse_conflicts(options: Mapping[str, Any]) -> None:
@@ -314,13 +336,12 @@ def _default_validator(
     audiences: str | Sequence[str],
     algorithms: Sequence[str] | None,
     leeway: float | None,
-    limits: Limits | None,
+    limits: Limits,
     introspection: Introspection | None,
     observer: Observer | None,
     clock: Callable[[], float],
 ) -> CompositeValidator:
     """JWT access tokens, plus introspection of opaque ones when it is configured."""
-    limits = limits or Limits()
     jwt = JWTValidator(
         server=server,
         audience=audiences,
