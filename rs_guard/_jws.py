@@ -100,9 +100,12 @@ def parse_json_object(data: bytes) -> dict[str, Any]:
     try:
         return loads_object(data)
     except JSONError as exc:
-        # Only a duplicate member keeps its own code: it is an attack signal, not noise.
-        reason = "duplicate_member" if exc.reason == "duplicate_member" else "malformed"
-        raise MalformedJWS(reason) from None
+        raise MalformedJWS(_json_reason(exc)) from None
+
+
+def _json_reason(exc: JSONError) -> str:
+    # Only a duplicate member keeps its own code: it is an attack signal, not noise.
+    return "duplicate_member" if exc.reason == "duplicate_member" else "malformed"
 
 
 def is_numeric_date(value: Any) -> TypeGuard[float]:
@@ -135,8 +138,11 @@ def split_compact(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes, by
     if not _COMPACT_JWS.fullmatch(token):
         raise MalformedJWS("malformed")
     h, p, s = token.split(".")
-    header = parse_json_object(b64url_decode(h))
-    payload = parse_json_object(b64url_decode(p))
+    try:
+        header = loads_object(b64url_decode(h))
+        payload = loads_object(b64url_decode(p))
+    except JSONError as exc:
+        raise MalformedJWS(_json_reason(exc)) from None
     signature = b64url_decode(s)
     return header, payload, f"{h}.{p}".encode("ascii"), signature
 

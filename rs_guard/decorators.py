@@ -17,6 +17,8 @@ from .middleware import guard_of
 from .observe import emit
 from .policy import Requirement
 
+__all__ = ["check", "exception_handlers", "public", "require", "rs_guard_exception_handler"]
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 

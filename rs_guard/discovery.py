@@ -14,6 +14,8 @@ from ._http import default_client, fetch_json
 from .errors import FetchError
 from .observe import Observer, emit
 
+__all__ = ["ServerMetadata", "metadata_urls"]
+
 _MAX_METADATA_BYTES = 256 * 1024
 
 

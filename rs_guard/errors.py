@@ -24,6 +24,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+__all__ = [
+    "ConfigurationError",
+    "FetchError",
+    "InsufficientScope",
+    "InsufficientUserAuthentication",
+    "IntrospectionUnavailable",
+    "InvalidRequest",
+    "InvalidToken",
+    "KeysUnavailable",
+    "MissingToken",
+    "RSGuardError",
+    "ServerError",
+]
+
 
 class RSGuardError(Exception):
     """Base of every error rs_guard raises on purpose.

@@ -19,10 +19,10 @@ from .access_token import DEFAULT_MAX_TOKEN_BYTES, AccessToken
 from .discovery import ServerEndpoint, ServerMetadata
 from .errors import ConfigurationError, FetchError, IntrospectionUnavailable, InvalidToken
 from .observe import Observer, emit, emit_hot
+from .server import AuthorizationServer, refuse_beside_server
 
 if TYPE_CHECKING:
     from .jwt import JWTValidator
-    from .server import AuthorizationServer
 
 __all__ = ["Introspection", "IntrospectionValidator"]
 
@@ -67,8 +67,7 @@ class IntrospectionValidator:
         clock: Callable[[], float] = time.time,
     ) -> None:
         if server is not None:
-            if metadata is not None or (issuer is not None and issuer != server.issuer):
-                raise ConfigurationError("IntrospectionValidator: give server= or issuer=")
+            refuse_beside_server("IntrospectionValidator", server, issuer, metadata=metadata)
             issuer, metadata = server.issuer, server.metadata
         if issuer is None:
             raise ConfigurationError("IntrospectionValidator needs server= or issuer=")

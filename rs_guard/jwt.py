@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._jws import JWSVerifier, audience_matches, is_numeric_date, verify_signature
 from ._token_cache import Entry, VerifiedCache
@@ -13,9 +13,7 @@ from .access_token import DEFAULT_MAX_TOKEN_BYTES, AccessToken, scopes_of
 from .errors import ConfigurationError, InvalidToken
 from .keys import JWKSCache
 from .observe import Observer, emit_hot
-
-if TYPE_CHECKING:
-    from .server import AuthorizationServer
+from .server import AuthorizationServer, refuse_beside_server
 
 __all__ = ["ACCESS_TOKEN_TYPES", "DEFAULT_ALGORITHMS", "JWTValidator"]
 
@@ -52,8 +50,7 @@ class JWTValidator:
         clock: Callable[[], float] = time.time,
     ) -> None:
         if server is not None:
-            if keys is not None or (issuer is not None and issuer != server.issuer):
-                raise ConfigurationError("JWTValidator: give server= or issuer= with keys=")
+            refuse_beside_server("JWTValidator", server, issuer, keys=keys)
             issuer, keys = server.issuer, server.keys
         if issuer is None or keys is None:
             raise ConfigurationError("JWTValidator needs server=, or issuer= and keys=")

@@ -21,6 +21,8 @@ from .discovery import ServerMetadata
 from .errors import ConfigurationError, FetchError, InvalidToken, KeysUnavailable
 from .observe import Observer, emit
 
+__all__ = ["JWKSCache", "VerificationKey"]
+
 _MAX_JWKS_BYTES = 512 * 1024
 _MAX_KEYS = 100
 _MAX_KID_LENGTH = 256

@@ -22,7 +22,7 @@ from .keys import JWKSCache
 from .observe import Observer
 from .policy import Requirement, ScopeHierarchy
 from .resource_metadata import WELL_KNOWN, ProtectedResourceMetadata
-from .server import AuthorizationServer
+from .server import AuthorizationServer, refuse_beside_server
 
 __all__ = ["ResourceGuard", "SubjectTranslator", "UserResolver", "guard_of"]
 
@@ -309,9 +309,9 @@ def _refuse_conflicts(options: Mapping[str, Any]) -> None:
     if server is None and options["issuer"] is None:
         raise ConfigurationError("ResourceGuard needs issuer= or server=")
     if server is not None:
-        if options["issuer"] is not None and options["issuer"] != server.issuer:
-            raise ConfigurationError("issuer= differs from server.issuer: give one of them")
-        refuse("server=", given("http_client"), "give the client to the AuthorizationServer")
+        refuse_beside_server(
+            "ResourceGuard", server, options["issuer"], http_client=options["http_client"]
+        )
     if options["validator"] is not None:
         refuse(
             "validator=",

@@ -12,6 +12,8 @@ from .access_token import AccessToken
 from .challenge import NEVER_CHALLENGED, SCOPE_TOKEN, claims_value
 from .errors import ConfigurationError, InsufficientScope, InsufficientUserAuthentication
 
+__all__ = ["Requirement", "ScopeHierarchy"]
+
 _MEMO_SIZE = 4096
 _FUTURE_SKEW = 60  # seconds an IdP clock may run ahead before auth_time is not believed
 
