@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._jose import MalformedJWS, reject_duplicate_members
-from ._util import OAuthError
+from ._errors import OAuthError
 
 MAX_CLAIMS_LENGTH = 8192
 

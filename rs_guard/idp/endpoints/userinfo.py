@@ -7,11 +7,12 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ._users import SCOPE_CLAIMS
-from ._util import NO_STORE, split_scope
+from .._errors import NO_STORE
+from .._users import SCOPE_CLAIMS
+from .._util import split_scope
 
 if TYPE_CHECKING:
-    from .app import IdP
+    from ._context import UserinfoContext
 
 
 def _challenge(error: str, description: str, status: int) -> Response:
@@ -23,7 +24,7 @@ def _challenge(error: str, description: str, status: int) -> Response:
     )
 
 
-async def userinfo(idp: IdP, request: Request) -> Response:
+async def userinfo(ctx: UserinfoContext, request: Request) -> Response:
     """Claims about the user behind a bearer access token carrying scope openid."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -33,20 +34,20 @@ async def userinfo(idp: IdP, request: Request) -> Response:
             status_code=401,
             headers={"WWW-Authenticate": 'Bearer realm="userinfo"', **NO_STORE},
         )
-    record = idp.access_token_record(token.strip())
+    record = ctx.tokens.access_record(token.strip())
     if record is None or record.user_id is None:
         return _challenge("invalid_token", "The access token is not valid", 401)
     scope = split_scope(str(record.claims.get("scope", "")))
     if "openid" not in scope:
         return _challenge("insufficient_scope", "The openid scope is required", 403)
-    user = idp.users.get(record.user_id)
+    user = ctx.users.get(record.user_id)
     profile = user.claims if user is not None else {}
     body: dict[str, Any] = {"sub": record.claims.get("sub")}
     for s in scope:
         for name in SCOPE_CLAIMS.get(s, ()):
             if name in profile:
                 body[name] = profile[name]
-    grant = idp._grants.get(record.grant_id or "")
+    grant = ctx.tokens.grant(record.grant_id)
     if grant is not None:
         for name in grant.claims_request.userinfo:
             if name in profile:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import re
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
@@ -12,17 +11,19 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from ._claims import ClaimsRequest, parse_claims
-from ._records import AuthorizationCode
-from ._users import ACR_AMR, ACR_LABELS, SCOPE_CLAIMS, Session
-from ._util import OAuthError, parse_params, random_token, read_form, single, split_scope
+from .._claims import ClaimsRequest, parse_claims
+from .._errors import OAuthError
+from .._records import AuthorizationCode
+from .._users import ACR_AMR, ACR_LABELS, SCOPE_CLAIMS
+from .._util import random_token, split_scope
+from ._wire import parse_params, read_form, single
 
 if TYPE_CHECKING:
-    from ._clients import Client
-    from .app import IdP
+    from .._clients import Client
+    from .._sessions import Session
+    from ._context import AuthorizeContext
 
 OIDC_SCOPES = frozenset({"openid", "offline_access", *SCOPE_CLAIMS})
-PENDING_SECONDS = 600
 _CHALLENGE = re.compile(r"^[A-Za-z0-9\-_]{43}$")
 _PAGE_HEADERS = {
     "Cache-Control": "no-store",
@@ -84,45 +85,45 @@ def _redirect(uri: str, params: dict[str, str], status: int) -> RedirectResponse
     )
 
 
-async def authorize(idp: IdP, request: Request) -> Response:
+async def authorize(ctx: AuthorizeContext, request: Request) -> Response:
     """The authorization endpoint (RFC 6749 §4.1, OIDC Core §3.1.2, RFC 9207)."""
     status = 303 if request.method == "POST" else 302
     try:
         if request.method == "POST":
             params = await read_form(request)
             if "form_id" in params:
-                return await _login_submit(idp, params)
+                return await _login_submit(ctx, params)
         else:
             params = parse_params(request.query_params.multi_items())
-        client, redirect_uri, sent = await _front(idp, params)
+        client, redirect_uri, sent = await _front(ctx, params)
     except (OAuthError, PageError) as exc:
         text = exc.description if isinstance(exc, OAuthError) else str(exc)
         return _error_page(text)
     state = single(params, "state")
     try:
-        req = _validate(idp, client, redirect_uri, sent, params)
-        return await _continue(idp, req, params, status)
+        req = _validate(ctx, client, redirect_uri, sent, params)
+        return await _continue(ctx, req, params, status)
     except OAuthError as exc:
-        return _error_redirect(idp, redirect_uri, state, exc, status)
+        return _error_redirect(ctx, redirect_uri, state, exc, status)
 
 
 def _error_redirect(
-    idp: IdP, redirect_uri: str, state: str | None, exc: OAuthError, status: int
+    ctx: AuthorizeContext, redirect_uri: str, state: str | None, exc: OAuthError, status: int
 ) -> RedirectResponse:
     out = {"error": exc.error}
     if exc.description:
         out["error_description"] = exc.description
     if state is not None:
         out["state"] = state
-    out["iss"] = idp.issuer
+    out["iss"] = ctx.settings.issuer
     return _redirect(redirect_uri, out, status)
 
 
-async def _front(idp: IdP, params: dict[str, list[str]]) -> tuple[Client, str, bool]:
+async def _front(ctx: AuthorizeContext, params: dict[str, list[str]]) -> tuple[Client, str, bool]:
     client_id = single(params, "client_id")
     if client_id is None:
         raise PageError("The request has no client_id.")
-    client = await idp.resolve_client(client_id)
+    client = await ctx.clients.resolve(client_id)
     if client is None:
         raise PageError("The client_id is not known to this authorization server.")
     redirect_uri = single(params, "redirect_uri")
@@ -136,7 +137,11 @@ async def _front(idp: IdP, params: dict[str, list[str]]) -> tuple[Client, str, b
 
 
 def _validate(
-    idp: IdP, client: Client, redirect_uri: str, sent: bool, params: dict[str, list[str]]
+    ctx: AuthorizeContext,
+    client: Client,
+    redirect_uri: str,
+    sent: bool,
+    params: dict[str, list[str]],
 ) -> AuthRequest:
     if "request" in params:
         raise OAuthError("request_not_supported", "request objects are not supported")
@@ -175,7 +180,7 @@ def _validate(
     elif client.is_public:
         raise OAuthError("invalid_request", "PKCE (code_challenge, S256) is required")
 
-    resources = idp.validate_resources(params.get("resource", []))
+    resources = ctx.settings.validate_resources(params.get("resource", []))
     claims = parse_claims(single(params, "claims"))
 
     acr_values = split_scope(single(params, "acr_values"))
@@ -219,10 +224,11 @@ def _validate(
 
 
 async def _continue(
-    idp: IdP, req: AuthRequest, params: dict[str, list[str]], status: int
+    ctx: AuthorizeContext, req: AuthRequest, params: dict[str, list[str]], status: int
 ) -> Response:
-    now = idp.now()
-    session, script = idp.session, idp.login_script
+    now = ctx.settings.now()
+    sessions = ctx.sessions
+    session, script = sessions.session, sessions.login_script
     need_login = "login" in req.prompt or session is None
     if session is not None and req.max_age is not None and now - session.auth_time > req.max_age:
         need_login = True
@@ -237,22 +243,21 @@ async def _continue(
         if "none" in req.prompt:
             raise OAuthError("login_required", "the user must authenticate")
         if script is None:
-            return _login_form(idp, req, params)
-        session = Session(script.user_id, script.acr, list(script.amr), now)
-        idp.session = session
+            return _login_form(ctx, req, params)
+        session = sessions.sign_in(script.user_id, script.acr, script.amr)
     assert session is not None
-    if script is None and (session.user_id, req.client.client_id) not in idp.consents:
+    if script is None and not sessions.approved(session.user_id, req.client.client_id):
         if "none" in req.prompt:
             raise OAuthError("consent_required", "the user has not approved this client")
-        return _login_form(idp, req, params)
+        return _login_form(ctx, req, params)
     if script is not None and not script.consent:
         if "none" in req.prompt:
             raise OAuthError("consent_required", "the user has not approved this client")
         raise OAuthError("access_denied", "the user refused the authorization request")
-    return _finish(idp, req, session, status)
+    return _finish(ctx, req, session, status)
 
 
-def _finish(idp: IdP, req: AuthRequest, session: Session, status: int) -> Response:
+def _finish(ctx: AuthorizeContext, req: AuthRequest, session: Session, status: int) -> Response:
     none = "none" in req.prompt
     if req.acr_essential and req.acr_values and session.acr not in req.acr_values:
         if none:
@@ -262,14 +267,14 @@ def _finish(idp: IdP, req: AuthRequest, session: Session, status: int) -> Respon
             f"the user did not authenticate with {' or '.join(req.acr_values)}",
         )
     if req.claims.wants_verified_phone():
-        user = idp.user(session.user_id)
+        user = ctx.users.user(session.user_id)
         if user.claims.get("phone_number_verified") is not True:
             if none:
                 raise OAuthError("interaction_required", "phone verification is required")
             if not (user.phone_verification and user.claims.get("phone_number")):
                 raise OAuthError("access_denied", "the user could not verify a phone number")
             user.claims["phone_number_verified"] = True
-    grant = idp.new_grant(
+    grant = ctx.tokens.new_grant(
         req.client.client_id,
         session.user_id,
         req.scope,
@@ -281,35 +286,32 @@ def _finish(idp: IdP, req: AuthRequest, session: Session, status: int) -> Respon
         claims_request=req.claims,
     )
     code = random_token(32)
-    idp.store_code(
+    ctx.tokens.store_code(
         code,
         AuthorizationCode(
             grant=grant,
             redirect_uri=req.redirect_uri if req.redirect_uri_sent else None,
             code_challenge=req.code_challenge,
-            expires_at=idp.now() + idp.code_lifetime,
+            expires_at=ctx.settings.now() + ctx.settings.code_lifetime,
         ),
     )
     out = {"code": code}
     if req.state is not None:
         out["state"] = req.state
-    out["iss"] = idp.issuer
+    out["iss"] = ctx.settings.issuer
     return _redirect(req.redirect_uri, out, status)
 
 
 def _login_form(
-    idp: IdP, req: AuthRequest, params: dict[str, list[str]], error: str | None = None
+    ctx: AuthorizeContext, req: AuthRequest, params: dict[str, list[str]], error: str | None = None
 ) -> HTMLResponse:
-    now = time.monotonic()
-    for key in [k for k, (t, _) in idp._pending.items() if t < now]:
-        del idp._pending[key]
-    form_id = random_token(24)
     # The original request stays server-side; the form only carries an opaque handle.
-    idp._pending[form_id] = (now + PENDING_SECONDS, params)
+    form_id = ctx.sessions.park(params)
     client = req.client
     name = html.escape(client.client_name or client.client_id)
     scopes = "".join(f"<li>{html.escape(s)}</li>" for s in req.scope) or "<li>(no scopes)</li>"
-    user = html.escape(req.login_hint or (idp.session.user_id if idp.session else ""))
+    session = ctx.sessions.session
+    user = html.escape(req.login_hint or (session.user_id if session else ""))
     wanted = req.acr_values[0] if req.acr_values else "pwd"
     options = "".join(
         f'<option value="{acr}"{" selected" if acr == wanted else ""}>'
@@ -329,7 +331,7 @@ def _login_form(
     body = (
         f"{err}<p><strong>{name}</strong> asks to access your account with these scopes:</p>"
         f"<ul>{scopes}</ul>"
-        f'<form method="post" action="{html.escape(idp.path_prefix)}/authorize">'
+        f'<form method="post" action="{html.escape(ctx.settings.path_prefix)}/authorize">'
         f'<input type="hidden" name="form_id" value="{form_id}">'
         '<label for="login_user">User name</label>'
         f'<input id="login_user" name="login_user" value="{user}" required '
@@ -342,33 +344,31 @@ def _login_form(
     return _page("Sign in", body)
 
 
-async def _login_submit(idp: IdP, form: dict[str, list[str]]) -> Response:
-    entry = idp._pending.pop(single(form, "form_id") or "", None)
-    if entry is None or entry[0] < time.monotonic():
+async def _login_submit(ctx: AuthorizeContext, form: dict[str, list[str]]) -> Response:
+    params = ctx.sessions.claim(single(form, "form_id") or "")
+    if params is None:
         return _error_page("The sign-in form has expired; start again from the application.")
-    params = entry[1]
     try:
-        client, redirect_uri, sent = await _front(idp, params)
+        client, redirect_uri, sent = await _front(ctx, params)
     except (OAuthError, PageError) as exc:
         return _error_page(exc.description if isinstance(exc, OAuthError) else str(exc))
     state = single(params, "state")
     try:
-        req = _validate(idp, client, redirect_uri, sent, params)
+        req = _validate(ctx, client, redirect_uri, sent, params)
         if single(form, "decision") != "approve":
             raise OAuthError("access_denied", "the user denied the request")
         user_id = (single(form, "login_user") or "").strip()
         acr = single(form, "login_acr") or "pwd"
         if not user_id or acr not in ACR_AMR or len(user_id) > 200:
-            return _login_form(idp, req, params, "Enter a user name and pick a method.")
-        user = idp.user(user_id)
+            return _login_form(ctx, req, params, "Enter a user name and pick a method.")
+        user = ctx.users.user(user_id)
         phone = (single(form, "phone_number") or "").strip()
         if phone:
             user.claims["phone_number"] = phone
         if single(form, "phone_ok") == "1" and user.claims.get("phone_number"):
             user.claims["phone_number_verified"] = True
-        session = Session(user_id, acr, list(ACR_AMR[acr]), idp.now())
-        idp.session = session
-        idp.consents.add((user_id, client.client_id))
-        return _finish(idp, req, session, 303)
+        session = ctx.sessions.sign_in(user_id, acr, ACR_AMR[acr])
+        ctx.sessions.approve(user_id, client.client_id)
+        return _finish(ctx, req, session, 303)
     except OAuthError as exc:
-        return _error_redirect(idp, redirect_uri, state, exc, 303)
+        return _error_redirect(ctx, redirect_uri, state, exc, 303)
