@@ -31,7 +31,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from ._jose import (
+from ._jws import (
     KEY_HEADERS,
     MalformedJWS,
     audience_matches,

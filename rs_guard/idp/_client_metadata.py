@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._jose import MalformedJWS, split_compact
-from ..metadata import is_loopback_host
+from .._jws import MalformedJWS, split_compact
+from .._net import is_loopback_host
+from .._scopes import join_scope, split_scope
 from ._clients import Client
 from ._errors import OAuthError
 from ._keys import SUPPORTED_ALGS
-from ._util import random_token, safe_split, split_scope
+from ._util import random_token, safe_split
 
 GRANT_CODE = "authorization_code"
 GRANT_REFRESH = "refresh_token"
@@ -288,7 +289,7 @@ def python_client(
     )
     optional = {
         "response_types": list(response_types) if response_types is not None else None,
-        "scope": " ".join(split_scope(scope)) if scope is not None else None,
+        "scope": join_scope(split_scope(scope)) if scope is not None else None,
         **options,
     }
     meta.update({k: v for k, v in optional.items() if v is not None})

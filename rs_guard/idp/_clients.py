@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from ._util import is_loopback_ip_literal, safe_split, split_scope
+from .._net import is_loopback_ip
+from .._scopes import split_scope
+from ._util import safe_split
 
 if TYPE_CHECKING:
     from ._cimd import ClientDocuments
@@ -64,11 +66,11 @@ class Client:
         if uri in self.redirect_uris:
             return True
         got = safe_split(uri)
-        if got is None or got[0] != "http" or not is_loopback_ip_literal(got[1]):
+        if got is None or got[0] != "http" or not is_loopback_ip(got[1]):
             return False
         for registered in self.redirect_uris:
             reg = safe_split(registered)
-            if reg is None or reg[0] != "http" or not is_loopback_ip_literal(reg[1]):
+            if reg is None or reg[0] != "http" or not is_loopback_ip(reg[1]):
                 continue
             # Native apps pick an ephemeral port; a registered loopback URI without a port is a
             # port wildcard for every client type.

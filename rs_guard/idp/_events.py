@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import httpx
 
-from .._jose import MalformedJWS, parse_json_object
+from .._http import parse_retry_after
+from .._json import JSONError, loads_object
 from ._minting import EVENT_LIFETIME
 
 if TYPE_CHECKING:
@@ -167,8 +168,8 @@ class EventService:
         err, description = _error_of(body)
         outcome = Delivery(False, attempt, status, err, description)
         if status >= 500 or status == 429:
-            retry_after = response.headers.get("retry-after", "")
-            if retry_after.isdigit():
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            if retry_after is not None:
                 backoff = min(self.max_backoff, float(retry_after))
             return outcome, backoff
         return outcome, None
@@ -186,8 +187,8 @@ async def _read_limited(response: httpx.Response) -> bytes:
 def _error_of(body: bytes) -> tuple[str | None, str | None]:
     """The RFC 8935 §2.3 `err` / `description` of an error answer, when there is one."""
     try:
-        doc = parse_json_object(body)
-    except MalformedJWS:
+        doc = loads_object(body)
+    except JSONError:
         return None, None
     err, description = doc.get("err"), doc.get("description")
     return (

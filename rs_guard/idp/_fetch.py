@@ -3,43 +3,18 @@ read (sector identifiers, client metadata documents, client JWK Sets)."""
 
 from __future__ import annotations
 
-import ipaddress
-import json
-import socket
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
 
+from .._json import JSONError, loads
+from .._net import is_non_public_address
 from ._errors import OAuthError
 from ._util import safe_split
 
 if TYPE_CHECKING:
     from ._settings import Settings
-
-
-def is_non_public_literal(host: str) -> bool:
-    """True when the host is an IP literal that is private, loopback, link-local or reserved."""
-    name = host.strip("[]").lower().rstrip(".")
-    if name == "localhost" or name.endswith(".localhost"):
-        return True  # "localhost." and RFC 6761 *.localhost resolve to loopback too
-    try:
-        addr: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(name)
-    except ValueError:
-        try:
-            # Resolvers also read inet_aton forms (127.1, 0x7f000001, 2130706433, 0177.0.0.1).
-            addr = ipaddress.IPv4Address(socket.inet_aton(name))
-        except OSError:
-            return False
-    return (
-        not addr.is_global  # also 100.64.0.0/10 (shared address space) and the like
-        or addr.is_private
-        or addr.is_loopback
-        or addr.is_link_local
-        or addr.is_reserved
-        or addr.is_multicast
-        or addr.is_unspecified
-    )
 
 
 class Fetcher:
@@ -74,7 +49,7 @@ class Fetcher:
         scheme, host = parts[0], parts[1]
         if scheme != "https" and not (dev and scheme == "http"):
             raise OAuthError(error, f"{what} must use https", status)
-        if not dev and is_non_public_literal(host):
+        if not dev and is_non_public_address(host):
             raise OAuthError(error, f"{what} points to a private or loopback address", status)
 
     async def get_json(
@@ -102,6 +77,6 @@ class Fetcher:
                 error, f"{what} could not be fetched ({type(exc).__name__})", status
             ) from None
         try:
-            return json.loads(body), headers
-        except (ValueError, RecursionError):
+            return loads(body), headers
+        except JSONError:
             raise OAuthError(error, f"{what} is not valid JSON", status) from None

@@ -7,8 +7,9 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .._scopes import join_scope, split_scope
 from ._records import AccessTokenRecord, Grant
-from ._util import b64url, random_token, split_scope
+from ._util import b64url, random_token
 
 if TYPE_CHECKING:
     from ._clients import Client, ClientRegistry
@@ -104,7 +105,7 @@ class TokenMinter:
             "nbf": now,
             "jti": random_token(16),
             "client_id": client_id,
-            "scope": " ".join(split_scope(scope)),
+            "scope": join_scope(split_scope(scope)),
         }
         _add_authentication(payload, acr, auth_time, amr)
         if claims:

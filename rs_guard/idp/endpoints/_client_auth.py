@@ -11,9 +11,10 @@ from urllib.parse import unquote_plus
 import jwt
 from starlette.requests import Request
 
+from ..._scopes import split_scope
+from ...challenge import bearer_challenge
 from .._client_metadata import SECRET_METHODS
 from .._errors import OAuthError
-from .._util import split_scope
 from ._wire import single
 
 if TYPE_CHECKING:
@@ -135,7 +136,7 @@ async def authenticate_caller(
             "invalid_client",
             "client authentication required (HTTP Basic or a Bearer access token)",
             401,
-            {"WWW-Authenticate": f'Basic realm="{_REALM}", Bearer realm="{_REALM}"'},
+            {"WWW-Authenticate": f'Basic realm="{_REALM}", {bearer_challenge(realm=_REALM)}'},
         )
     client, _ = await authenticate_client(ctx, request, {}, allow_public=False)
     allowed = client.allowed_scopes()
@@ -152,7 +153,7 @@ def _bearer_caller(ctx: ClientAuthContext, token: str, *, scope: str, endpoint: 
             "invalid_client",
             description,
             401,
-            {"WWW-Authenticate": f'Bearer realm="{_REALM}", error="invalid_token"'},
+            {"WWW-Authenticate": bearer_challenge(realm=_REALM, error="invalid_token")},
         )
 
     record = ctx.tokens.access_record(token) if token else None
@@ -172,8 +173,9 @@ def _bearer_caller(ctx: ClientAuthContext, token: str, *, scope: str, endpoint: 
             f"the access token lacks scope {scope}",
             403,
             {
-                "WWW-Authenticate": f'Bearer realm="{_REALM}", error="insufficient_scope", '
-                f'scope="{scope}"'
+                "WWW-Authenticate": bearer_challenge(
+                    realm=_REALM, error="insufficient_scope", scope=scope
+                )
             },
         )
     client = ctx.clients.get(record.client_id)

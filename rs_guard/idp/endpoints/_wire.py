@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from ... import _asgi
+from ..._json import JSONError, loads
 from .._errors import NO_STORE, OAuthError
 
 MAX_FORM_BYTES = 64 * 1024
@@ -37,34 +38,17 @@ async def read_form(request: Request) -> dict[str, list[str]]:
 
 async def read_body(request: Request, limit: int) -> bytes:
     """Read the request body, refusing anything larger than `limit` bytes."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise OAuthError("invalid_request", "request body too large", 413)
-        chunks.append(chunk)
-    return b"".join(chunks)
+    try:
+        return await _asgi.read_body(request.receive, limit=limit)
+    except _asgi.BodyTooLarge:
+        raise OAuthError("invalid_request", "request body too large", 413) from None
 
 
-def _no_duplicate_members(error: str) -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:
-    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        # Two members with one name let different parsers see different requests.
-        out: dict[str, Any] = {}
-        for name, value in pairs:
-            if name in out:
-                raise OAuthError(error, f"member {name!r} appears more than once")
-            out[name] = value
-        return out
-
-    return hook
-
-
-def _no_constants(error: str) -> Callable[[str], Any]:
-    def hook(name: str) -> Any:
-        raise OAuthError(error, f"the body is not valid JSON ({name})")
-
-    return hook
+# What the strict parser refused, as the IdP has always worded it.
+_JSON_REFUSALS = {
+    "not_utf8": "the body is not UTF-8",
+    "malformed": "the body is not valid JSON",
+}
 
 
 async def read_json_object(
@@ -87,15 +71,15 @@ async def read_json_object(
             raise OAuthError(error, "the body must be application/json")
     raw = await read_body(request, limit)
     try:
-        body = json.loads(
-            raw.decode("utf-8"),
-            object_pairs_hook=_no_duplicate_members(error),
-            parse_constant=_no_constants(error),
-        )
-    except UnicodeDecodeError:
-        raise OAuthError(error, "the body is not UTF-8") from None
-    except (ValueError, RecursionError):
-        raise OAuthError(error, "the body is not valid JSON") from None
+        body = loads(raw)
+    except JSONError as exc:
+        if exc.reason == "duplicate_member":
+            description = f"member {exc.name!r} appears more than once"
+        elif exc.reason == "constant":
+            description = f"the body is not valid JSON ({exc.name})"
+        else:
+            description = _JSON_REFUSALS.get(exc.reason, "the body is not valid JSON")
+        raise OAuthError(error, description) from None
     if not isinstance(body, dict):
         raise OAuthError(error, "the body must be a JSON object")
     unknown = sorted(set(body) - members) if members is not None else []

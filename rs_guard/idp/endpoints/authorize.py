@@ -11,11 +11,12 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from ..._scopes import split_scope
 from .._claims import ClaimsRequest, parse_claims
 from .._errors import OAuthError
 from .._records import AuthorizationCode
 from .._users import ACR_AMR, ACR_LABELS, SCOPE_CLAIMS
-from .._util import random_token, split_scope
+from .._util import random_token
 from ._wire import parse_params, read_form, single
 
 if TYPE_CHECKING:
@@ -159,7 +160,7 @@ def _validate(
 
     allowed = client.allowed_scopes()
     raw_scope = single(params, "scope")
-    scope = split_scope(raw_scope) if raw_scope is not None else sorted(allowed or ())
+    scope = list(split_scope(raw_scope)) if raw_scope is not None else sorted(allowed or ())
     if allowed is not None:
         extra = [s for s in scope if s not in allowed and s not in OIDC_SCOPES]
         if extra:
@@ -183,7 +184,7 @@ def _validate(
     resources = ctx.settings.validate_resources(params.get("resource", []))
     claims = parse_claims(single(params, "claims"))
 
-    acr_values = split_scope(single(params, "acr_values"))
+    acr_values = list(split_scope(single(params, "acr_values")))
     claim_acr, essential = claims.acr_values()
     for value in claim_acr:
         if value not in acr_values:

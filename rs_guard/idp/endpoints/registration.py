@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from ...challenge import bearer_challenge
 from .._client_metadata import (
     SECRET_METHODS,
     RegistrationError,
@@ -33,7 +34,11 @@ def _bearer(request: Request) -> str | None:
 
 def _unauthorized(description: str, presented: bool = True) -> OAuthError:
     # RFC 6750 §3.1: a request without any credentials gets a challenge without an error code.
-    challenge = 'Bearer error="invalid_token"' if presented else 'Bearer realm="rs_guard-idp"'
+    challenge = (
+        bearer_challenge(error="invalid_token")
+        if presented
+        else bearer_challenge(realm="rs_guard-idp")
+    )
     return OAuthError("invalid_token", description, 401, {"WWW-Authenticate": challenge})
 
 

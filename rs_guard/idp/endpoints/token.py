@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..._scopes import split_scope
 from .._client_metadata import (
     GRANT_CLIENT_CREDENTIALS,
     GRANT_CODE,
@@ -18,7 +19,6 @@ from .._client_metadata import (
     GRANT_TOKEN_EXCHANGE,
 )
 from .._errors import OAuthError
-from .._util import split_scope
 from ._client_auth import authenticate_client
 from ._wire import json_ok, read_form, single
 
@@ -59,7 +59,7 @@ def _requested_scope(form: dict[str, list[str]], allowed: set[str] | None) -> li
     raw = single(form, "scope")
     if raw is None:
         return None
-    scope = split_scope(raw)
+    scope = list(split_scope(raw))
     if allowed is not None and not set(scope) <= allowed:
         raise OAuthError("invalid_scope", "requested scope exceeds what was granted")
     return scope
@@ -203,7 +203,7 @@ async def _token_exchange(
             if member in may_act and may_act[member] != party.get(member):
                 raise OAuthError("invalid_request", "may_act does not authorize this actor")
 
-    subject_scope = split_scope(str(subject.claims.get("scope", "")))
+    subject_scope = list(split_scope(str(subject.claims.get("scope", ""))))
     scope = _requested_scope(form, set(subject_scope))
     if scope is None:
         scope = subject_scope
