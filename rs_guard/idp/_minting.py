@@ -129,14 +129,14 @@ class TokenMinter:
         *,
         client_id: str,
         nonce: str | None = None,
+        access_token: str | None = None,
         acr: str | None = None,
         auth_time: int | None = None,
         amr: Sequence[str] | None = None,
         lifetime: int | None = None,
+        alg: str | None = None,
         claims: dict[str, Any] | None = None,
         headers: dict[str, Any] | None = None,
-        alg: str | None = None,
-        access_token: str | None = None,
     ) -> str:
         """Mint an OIDC ID token (typ JWT, aud = azp = client_id), signed with the client's alg."""
         settings = self._settings

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -22,55 +21,34 @@ from ._subjects import ConversionPolicy, SubjectMapper
 from ._users import UserDirectory
 
 
-@dataclass
 class Services:
-    """One owner per piece of state: keys, tokens, clients, users, sessions, subjects."""
+    """One owner per piece of state: keys, tokens, clients, users, sessions, subjects.
 
-    settings: Settings
-    urls: Urls
-    keys: KeyStore
-    tokens: TokenStore
-    fetcher: Fetcher
-    documents: ClientDocuments
-    clients: ClientRegistry
-    users: UserDirectory
-    sessions: Sessions
-    subjects: SubjectMapper
-    minter: TokenMinter
-    events: EventService
-    ppid_policy: ConversionPolicy
+    Built once per IdP with no I/O (the outbound client is made on first use).
+    """
 
-    @classmethod
-    def build(
-        cls,
+    def __init__(
+        self,
         settings: Settings,
         *,
         signing_alg: str,
         signing_keys: dict[str, Any] | None,
         http_client: httpx.AsyncClient | None,
         pairwise_secret: bytes | None,
-    ) -> Services:
-        """Wire the services together (no I/O: the outbound client is made on first use)."""
-        keys = KeyStore(signing_alg, signing_keys, clock=settings.time)
-        tokens = TokenStore(settings.now, keys)
-        fetcher = Fetcher(settings, http_client)
-        documents = ClientDocuments(settings, fetcher)
-        clients = ClientRegistry(tokens, documents)
-        users = UserDirectory()
-        subjects = SubjectMapper(pairwise_secret or secrets.token_bytes(32), clients, users)
-        minter = TokenMinter(settings, keys, tokens, subjects, users, clients)
-        return cls(
-            settings=settings,
-            urls=Urls(settings.issuer),
-            keys=keys,
-            tokens=tokens,
-            fetcher=fetcher,
-            documents=documents,
-            clients=clients,
-            users=users,
-            sessions=Sessions(users, settings.now),
-            subjects=subjects,
-            minter=minter,
-            events=EventService(clients, minter, fetcher),
-            ppid_policy=ConversionPolicy(),
+    ) -> None:
+        self.settings = settings
+        self.urls = Urls(settings.issuer)
+        self.keys = KeyStore(signing_alg, signing_keys, clock=settings.time)
+        self.tokens = TokenStore(settings.now, self.keys)
+        self.fetcher = Fetcher(settings, http_client)
+        self.documents = ClientDocuments(settings, self.fetcher)
+        self.clients = ClientRegistry(self.tokens, self.documents)
+        self.users = UserDirectory()
+        self.sessions = Sessions(self.users, settings.now)
+        secret = pairwise_secret or secrets.token_bytes(32)
+        self.subjects = SubjectMapper(secret, self.clients, self.users)
+        self.minter = TokenMinter(
+            settings, self.keys, self.tokens, self.subjects, self.users, self.clients
         )
+        self.events = EventService(self.clients, self.minter, self.fetcher)
+        self.ppid_policy = ConversionPolicy()

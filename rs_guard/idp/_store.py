@@ -51,15 +51,7 @@ class TokenStore:
 
     def revoke_grant(self, grant_id: str) -> None:
         """Revoke a grant: every access and refresh token issued from it becomes inactive."""
-        grant = self._grants.get(grant_id)
-        if grant is not None:
-            grant.revoked = True
-        for rec in self._access.values():
-            if rec.grant_id == grant_id:
-                rec.revoked = True
-        for refresh in self._refresh.values():
-            if refresh.grant.grant_id == grant_id:
-                refresh.revoked = True
+        self._revoke_where(lambda grant_id_, _client_id: grant_id_ == grant_id)
 
     # ----- codes ----------------------------------------------------------------------------
 
@@ -135,15 +127,7 @@ class TokenStore:
     def revoke_client(self, client_id: str) -> None:
         """A client was deleted: everything issued to it stops being active, for good."""
         self._dead_clients.add(client_id)
-        for grant in self._grants.values():
-            if grant.client_id == client_id:
-                grant.revoked = True
-        for rec in self._access.values():
-            if rec.client_id == client_id:
-                rec.revoked = True
-        for refresh in self._refresh.values():
-            if refresh.grant.client_id == client_id:
-                refresh.revoked = True
+        self._revoke_where(lambda _grant_id, client_id_: client_id_ == client_id)
 
     def reinstate_client(self, client_id: str) -> None:
         """A client id is registered (again): tokens issued to it from now on are active."""
@@ -155,6 +139,18 @@ class TokenStore:
             return False
         self._assertion_jtis[key] = expires_at
         return True
+
+    def _revoke_where(self, hit: Callable[[str | None, str], bool]) -> None:
+        """Revoke every grant, access and refresh token whose (grant id, client id) is hit."""
+        for grant in self._grants.values():
+            if hit(grant.grant_id, grant.client_id):
+                grant.revoked = True
+        for rec in self._access.values():
+            if hit(rec.grant_id, rec.client_id):
+                rec.revoked = True
+        for refresh in self._refresh.values():
+            if hit(refresh.grant.grant_id, refresh.grant.client_id):
+                refresh.revoked = True
 
     def _prune(self) -> None:
         # Long-running CLI instances would otherwise grow without bound.

@@ -30,6 +30,7 @@ from ._store import TokenStore
 from ._subjects import ConversionPolicy, SubjectMapper
 from ._users import User
 from .endpoints.introspection import introspection
+from .endpoints.metadata import metadata
 
 T = TypeVar("T")
 
@@ -91,7 +92,7 @@ class IdP:
             refresh_token_lifetime=refresh_token_lifetime,
             access_token_lifetime=access_token_lifetime,
         )
-        self.services = s = Services.build(
+        self.services = s = Services(
             self.settings,
             signing_alg=signing_alg,
             signing_keys=signing_keys,
@@ -153,6 +154,10 @@ class IdP:
         """Current time from the injected clock, in whole seconds."""
         return self.settings.now()
 
+    def metadata(self) -> dict[str, Any]:
+        """The discovery document (what both well-known locations serve)."""
+        return metadata(self.services)
+
     def endpoint(self, name: str) -> str:
         """Absolute URL of one of the IdP's endpoints, e.g. endpoint("token")."""
         return self.services.urls.url(name)
@@ -207,20 +212,14 @@ class IdP:
         self.services.sessions.session = session
 
     def login_as(
-        self,
-        user_id: str,
-        acr: str = "pwd",
-        amr: Sequence[str] | None = None,
-        *,
-        consent: bool = True,
-        auth_time: int | None = None,
+        self, user_id: str, acr: str = "pwd", amr: Sequence[str] | None = None, **options: Any
     ) -> Session:
         """Sign `user_id` in now with method `acr`; later re-authentications use the same method.
 
-        With `consent=False` the user refuses every authorization request.
+        With `consent=False` the user refuses every authorization request; `auth_time`
+        backdates the login (see `Sessions.login_as`).
         """
-        sessions = self.services.sessions
-        return sessions.login_as(user_id, acr, amr, consent=consent, auth_time=auth_time)
+        return self.services.sessions.login_as(user_id, acr, amr, **options)
 
     def logout(self) -> None:
         """End the session and the login script: the next authorization shows the login form."""

@@ -1,6 +1,6 @@
 """POST /events: a publisher asks the IdP to sign (and maybe push) an event for a receiver.
 
-See `rs_guard.idp._events` for the service (permissions, delivery) behind it.
+The EventService (`idp.events`) behind it decides permissions and delivers.
 """
 
 from __future__ import annotations

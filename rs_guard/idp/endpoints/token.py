@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 TT_ACCESS = "urn:ietf:params:oauth:token-type:access_token"
 TT_JWT = "urn:ietf:params:oauth:token-type:jwt"
+Form = dict[str, list[str]]
 _VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 
 
@@ -55,7 +56,14 @@ async def token(ctx: TokenContext, request: Request) -> Response:
     return json_ok(body)
 
 
-def _requested_scope(form: dict[str, list[str]], allowed: set[str] | None) -> list[str] | None:
+def _required(form: Form, name: str) -> str:
+    value = single(form, name)
+    if value is None:
+        raise OAuthError("invalid_request", f"{name} is required")
+    return value
+
+
+def _requested_scope(form: Form, allowed: set[str] | None) -> list[str] | None:
     raw = single(form, "scope")
     if raw is None:
         return None
@@ -65,9 +73,7 @@ def _requested_scope(form: dict[str, list[str]], allowed: set[str] | None) -> li
     return scope
 
 
-async def _client_credentials(
-    ctx: TokenContext, client: Client, form: dict[str, list[str]]
-) -> dict[str, Any]:
+async def _client_credentials(ctx: TokenContext, client: Client, form: Form) -> dict[str, Any]:
     allowed = client.allowed_scopes()
     scope = _requested_scope(form, allowed)
     if scope is None:
@@ -89,13 +95,8 @@ def _s256(verifier: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
-async def _authorization_code(
-    ctx: TokenContext, client: Client, form: dict[str, list[str]]
-) -> dict[str, Any]:
-    code = single(form, "code")
-    if code is None:
-        raise OAuthError("invalid_request", "code is required")
-    record = ctx.tokens.find_code(code)
+async def _authorization_code(ctx: TokenContext, client: Client, form: Form) -> dict[str, Any]:
+    record = ctx.tokens.find_code(_required(form, "code"))
     if record is None or record.grant.client_id != client.client_id:
         raise OAuthError("invalid_grant", "unknown authorization code")
     if record.used:
@@ -130,13 +131,8 @@ async def _authorization_code(
     )
 
 
-async def _refresh_token(
-    ctx: TokenContext, client: Client, form: dict[str, list[str]]
-) -> dict[str, Any]:
-    raw = single(form, "refresh_token")
-    if raw is None:
-        raise OAuthError("invalid_request", "refresh_token is required")
-    record = ctx.tokens.refresh_record(raw)
+async def _refresh_token(ctx: TokenContext, client: Client, form: Form) -> dict[str, Any]:
+    record = ctx.tokens.refresh_record(_required(form, "refresh_token"))
     if record is None or record.grant.client_id != client.client_id:
         raise OAuthError("invalid_grant", "unknown refresh token")
     grant = record.grant
@@ -163,9 +159,7 @@ async def _refresh_token(
     )
 
 
-async def _token_exchange(
-    ctx: TokenContext, client: Client, form: dict[str, list[str]]
-) -> dict[str, Any]:
+async def _token_exchange(ctx: TokenContext, client: Client, form: Form) -> dict[str, Any]:
     subject_token = single(form, "subject_token")
     subject_type = single(form, "subject_token_type")
     if subject_token is None or subject_type is None:
