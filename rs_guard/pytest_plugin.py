@@ -40,8 +40,6 @@ DEFAULT_ISSUER = "https://idp.test"
 DEFAULT_RESOURCE = "https://api.test"
 DEFAULT_CLIENT_ID = "test-client"
 DEFAULT_CLIENT_SECRET = "test-client-secret"
-# The switches of `IdP.faults` that `outage()` takes by name (without names: the whole IdP).
-FAULT_SWITCHES = ("jwks", "introspection", "ppid", "token", "events")
 OutageMode = Literal["down", "slow", "garbage", "unreachable"]
 
 
@@ -76,10 +74,7 @@ class _Helpers(_Base):
         self.client_id = client_id
         self.client_secret = client_secret
         self.in_process = in_process
-        self._whole_outage: OutageMode | None = None
         self.register_client(client_id, client_secret)
-        # Outermost, so a whole-IdP outage also covers discovery and routes added later.
-        self.app.add_middleware(_OutageGate, idp=self)
 
     # -- tokens ----------------------------------------------------------------------------
 
@@ -153,7 +148,8 @@ class _Helpers(_Base):
         """Make the IdP fail until `.end()`, `restore()` or the end of a `with` block.
 
         Without names the whole IdP fails (discovery included); with names only those
-        switches of `faults` (jwks, introspection, ppid, token, events). Modes: "down"
+        switches of `faults` (`faults.names`: jwks, introspection, ppid, token, events; the
+        whole IdP is `faults.whole`). Modes: "down"
         (503), "slow" (`faults.delay` seconds late), "garbage" (200 with a non-JSON body),
         "unreachable" (connection refused; whole IdP, in-process clients only).
         """
@@ -161,14 +157,9 @@ class _Helpers(_Base):
 
     def restore(self) -> None:
         """End every outage and fault."""
-        self._whole_outage = None
         self.faults.reset()
 
     # -- wiring ----------------------------------------------------------------------------
-
-    def transport(self) -> httpx.ASGITransport:
-        """An in-process transport to the IdP that honours the "unreachable" outage."""
-        return _gated_transport_class()(app=self.app, idp=self)
 
     def guard_settings(self, **overrides: Any) -> dict[str, Any]:
         """`issuer`, `resource` and, in-process, an `http_client` bound to this IdP.
@@ -231,34 +222,15 @@ def _fixture_class() -> type[IdPFixture]:
     return cls
 
 
-@functools.cache
-def _gated_transport_class() -> Callable[..., httpx.ASGITransport]:
-    import httpx
-
-    class GatedTransport(httpx.ASGITransport):
-        """httpx's ASGI transport, refusing connections during an "unreachable" outage."""
-
-        def __init__(self, app: ASGIApp, idp: _Helpers) -> None:
-            super().__init__(app=app)
-            self._idp = idp
-
-        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-            if self._idp._whole_outage == "unreachable":
-                raise httpx.ConnectError("the IdP is unreachable (outage)", request=request)
-            return await super().handle_async_request(request)
-
-    return GatedTransport
-
-
 class Outage:
     """An IdP outage in progress; ends with `.end()` or when its `with` block exits."""
 
     def __init__(self, idp: _Helpers, endpoints: Sequence[str], mode: OutageMode) -> None:
         if mode not in ("down", "slow", "garbage", "unreachable"):
             raise ValueError(f"unknown outage mode {mode!r}")
-        unknown = set(endpoints) - set(FAULT_SWITCHES)
+        unknown = set(endpoints) - set(idp.faults.names)
         if unknown:
-            raise ValueError(f"unknown IdP endpoints {sorted(unknown)}; use {FAULT_SWITCHES}")
+            raise ValueError(f"unknown IdP endpoints {sorted(unknown)}; use {idp.faults.names}")
         if mode == "unreachable" and endpoints:
             raise ValueError('"unreachable" applies to the whole IdP: name no endpoints')
         if mode == "unreachable" and not idp.in_process:
@@ -266,61 +238,25 @@ class Outage:
         self._idp = idp
         self._endpoints = tuple(endpoints)
         self._previous = {name: idp.faults.mode(name) for name in endpoints}
-        self._previous_whole = idp._whole_outage
+        self._previous_whole = idp.faults.whole
         if endpoints:
             for name in endpoints:
                 setattr(idp.faults, name, mode)
         else:
-            idp._whole_outage = mode
+            idp.faults.whole = mode
 
     def end(self) -> None:
         """The IdP answers normally again (as it did before this outage began)."""
         for name, previous in self._previous.items():
             setattr(self._idp.faults, name, previous)
         if not self._endpoints:
-            self._idp._whole_outage = self._previous_whole
+            self._idp.faults.whole = self._previous_whole
 
     def __enter__(self) -> Outage:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.end()
-
-
-class _OutageGate:
-    """ASGI middleware in front of the IdP: answers for it during a whole-IdP outage."""
-
-    def __init__(self, app: ASGIApp, idp: _Helpers) -> None:
-        self.app = app
-        self.idp = idp
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        mode = self.idp._whole_outage if scope["type"] == "http" else None
-        if mode == "slow":
-            import anyio
-
-            await anyio.sleep(self.idp.faults.delay)
-        elif mode in ("down", "unreachable", "garbage"):
-            # "unreachable" reaches here only through a real socket; 503 is the closest answer.
-            garbage = mode == "garbage"
-            body = b"<html>not json" if garbage else b'{"error":"temporarily_unavailable"}'
-            headers = [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"cache-control", b"no-store"),
-            ]
-            if not garbage:
-                headers.append((b"retry-after", b"1"))
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 200 if garbage else 503,
-                    "headers": headers,
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
-            return
-        await self.app(scope, receive, send)
 
 
 # -- in-process app client ---------------------------------------------------------------
