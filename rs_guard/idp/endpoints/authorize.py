@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -15,8 +14,9 @@ from ..._scopes import split_scope
 from .._claims import ClaimsRequest, parse_claims
 from .._errors import OAuthError
 from .._records import AuthorizationCode
-from .._users import ACR_AMR, ACR_LABELS, SCOPE_CLAIMS
+from .._users import ACR_AMR, SCOPE_CLAIMS
 from .._util import random_token
+from ._pages import error_page, login_page
 from ._wire import parse_params, read_form, single
 
 if TYPE_CHECKING:
@@ -26,18 +26,6 @@ if TYPE_CHECKING:
 
 OIDC_SCOPES = frozenset({"openid", "offline_access", *SCOPE_CLAIMS})
 _CHALLENGE = re.compile(r"^[A-Za-z0-9\-_]{43}$")
-_PAGE_HEADERS = {
-    "Cache-Control": "no-store",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-}
-_STYLE = (
-    "body{font-family:system-ui,sans-serif;max-width:34rem;margin:2rem auto;padding:0 1rem;"
-    "line-height:1.5;color:#111;background:#fff}label{display:block;margin-top:1rem;"
-    "font-weight:600}input,select,button{font-size:1rem;padding:.45rem;margin-top:.25rem}"
-    "button{margin:1.25rem .5rem 0 0}fieldset{margin-top:1rem}.error{color:#a00000}"
-)
 
 
 class PageError(Exception):
@@ -64,21 +52,6 @@ class AuthRequest:
     login_hint: str | None
 
 
-def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
-    doc = (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{html.escape(title)} - rs_guard test IdP</title><style>{_STYLE}</style></head>"
-        f"<body><main><h1>{html.escape(title)}</h1>{body}</main></body></html>"
-    )
-    return HTMLResponse(doc, status_code=status, headers=_PAGE_HEADERS)
-
-
-def _error_page(description: str) -> HTMLResponse:
-    body = f'<p class="error" role="alert">{html.escape(description)}</p>'
-    return _page("Authorization request refused", body, 400)
-
-
 def _redirect(uri: str, params: dict[str, str], status: int) -> RedirectResponse:
     sep = "&" if "?" in uri else "?"
     return RedirectResponse(
@@ -99,7 +72,7 @@ async def authorize(ctx: AuthorizeContext, request: Request) -> Response:
         client, redirect_uri, sent = await _front(ctx, params)
     except (OAuthError, PageError) as exc:
         text = exc.description if isinstance(exc, OAuthError) else str(exc)
-        return _error_page(text)
+        return error_page(text)
     state = single(params, "state")
     try:
         req = _validate(ctx, client, redirect_uri, sent, params)
@@ -308,51 +281,27 @@ def _login_form(
 ) -> HTMLResponse:
     # The original request stays server-side; the form only carries an opaque handle.
     form_id = ctx.sessions.park(params)
-    client = req.client
-    name = html.escape(client.client_name or client.client_id)
-    scopes = "".join(f"<li>{html.escape(s)}</li>" for s in req.scope) or "<li>(no scopes)</li>"
     session = ctx.sessions.session
-    user = html.escape(req.login_hint or (session.user_id if session else ""))
-    wanted = req.acr_values[0] if req.acr_values else "pwd"
-    options = "".join(
-        f'<option value="{acr}"{" selected" if acr == wanted else ""}>'
-        f"{html.escape(ACR_LABELS[acr])} ({acr})</option>"
-        for acr in ACR_AMR
+    return login_page(
+        action=f"{ctx.settings.path_prefix}/authorize",
+        form_id=form_id,
+        client_name=req.client.client_name or req.client.client_id,
+        scopes=req.scope,
+        user=req.login_hint or (session.user_id if session else ""),
+        acr=req.acr_values[0] if req.acr_values else "pwd",
+        phone=req.claims.wants_verified_phone(),
+        error=error,
     )
-    phone = ""
-    if req.claims.wants_verified_phone():
-        phone = (
-            "<fieldset><legend>Phone verification required</legend>"
-            '<label for="phone_number">Phone number</label>'
-            '<input id="phone_number" name="phone_number" type="tel" autocomplete="tel">'
-            '<label><input type="checkbox" name="phone_ok" value="1"> '
-            "I entered the code sent to this number</label></fieldset>"
-        )
-    err = f'<p class="error" role="alert">{html.escape(error)}</p>' if error else ""
-    body = (
-        f"{err}<p><strong>{name}</strong> asks to access your account with these scopes:</p>"
-        f"<ul>{scopes}</ul>"
-        f'<form method="post" action="{html.escape(ctx.settings.path_prefix)}/authorize">'
-        f'<input type="hidden" name="form_id" value="{form_id}">'
-        '<label for="login_user">User name</label>'
-        f'<input id="login_user" name="login_user" value="{user}" required '
-        'autocomplete="username" autofocus>'
-        '<label for="login_acr">Authentication method</label>'
-        f'<select id="login_acr" name="login_acr">{options}</select>{phone}'
-        '<div><button type="submit" name="decision" value="approve">Sign in and allow</button>'
-        '<button type="submit" name="decision" value="deny">Deny</button></div></form>'
-    )
-    return _page("Sign in", body)
 
 
 async def _login_submit(ctx: AuthorizeContext, form: dict[str, list[str]]) -> Response:
     params = ctx.sessions.claim(single(form, "form_id") or "")
     if params is None:
-        return _error_page("The sign-in form has expired; start again from the application.")
+        return error_page("The sign-in form has expired; start again from the application.")
     try:
         client, redirect_uri, sent = await _front(ctx, params)
     except (OAuthError, PageError) as exc:
-        return _error_page(exc.description if isinstance(exc, OAuthError) else str(exc))
+        return error_page(exc.description if isinstance(exc, OAuthError) else str(exc))
     state = single(params, "state")
     try:
         req = _validate(ctx, client, redirect_uri, sent, params)
