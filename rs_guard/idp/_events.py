@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import httpx
 
-from .._http import parse_retry_after
 from .._json import JSONError, loads_object
 from ._minting import EVENT_LIFETIME
 
@@ -168,6 +167,9 @@ class EventService:
         err, description = _error_of(body)
         outcome = Delivery(False, attempt, status, err, description)
         if status >= 500 or status == 429:
+            # Imported on the first retry only (the IdP's import stays light).
+            from .._http import parse_retry_after
+
             retry_after = parse_retry_after(response.headers.get("retry-after"))
             if retry_after is not None:
                 backoff = min(self.max_backoff, float(retry_after))

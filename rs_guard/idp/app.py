@@ -4,6 +4,7 @@ use. State lives in the services (`_store`, `_clients`, `_users`, `_sessions`, `
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
@@ -110,13 +111,21 @@ class IdP:
         # POST /ppid/convert: decides which clients may convert subjects.
         self.ppid_policy: ConversionPolicy = s.ppid_policy
         self.faults = Faults(FAULT_SWITCHES)
+
+    @functools.cached_property
+    def app(self) -> Starlette:
+        """The Starlette app serving every endpoint of the route table.
+
+        Built on first use: most tests only mint tokens from Python, and the routes are the
+        largest part of an IdP's start-up.
+        """
         middleware = [
             # Outermost: a whole-IdP outage also covers discovery and routes added later.
             Middleware(FaultGate, faults=self.faults),
             Middleware(BrowserCORS, paths=cors_paths(self.path_prefix)),
         ]
-        routes = build_routes(self.path_prefix, s, self.faults)
-        self.app = Starlette(routes=routes, middleware=middleware)
+        routes = build_routes(self.path_prefix, self.services, self.faults)
+        return Starlette(routes=routes, middleware=middleware)
 
     # ----- wiring ---------------------------------------------------------------------------
 

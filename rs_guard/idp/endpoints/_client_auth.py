@@ -12,10 +12,9 @@ import jwt
 from starlette.requests import Request
 
 from ..._scopes import split_scope
-from ...challenge import bearer_challenge
 from .._client_metadata import SECRET_METHODS
 from .._errors import OAuthError
-from ._wire import single
+from ._wire import bearer, single
 
 if TYPE_CHECKING:
     from .._clients import Client
@@ -136,7 +135,7 @@ async def authenticate_caller(
             "invalid_client",
             "client authentication required (HTTP Basic or a Bearer access token)",
             401,
-            {"WWW-Authenticate": f'Basic realm="{_REALM}", {bearer_challenge(realm=_REALM)}'},
+            {"WWW-Authenticate": f'Basic realm="{_REALM}", {bearer(realm=_REALM)}'},
         )
     client, _ = await authenticate_client(ctx, request, {}, allow_public=False)
     allowed = client.allowed_scopes()
@@ -153,7 +152,7 @@ def _bearer_caller(ctx: ClientAuthContext, token: str, *, scope: str, endpoint: 
             "invalid_client",
             description,
             401,
-            {"WWW-Authenticate": bearer_challenge(realm=_REALM, error="invalid_token")},
+            {"WWW-Authenticate": bearer(realm=_REALM, error="invalid_token")},
         )
 
     record = ctx.tokens.access_record(token) if token else None
@@ -172,11 +171,7 @@ def _bearer_caller(ctx: ClientAuthContext, token: str, *, scope: str, endpoint: 
             "insufficient_scope",
             f"the access token lacks scope {scope}",
             403,
-            {
-                "WWW-Authenticate": bearer_challenge(
-                    realm=_REALM, error="insufficient_scope", scope=scope
-                )
-            },
+            {"WWW-Authenticate": bearer(realm=_REALM, error="insufficient_scope", scope=scope)},
         )
     client = ctx.clients.get(record.client_id)
     if client is None:

@@ -18,6 +18,15 @@ MAX_FORM_BYTES = 64 * 1024
 REPEATABLE = frozenset({"resource", "audience"})
 
 
+def bearer(*, realm: str | None = None, error: str | None = None, **params: Any) -> str:
+    """A `Bearer` WWW-Authenticate challenge, rendered by the core's challenge builder."""
+    # Imported on the first refusal: an IdP that only mints tokens never needs it, and it is
+    # a noticeable part of importing the IdP.
+    from ...challenge import bearer_challenge
+
+    return bearer_challenge(realm=realm, error=error, **params)
+
+
 def json_ok(body: Any, status_code: int = 200, *, no_store: bool = True) -> JSONResponse:
     """A JSON answer; token-bearing answers must not be cached (RFC 6749 §5.1)."""
     return JSONResponse(body, status_code=status_code, headers=NO_STORE if no_store else None)

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ...challenge import bearer_challenge
 from .._client_metadata import (
     SECRET_METHODS,
     RegistrationError,
@@ -17,7 +16,7 @@ from .._client_metadata import (
 )
 from .._errors import NO_STORE, OAuthError
 from .._util import random_token, token_hash
-from ._wire import read_json_object
+from ._wire import bearer, read_json_object
 
 if TYPE_CHECKING:
     from .._clients import Client
@@ -34,11 +33,7 @@ def _bearer(request: Request) -> str | None:
 
 def _unauthorized(description: str, presented: bool = True) -> OAuthError:
     # RFC 6750 §3.1: a request without any credentials gets a challenge without an error code.
-    challenge = (
-        bearer_challenge(error="invalid_token")
-        if presented
-        else bearer_challenge(realm="rs_guard-idp")
-    )
+    challenge = bearer(error="invalid_token") if presented else bearer(realm="rs_guard-idp")
     return OAuthError("invalid_token", description, 401, {"WWW-Authenticate": challenge})
 
 

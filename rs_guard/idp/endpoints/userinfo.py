@@ -8,16 +8,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ..._scopes import split_scope
-from ...challenge import bearer_challenge
 from .._errors import NO_STORE
 from .._users import SCOPE_CLAIMS
+from ._wire import bearer
 
 if TYPE_CHECKING:
     from ._context import UserinfoContext
 
 
 def _challenge(error: str, description: str, status: int) -> Response:
-    value = bearer_challenge(realm="userinfo", error=error, error_description=description)
+    value = bearer(realm="userinfo", error=error, error_description=description)
     return JSONResponse(
         {"error": error, "error_description": description},
         status_code=status,
@@ -33,7 +33,7 @@ async def userinfo(ctx: UserinfoContext, request: Request) -> Response:
         return JSONResponse(
             {"error": "invalid_request"},
             status_code=401,
-            headers={"WWW-Authenticate": bearer_challenge(realm="userinfo"), **NO_STORE},
+            headers={"WWW-Authenticate": bearer(realm="userinfo"), **NO_STORE},
         )
     record = ctx.tokens.access_record(token.strip())
     if record is None or record.user_id is None:
