@@ -30,8 +30,6 @@ from ._settings import Settings, check_issuer
 from ._store import TokenStore
 from ._subjects import ConversionPolicy, SubjectMapper
 from ._users import User
-from .endpoints.introspection import introspection
-from .endpoints.metadata import metadata
 
 T = TypeVar("T")
 
@@ -165,6 +163,8 @@ class IdP:
 
     def metadata(self) -> dict[str, Any]:
         """The discovery document (what both well-known locations serve)."""
+        from .endpoints.metadata import metadata  # endpoints load with the app (see _routes)
+
         return metadata(self.services)
 
     def endpoint(self, name: str) -> str:
@@ -306,6 +306,8 @@ class IdP:
 
     def introspect(self, token: str) -> dict[str, Any]:
         """RFC 7662 introspection from Python (what /introspect answers)."""
+        from .endpoints.introspection import introspection  # loads with the app (_routes)
+
         return introspection(self.services, token)
 
     def revoke(self, token: str) -> None:

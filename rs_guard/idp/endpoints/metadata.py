@@ -89,7 +89,7 @@ async def oauth_metadata(ctx: Discovery, request: Request) -> Response:
     return JSONResponse(metadata(ctx), headers={"Cache-Control": "public, max-age=60"})
 
 
-async def jwks_endpoint(ctx: Discovery, request: Request) -> Response:
+async def jwks(ctx: Discovery, request: Request) -> Response:
     """GET /jwks: the public signing keys."""
     return JSONResponse(
         ctx.keys.jwks(),
