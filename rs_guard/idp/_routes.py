@@ -3,16 +3,20 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ._cors import BrowserCORS
 from ._errors import OAuthError
-from ._faults import Faults
+from ._faults import FaultGate, Faults
 
 # An endpoint takes the IdP's services (narrowed by its own Protocol) and the request.
 Endpoint = Callable[[Any, Request], Awaitable[Response]]
@@ -78,6 +82,7 @@ ROUTES: tuple[RouteSpec, ...] = (
 )
 # fmt: on
 FAULT_SWITCHES: tuple[str, ...] = tuple(r.fault for r in ROUTES if r.fault is not None)
+_BY_NAME = {r.name: r for r in ROUTES}
 
 
 class Urls:
@@ -85,11 +90,10 @@ class Urls:
 
     def __init__(self, issuer: str) -> None:
         self.issuer = issuer
-        self._by_name = {r.name: r for r in ROUTES}
 
     def url(self, name: str) -> str:
         """The URL of endpoint `name` (e.g. "token"); other names are taken as a path."""
-        spec = self._by_name.get(name)
+        spec = _BY_NAME.get(name)
         return f"{self.issuer}{spec.path}" if spec is not None else f"{self.issuer}/{name}"
 
     def metadata_members(self) -> dict[str, str]:
@@ -97,49 +101,76 @@ class Urls:
         return {r.member: self.url(r.name) for r in ROUTES if r.member is not None}
 
 
-def _paths(spec: RouteSpec, prefix: str) -> Iterator[str]:
-    yield prefix + spec.path
-    if spec.well_known and prefix:
-        yield spec.path + prefix
+@functools.cache
+def _layout(prefix: str) -> tuple[tuple[str, RouteSpec], ...]:
+    """(path, route) for every path the table serves under the issuer path `prefix`."""
+    out: list[tuple[str, RouteSpec]] = []
+    for spec in ROUTES:
+        out.append((prefix + spec.path, spec))
+        if spec.well_known and prefix:
+            out.append((spec.path + prefix, spec))
+    return tuple(out)
 
 
 def cors_paths(prefix: str) -> list[str]:
     """The browser paths of an IdP whose issuer has path `prefix`."""
-    return [path for spec in ROUTES if spec.cors for path in _paths(spec, prefix)]
+    return [path for path, spec in _layout(prefix) if spec.cors]
 
 
 def handler(
-    endpoint: Endpoint, context: object, faults: Faults, fault: str | None
+    endpoint: Endpoint, fault: str | None, context: object | None = None
 ) -> Callable[[Request], Awaitable[Response]]:
-    """The Starlette endpoint: fault switch first, then the endpoint, OAuth errors rendered."""
+    """The Starlette endpoint: fault switch first, then the endpoint, OAuth errors rendered.
+
+    The IdP's services and faults come from the app's state (`services`, `faults`), so one
+    set of routes serves every IdP with the same issuer path; `context` overrides what the
+    endpoint receives (`IdP.add_route` passes the IdP itself).
+    """
 
     async def handle(request: Request) -> Response:
+        state = request.app.state
         if fault is not None:
+            faults: Faults = state.faults
             answer = await faults.intercept(faults.mode(fault))
             if answer is not None:
                 return answer
         try:
-            return await endpoint(context, request)
+            return await endpoint(state.services if context is None else context, request)
         except OAuthError as exc:
             return exc.response()
 
     return handle
 
 
+@functools.cache
 def _resolve(ref: str) -> Endpoint:
     module, _, name = ref.partition(":")
     endpoint: Endpoint = getattr(importlib.import_module(f"{__package__}.endpoints.{module}"), name)
     return endpoint
 
 
-def build_routes(prefix: str, context: object, faults: Faults) -> list[Route]:
-    """Starlette routes for the whole table under the issuer path `prefix`."""
-    return [
+@functools.cache
+def _routes(prefix: str) -> tuple[Route, ...]:
+    # Route objects hold no IdP state (see `handler`), so they are built once per issuer path:
+    # compiling their paths is most of what building an IdP's app costs.
+    return tuple(
         Route(
             path,
-            handler(_resolve(spec.endpoint), context, faults, spec.fault),
+            handler(_resolve(spec.endpoint), spec.fault),
             methods=list(spec.methods) if spec.methods is not None else None,
         )
-        for spec in ROUTES
-        for path in _paths(spec, prefix)
+        for path, spec in _layout(prefix)
+    )
+
+
+def build_app(prefix: str, services: object, faults: Faults) -> Starlette:
+    """The IdP's Starlette app: the table's routes, CORS on the browser routes, and the
+    whole-IdP fault gate outermost (so it also covers discovery and routes added later)."""
+    middleware = [
+        Middleware(FaultGate, faults=faults),
+        Middleware(BrowserCORS, paths=cors_paths(prefix)),
     ]
+    app = Starlette(routes=list(_routes(prefix)), middleware=middleware)
+    app.state.services = services
+    app.state.faults = faults
+    return app

@@ -11,19 +11,17 @@ from typing import Any, Generic, TypeVar
 
 import httpx
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from ._client_metadata import python_client
 from ._clients import Client
-from ._cors import BrowserCORS
 from ._events import EventService
-from ._faults import FaultGate, Faults, FaultyTransport
+from ._faults import Faults, FaultyTransport
 from ._keys import KeyStore
 from ._minting import TokenMinter
-from ._routes import FAULT_SWITCHES, build_routes, cors_paths, handler
+from ._routes import FAULT_SWITCHES, build_app, handler
 from ._services import Services
 from ._sessions import Session
 from ._settings import Settings, check_issuer
@@ -117,13 +115,7 @@ class IdP:
         Built on first use: most tests only mint tokens from Python, and the routes are the
         largest part of an IdP's start-up.
         """
-        middleware = [
-            # Outermost: a whole-IdP outage also covers discovery and routes added later.
-            Middleware(FaultGate, faults=self.faults),
-            Middleware(BrowserCORS, paths=cors_paths(self.path_prefix)),
-        ]
-        routes = build_routes(self.path_prefix, self.services, self.faults)
-        return Starlette(routes=routes, middleware=middleware)
+        return build_app(self.path_prefix, self.services, self.faults)
 
     # ----- wiring ---------------------------------------------------------------------------
 
@@ -136,7 +128,7 @@ class IdP:
         fault: str | None = None,
     ) -> None:
         """Mount an extra endpoint under the issuer path, with error and fault wrapping."""
-        handle = handler(endpoint, self, self.faults, fault)
+        handle = handler(endpoint, fault, context=self)
         route = Route(f"{self.path_prefix}{path}", handle, methods=list(methods))
         self.app.router.routes.append(route)
 
