@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ._resources import validate_resources
@@ -18,32 +19,20 @@ def check_issuer(issuer: str) -> str:
     return issuer.rstrip("/")
 
 
+@dataclass
 class Settings:
     """What the operator chose when building the IdP (see `IdP.__init__`)."""
 
-    def __init__(
-        self,
-        issuer: str,
-        *,
-        dev: bool = False,
-        clock: Callable[[], float] = time.time,
-        initial_access_token: str | None = None,
-        default_audience: str = "",
-        resource_allowlist: list[str] | None = None,
-        code_lifetime: int = 60,
-        refresh_token_lifetime: int = 86_400,
-        access_token_lifetime: int = 300,
-    ) -> None:
-        self.issuer = issuer
-        self.dev = dev
-        self.clock = clock
-        self.initial_access_token = initial_access_token
-        self.default_audience = default_audience
-        self.resource_allowlist = resource_allowlist
-        self.code_lifetime = code_lifetime
-        self.refresh_token_lifetime = refresh_token_lifetime
-        self.access_token_lifetime = access_token_lifetime
-        self.rotate_secrets_on_update = False
+    issuer: str
+    dev: bool = False
+    clock: Callable[[], float] = time.time
+    initial_access_token: str | None = None
+    default_audience: str = ""
+    resource_allowlist: list[str] | None = None
+    code_lifetime: int = 60
+    refresh_token_lifetime: int = 86_400
+    access_token_lifetime: int = 300
+    rotate_secrets_on_update: bool = False
 
     @property
     def path_prefix(self) -> str:
