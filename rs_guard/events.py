@@ -43,10 +43,10 @@ from ._jws import (
 )
 from .discovery import ServerMetadata
 from .errors import ConfigurationError, InvalidToken, RSGuardError, ServerError
+from .jwt import DEFAULT_ALGORITHMS
 from .keys import JWKSCache
 from .observe import Observer, emit
 from .replay import MemoryReplayStore, ReplayState, ReplayStore
-from .tokens import DEFAULT_ALGORITHMS
 
 __all__ = [
     "DEFAULT_ALGORITHMS",
