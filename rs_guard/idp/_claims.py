@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._json import JSONError, no_duplicates
-from ._util import OAuthError
+from ._errors import OAuthError
 
 MAX_CLAIMS_LENGTH = 8192
 

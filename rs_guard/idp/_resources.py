@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from .._net import is_loopback_host
-from ._util import OAuthError, safe_split
+from ._errors import OAuthError
+from ._util import safe_split
 
 
 def _key(uri: str) -> tuple[str, str] | None:

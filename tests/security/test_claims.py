@@ -364,16 +364,16 @@ async def test_event_tokens_are_not_access_tokens(world: World) -> None:
 
 
 async def test_refresh_token_and_opaque_strings_are_not_jwts(world: World) -> None:
-    grant = world.idp.new_grant("client-a", "alice", ["items:read"], [RESOURCE])
-    refresh = world.idp.issue_refresh_token(grant, ["items:read"])
+    grant = world.idp.tokens.new_grant("client-a", "alice", ["items:read"], [RESOURCE])
+    refresh = world.idp.minter.refresh_token(grant, ["items:read"])
     expect(await world.get(refresh), 401, "invalid_token", "malformed", world.events)
     assert world.counter.total == 0
 
 
 async def test_refresh_token_is_refused_by_introspection(world: World) -> None:
     world.use_guard(introspection=Introspection("rs", "rs-secret"))
-    grant = world.idp.new_grant("client-a", "alice", ["items:read"], [RESOURCE])
-    refresh = world.idp.issue_refresh_token(grant, ["items:read"])
+    grant = world.idp.tokens.new_grant("client-a", "alice", ["items:read"], [RESOURCE])
+    refresh = world.idp.minter.refresh_token(grant, ["items:read"])
     assert world.idp.introspect(refresh)["active"] is True
     # Active at the IdP, but not an access token for this resource.
     expect(await world.get(refresh), 401, "invalid_token", "bad_audience", world.events)

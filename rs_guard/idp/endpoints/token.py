@@ -11,25 +11,28 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ._client_auth import authenticate_client
-from ._clients import (
+from ..._scopes import split_scope
+from .._client_metadata import (
     GRANT_CLIENT_CREDENTIALS,
     GRANT_CODE,
     GRANT_REFRESH,
     GRANT_TOKEN_EXCHANGE,
-    Client,
 )
-from ._util import OAuthError, json_ok, read_form, single, split_scope
+from .._errors import OAuthError
+from ._client_auth import authenticate_client
+from ._wire import json_ok, read_form, single
 
 if TYPE_CHECKING:
-    from .app import IdP
+    from .._clients import Client
+    from ._context import TokenContext
 
 TT_ACCESS = "urn:ietf:params:oauth:token-type:access_token"
 TT_JWT = "urn:ietf:params:oauth:token-type:jwt"
+Form = dict[str, list[str]]
 _VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 
 
-async def token(idp: IdP, request: Request) -> Response:
+async def token(ctx: TokenContext, request: Request) -> Response:
     """Dispatch on grant_type after authenticating the client."""
     form = await read_form(request)
     grant_type = single(form, "grant_type")
@@ -45,39 +48,44 @@ async def token(idp: IdP, request: Request) -> Response:
     if handler is None:
         raise OAuthError("unsupported_grant_type", f"grant_type {grant_type!r} is not supported")
     client, _basic = await authenticate_client(
-        idp, request, form, allow_public=grant_type in (GRANT_CODE, GRANT_REFRESH)
+        ctx, request, form, allow_public=grant_type in (GRANT_CODE, GRANT_REFRESH)
     )
     if grant_type not in client.grant_types:
         raise OAuthError("unauthorized_client", f"client may not use grant_type {grant_type}")
-    body = await handler(idp, client, form)
+    body = await handler(ctx, client, form)
     return json_ok(body)
 
 
-def _requested_scope(form: dict[str, list[str]], allowed: set[str] | None) -> list[str] | None:
+def _required(form: Form, name: str) -> str:
+    value = single(form, name)
+    if value is None:
+        raise OAuthError("invalid_request", f"{name} is required")
+    return value
+
+
+def _requested_scope(form: Form, allowed: set[str] | None) -> list[str] | None:
     raw = single(form, "scope")
     if raw is None:
         return None
-    scope = split_scope(raw)
+    scope = list(split_scope(raw))
     if allowed is not None and not set(scope) <= allowed:
         raise OAuthError("invalid_scope", "requested scope exceeds what was granted")
     return scope
 
 
-async def _client_credentials(
-    idp: IdP, client: Client, form: dict[str, list[str]]
-) -> dict[str, Any]:
+async def _client_credentials(ctx: TokenContext, client: Client, form: Form) -> dict[str, Any]:
     allowed = client.allowed_scopes()
     scope = _requested_scope(form, allowed)
     if scope is None:
         scope = sorted(allowed) if allowed is not None else []
-    resources = idp.validate_resources(form.get("resource", []))
-    access = idp.issue_access_token(
+    resources = ctx.settings.validate_resources(form.get("resource", []))
+    access = ctx.minter.access_token(
         None, client_id=client.client_id, audience=resources or None, scope=scope
     )
     return {
         "access_token": access,
         "token_type": "Bearer",
-        "expires_in": idp.access_token_lifetime,
+        "expires_in": ctx.settings.access_token_lifetime,
         "scope": " ".join(scope),
     }
 
@@ -87,21 +95,16 @@ def _s256(verifier: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
-async def _authorization_code(
-    idp: IdP, client: Client, form: dict[str, list[str]]
-) -> dict[str, Any]:
-    code = single(form, "code")
-    if code is None:
-        raise OAuthError("invalid_request", "code is required")
-    record = idp.find_code(code)
+async def _authorization_code(ctx: TokenContext, client: Client, form: Form) -> dict[str, Any]:
+    record = ctx.tokens.find_code(_required(form, "code"))
     if record is None or record.grant.client_id != client.client_id:
         raise OAuthError("invalid_grant", "unknown authorization code")
     if record.used:
         # RFC 6749 §4.1.2: a replayed code revokes what was issued from it.
-        idp.revoke_grant(record.grant.grant_id)
+        ctx.tokens.revoke_grant(record.grant.grant_id)
         raise OAuthError("invalid_grant", "authorization code already used")
     record.used = True
-    if record.expires_at <= idp.now():
+    if record.expires_at <= ctx.settings.now():
         raise OAuthError("invalid_grant", "authorization code expired")
     redirect_uri = single(form, "redirect_uri")
     if record.redirect_uri is not None and redirect_uri != record.redirect_uri:
@@ -115,10 +118,10 @@ async def _authorization_code(
     elif verifier is not None:
         raise OAuthError("invalid_grant", "code_verifier sent but no code_challenge was used")
     grant = record.grant
-    resources = idp.validate_resources(form.get("resource", []))
+    resources = ctx.settings.validate_resources(form.get("resource", []))
     if grant.resources and not set(resources) <= set(grant.resources):
         raise OAuthError("invalid_target", "resource was not part of the authorization request")
-    return idp.tokens_for_grant(
+    return ctx.minter.for_grant(
         grant,
         client,
         grant.scope,
@@ -128,28 +131,25 @@ async def _authorization_code(
     )
 
 
-async def _refresh_token(idp: IdP, client: Client, form: dict[str, list[str]]) -> dict[str, Any]:
-    raw = single(form, "refresh_token")
-    if raw is None:
-        raise OAuthError("invalid_request", "refresh_token is required")
-    record = idp.refresh_token_record(raw)
+async def _refresh_token(ctx: TokenContext, client: Client, form: Form) -> dict[str, Any]:
+    record = ctx.tokens.refresh_record(_required(form, "refresh_token"))
     if record is None or record.grant.client_id != client.client_id:
         raise OAuthError("invalid_grant", "unknown refresh token")
     grant = record.grant
     if record.used:
         # Reuse of a rotated refresh token: assume theft, revoke the whole family.
-        idp.revoke_grant(grant.grant_id)
+        ctx.tokens.revoke_grant(grant.grant_id)
         raise OAuthError("invalid_grant", "refresh token already used")
-    if record.revoked or grant.revoked or record.expires_at <= idp.now():
+    if record.revoked or grant.revoked or record.expires_at <= ctx.settings.now():
         raise OAuthError("invalid_grant", "refresh token revoked or expired")
     scope = _requested_scope(form, set(grant.scope))
     if scope is None:
         scope = list(record.scope)
-    resources = idp.validate_resources(form.get("resource", []))
+    resources = ctx.settings.validate_resources(form.get("resource", []))
     if grant.resources and not set(resources) <= set(grant.resources):
         raise OAuthError("invalid_target", "resource was not part of the original grant")
     record.used = True
-    return idp.tokens_for_grant(
+    return ctx.minter.for_grant(
         grant,
         client,
         scope,
@@ -159,7 +159,7 @@ async def _refresh_token(idp: IdP, client: Client, form: dict[str, list[str]]) -
     )
 
 
-async def _token_exchange(idp: IdP, client: Client, form: dict[str, list[str]]) -> dict[str, Any]:
+async def _token_exchange(ctx: TokenContext, client: Client, form: Form) -> dict[str, Any]:
     subject_token = single(form, "subject_token")
     subject_type = single(form, "subject_token_type")
     if subject_token is None or subject_type is None:
@@ -169,7 +169,7 @@ async def _token_exchange(idp: IdP, client: Client, form: dict[str, list[str]]) 
     requested_type = single(form, "requested_token_type")
     if requested_type not in (None, TT_ACCESS, TT_JWT):
         raise OAuthError("invalid_request", "unsupported requested_token_type")
-    subject = idp.access_token_record(subject_token)
+    subject = ctx.tokens.access_record(subject_token)
     if subject is None:
         # RFC 8693 §2.2.2: an invalid or unacceptable subject/actor token is invalid_request.
         raise OAuthError("invalid_request", "subject_token is invalid, expired or revoked")
@@ -180,7 +180,7 @@ async def _token_exchange(idp: IdP, client: Client, form: dict[str, list[str]]) 
     if actor_token is not None:
         if actor_type not in (TT_ACCESS, TT_JWT):
             raise OAuthError("invalid_request", "actor_token_type missing or unsupported")
-        actor = idp.access_token_record(actor_token)
+        actor = ctx.tokens.access_record(actor_token)
         if actor is None:
             raise OAuthError("invalid_request", "actor_token is invalid, expired or revoked")
         act = {"sub": actor.claims.get("sub"), "client_id": actor.client_id}
@@ -197,12 +197,12 @@ async def _token_exchange(idp: IdP, client: Client, form: dict[str, list[str]]) 
             if member in may_act and may_act[member] != party.get(member):
                 raise OAuthError("invalid_request", "may_act does not authorize this actor")
 
-    subject_scope = split_scope(str(subject.claims.get("scope", "")))
+    subject_scope = list(split_scope(str(subject.claims.get("scope", ""))))
     scope = _requested_scope(form, set(subject_scope))
     if scope is None:
         scope = subject_scope
     audiences = list(form.get("audience", []))
-    audiences += idp.validate_resources(form.get("resource", []))
+    audiences += ctx.settings.validate_resources(form.get("resource", []))
     if not audiences:
         aud = subject.claims.get("aud")
         audiences = [aud] if isinstance(aud, str) else [a for a in aud or [] if isinstance(a, str)]
@@ -212,7 +212,7 @@ async def _token_exchange(idp: IdP, client: Client, form: dict[str, list[str]]) 
     if subject.user_id is None:
         # A client's own token: keep its subject (the original client id).
         claims["sub"] = subject.claims.get("sub")
-    access = idp.issue_access_token(
+    access = ctx.minter.access_token(
         subject.user_id,
         client_id=client.client_id,
         audience=audiences or None,
@@ -229,6 +229,6 @@ async def _token_exchange(idp: IdP, client: Client, form: dict[str, list[str]]) 
         # client asked for (RFC 8693 §2.2.1).
         "issued_token_type": requested_type or TT_ACCESS,
         "token_type": "Bearer",
-        "expires_in": idp.access_token_lifetime,
+        "expires_in": ctx.settings.access_token_lifetime,
         "scope": " ".join(scope),
     }

@@ -7,30 +7,22 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ._keys import SUPPORTED_ALGS
-from ._users import ACR_AMR, STANDARD_CLAIMS
+from .._keys import SUPPORTED_ALGS
+from .._users import ACR_AMR, STANDARD_CLAIMS
 
 if TYPE_CHECKING:
-    from .app import IdP
+    from ._context import Discovery
 
 JWKS_MAX_AGE = 300
 SCOPES_SUPPORTED = ["openid", "profile", "email", "phone", "address", "offline_access"]
 
 
-def metadata(idp: IdP) -> dict[str, Any]:
+def metadata(ctx: Discovery) -> dict[str, Any]:
     """The authorization server metadata shared by both discovery documents."""
-    base = idp.issuer
     return {
-        "issuer": base,
-        "authorization_endpoint": f"{base}/authorize",
-        "token_endpoint": f"{base}/token",
-        "userinfo_endpoint": f"{base}/userinfo",
-        "jwks_uri": f"{base}/jwks",
-        "registration_endpoint": f"{base}/register",
-        "introspection_endpoint": f"{base}/introspect",
-        "revocation_endpoint": f"{base}/revoke",
-        "ppid_conversion_endpoint": f"{base}/ppid/convert",
-        "event_signing_endpoint": f"{base}/events",
+        "issuer": ctx.settings.issuer,
+        # Every endpoint's URL member comes from the route table, in its order.
+        **ctx.urls.metadata_members(),
         "scopes_supported": SCOPES_SUPPORTED,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
@@ -87,20 +79,20 @@ def metadata(idp: IdP) -> dict[str, Any]:
     }
 
 
-async def openid_configuration(idp: IdP, request: Request) -> Response:
+async def openid_configuration(ctx: Discovery, request: Request) -> Response:
     """GET /.well-known/openid-configuration."""
-    return JSONResponse(metadata(idp), headers={"Cache-Control": "public, max-age=60"})
+    return JSONResponse(metadata(ctx), headers={"Cache-Control": "public, max-age=60"})
 
 
-async def oauth_metadata(idp: IdP, request: Request) -> Response:
+async def oauth_metadata(ctx: Discovery, request: Request) -> Response:
     """GET /.well-known/oauth-authorization-server (RFC 8414)."""
-    return JSONResponse(metadata(idp), headers={"Cache-Control": "public, max-age=60"})
+    return JSONResponse(metadata(ctx), headers={"Cache-Control": "public, max-age=60"})
 
 
-async def jwks_endpoint(idp: IdP, request: Request) -> Response:
+async def jwks(ctx: Discovery, request: Request) -> Response:
     """GET /jwks: the public signing keys."""
     return JSONResponse(
-        idp.jwks(),
+        ctx.keys.jwks(),
         headers={"Cache-Control": f"public, max-age={JWKS_MAX_AGE}"},
         media_type="application/jwk-set+json",
     )

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import html
 import re
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
@@ -12,30 +10,22 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from ._claims import ClaimsRequest, parse_claims
-from ._records import AuthorizationCode
-from ._users import ACR_AMR, ACR_LABELS, SCOPE_CLAIMS, Session
-from ._util import OAuthError, parse_params, random_token, read_form, single, split_scope
+from ..._scopes import split_scope
+from .._claims import ClaimsRequest, parse_claims
+from .._errors import OAuthError
+from .._records import AuthorizationCode
+from .._users import ACR_AMR, SCOPE_CLAIMS
+from .._util import random_token
+from ._pages import error_page, login_page
+from ._wire import parse_params, read_form, single
 
 if TYPE_CHECKING:
-    from ._clients import Client
-    from .app import IdP
+    from .._clients import Client
+    from .._sessions import Session
+    from ._context import AuthorizeContext
 
 OIDC_SCOPES = frozenset({"openid", "offline_access", *SCOPE_CLAIMS})
-PENDING_SECONDS = 600
 _CHALLENGE = re.compile(r"^[A-Za-z0-9\-_]{43}$")
-_PAGE_HEADERS = {
-    "Cache-Control": "no-store",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-}
-_STYLE = (
-    "body{font-family:system-ui,sans-serif;max-width:34rem;margin:2rem auto;padding:0 1rem;"
-    "line-height:1.5;color:#111;background:#fff}label{display:block;margin-top:1rem;"
-    "font-weight:600}input,select,button{font-size:1rem;padding:.45rem;margin-top:.25rem}"
-    "button{margin:1.25rem .5rem 0 0}fieldset{margin-top:1rem}.error{color:#a00000}"
-)
 
 
 class PageError(Exception):
@@ -62,21 +52,6 @@ class AuthRequest:
     login_hint: str | None
 
 
-def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
-    doc = (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{html.escape(title)} - rs_guard test IdP</title><style>{_STYLE}</style></head>"
-        f"<body><main><h1>{html.escape(title)}</h1>{body}</main></body></html>"
-    )
-    return HTMLResponse(doc, status_code=status, headers=_PAGE_HEADERS)
-
-
-def _error_page(description: str) -> HTMLResponse:
-    body = f'<p class="error" role="alert">{html.escape(description)}</p>'
-    return _page("Authorization request refused", body, 400)
-
-
 def _redirect(uri: str, params: dict[str, str], status: int) -> RedirectResponse:
     sep = "&" if "?" in uri else "?"
     return RedirectResponse(
@@ -84,45 +59,45 @@ def _redirect(uri: str, params: dict[str, str], status: int) -> RedirectResponse
     )
 
 
-async def authorize(idp: IdP, request: Request) -> Response:
+async def authorize(ctx: AuthorizeContext, request: Request) -> Response:
     """The authorization endpoint (RFC 6749 §4.1, OIDC Core §3.1.2, RFC 9207)."""
     status = 303 if request.method == "POST" else 302
     try:
         if request.method == "POST":
             params = await read_form(request)
             if "form_id" in params:
-                return await _login_submit(idp, params)
+                return await _login_submit(ctx, params)
         else:
             params = parse_params(request.query_params.multi_items())
-        client, redirect_uri, sent = await _front(idp, params)
+        client, redirect_uri, sent = await _front(ctx, params)
     except (OAuthError, PageError) as exc:
         text = exc.description if isinstance(exc, OAuthError) else str(exc)
-        return _error_page(text)
+        return error_page(text)
     state = single(params, "state")
     try:
-        req = _validate(idp, client, redirect_uri, sent, params)
-        return await _continue(idp, req, params, status)
+        req = _validate(ctx, client, redirect_uri, sent, params)
+        return await _continue(ctx, req, params, status)
     except OAuthError as exc:
-        return _error_redirect(idp, redirect_uri, state, exc, status)
+        return _error_redirect(ctx, redirect_uri, state, exc, status)
 
 
 def _error_redirect(
-    idp: IdP, redirect_uri: str, state: str | None, exc: OAuthError, status: int
+    ctx: AuthorizeContext, redirect_uri: str, state: str | None, exc: OAuthError, status: int
 ) -> RedirectResponse:
     out = {"error": exc.error}
     if exc.description:
         out["error_description"] = exc.description
     if state is not None:
         out["state"] = state
-    out["iss"] = idp.issuer
+    out["iss"] = ctx.settings.issuer
     return _redirect(redirect_uri, out, status)
 
 
-async def _front(idp: IdP, params: dict[str, list[str]]) -> tuple[Client, str, bool]:
+async def _front(ctx: AuthorizeContext, params: dict[str, list[str]]) -> tuple[Client, str, bool]:
     client_id = single(params, "client_id")
     if client_id is None:
         raise PageError("The request has no client_id.")
-    client = await idp.resolve_client(client_id)
+    client = await ctx.clients.resolve(client_id)
     if client is None:
         raise PageError("The client_id is not known to this authorization server.")
     redirect_uri = single(params, "redirect_uri")
@@ -136,7 +111,11 @@ async def _front(idp: IdP, params: dict[str, list[str]]) -> tuple[Client, str, b
 
 
 def _validate(
-    idp: IdP, client: Client, redirect_uri: str, sent: bool, params: dict[str, list[str]]
+    ctx: AuthorizeContext,
+    client: Client,
+    redirect_uri: str,
+    sent: bool,
+    params: dict[str, list[str]],
 ) -> AuthRequest:
     if "request" in params:
         raise OAuthError("request_not_supported", "request objects are not supported")
@@ -154,7 +133,7 @@ def _validate(
 
     allowed = client.allowed_scopes()
     raw_scope = single(params, "scope")
-    scope = split_scope(raw_scope) if raw_scope is not None else sorted(allowed or ())
+    scope = list(split_scope(raw_scope)) if raw_scope is not None else sorted(allowed or ())
     if allowed is not None:
         extra = [s for s in scope if s not in allowed and s not in OIDC_SCOPES]
         if extra:
@@ -175,10 +154,10 @@ def _validate(
     elif client.is_public:
         raise OAuthError("invalid_request", "PKCE (code_challenge, S256) is required")
 
-    resources = idp.validate_resources(params.get("resource", []))
+    resources = ctx.settings.validate_resources(params.get("resource", []))
     claims = parse_claims(single(params, "claims"))
 
-    acr_values = split_scope(single(params, "acr_values"))
+    acr_values = list(split_scope(single(params, "acr_values")))
     claim_acr, essential = claims.acr_values()
     for value in claim_acr:
         if value not in acr_values:
@@ -219,10 +198,11 @@ def _validate(
 
 
 async def _continue(
-    idp: IdP, req: AuthRequest, params: dict[str, list[str]], status: int
+    ctx: AuthorizeContext, req: AuthRequest, params: dict[str, list[str]], status: int
 ) -> Response:
-    now = idp.now()
-    session, script = idp.session, idp.login_script
+    now = ctx.settings.now()
+    sessions = ctx.sessions
+    session, script = sessions.session, sessions.login_script
     need_login = "login" in req.prompt or session is None
     if session is not None and req.max_age is not None and now - session.auth_time > req.max_age:
         need_login = True
@@ -237,22 +217,21 @@ async def _continue(
         if "none" in req.prompt:
             raise OAuthError("login_required", "the user must authenticate")
         if script is None:
-            return _login_form(idp, req, params)
-        session = Session(script.user_id, script.acr, list(script.amr), now)
-        idp.session = session
+            return _login_form(ctx, req, params)
+        session = sessions.sign_in(script.user_id, script.acr, script.amr)
     assert session is not None
-    if script is None and (session.user_id, req.client.client_id) not in idp.consents:
+    if script is None and not sessions.approved(session.user_id, req.client.client_id):
         if "none" in req.prompt:
             raise OAuthError("consent_required", "the user has not approved this client")
-        return _login_form(idp, req, params)
+        return _login_form(ctx, req, params)
     if script is not None and not script.consent:
         if "none" in req.prompt:
             raise OAuthError("consent_required", "the user has not approved this client")
         raise OAuthError("access_denied", "the user refused the authorization request")
-    return _finish(idp, req, session, status)
+    return _finish(ctx, req, session, status)
 
 
-def _finish(idp: IdP, req: AuthRequest, session: Session, status: int) -> Response:
+def _finish(ctx: AuthorizeContext, req: AuthRequest, session: Session, status: int) -> Response:
     none = "none" in req.prompt
     if req.acr_essential and req.acr_values and session.acr not in req.acr_values:
         if none:
@@ -262,14 +241,14 @@ def _finish(idp: IdP, req: AuthRequest, session: Session, status: int) -> Respon
             f"the user did not authenticate with {' or '.join(req.acr_values)}",
         )
     if req.claims.wants_verified_phone():
-        user = idp.user(session.user_id)
+        user = ctx.users.user(session.user_id)
         if user.claims.get("phone_number_verified") is not True:
             if none:
                 raise OAuthError("interaction_required", "phone verification is required")
             if not (user.phone_verification and user.claims.get("phone_number")):
                 raise OAuthError("access_denied", "the user could not verify a phone number")
             user.claims["phone_number_verified"] = True
-    grant = idp.new_grant(
+    grant = ctx.tokens.new_grant(
         req.client.client_id,
         session.user_id,
         req.scope,
@@ -281,94 +260,65 @@ def _finish(idp: IdP, req: AuthRequest, session: Session, status: int) -> Respon
         claims_request=req.claims,
     )
     code = random_token(32)
-    idp.store_code(
+    ctx.tokens.store_code(
         code,
         AuthorizationCode(
             grant=grant,
             redirect_uri=req.redirect_uri if req.redirect_uri_sent else None,
             code_challenge=req.code_challenge,
-            expires_at=idp.now() + idp.code_lifetime,
+            expires_at=ctx.settings.now() + ctx.settings.code_lifetime,
         ),
     )
     out = {"code": code}
     if req.state is not None:
         out["state"] = req.state
-    out["iss"] = idp.issuer
+    out["iss"] = ctx.settings.issuer
     return _redirect(req.redirect_uri, out, status)
 
 
 def _login_form(
-    idp: IdP, req: AuthRequest, params: dict[str, list[str]], error: str | None = None
+    ctx: AuthorizeContext, req: AuthRequest, params: dict[str, list[str]], error: str | None = None
 ) -> HTMLResponse:
-    now = time.monotonic()
-    for key in [k for k, (t, _) in idp._pending.items() if t < now]:
-        del idp._pending[key]
-    form_id = random_token(24)
     # The original request stays server-side; the form only carries an opaque handle.
-    idp._pending[form_id] = (now + PENDING_SECONDS, params)
-    client = req.client
-    name = html.escape(client.client_name or client.client_id)
-    scopes = "".join(f"<li>{html.escape(s)}</li>" for s in req.scope) or "<li>(no scopes)</li>"
-    user = html.escape(req.login_hint or (idp.session.user_id if idp.session else ""))
-    wanted = req.acr_values[0] if req.acr_values else "pwd"
-    options = "".join(
-        f'<option value="{acr}"{" selected" if acr == wanted else ""}>'
-        f"{html.escape(ACR_LABELS[acr])} ({acr})</option>"
-        for acr in ACR_AMR
+    form_id = ctx.sessions.park(params)
+    session = ctx.sessions.session
+    return login_page(
+        action=f"{ctx.settings.path_prefix}/authorize",
+        form_id=form_id,
+        client_name=req.client.client_name or req.client.client_id,
+        scopes=req.scope,
+        user=req.login_hint or (session.user_id if session else ""),
+        acr=req.acr_values[0] if req.acr_values else "pwd",
+        phone=req.claims.wants_verified_phone(),
+        error=error,
     )
-    phone = ""
-    if req.claims.wants_verified_phone():
-        phone = (
-            "<fieldset><legend>Phone verification required</legend>"
-            '<label for="phone_number">Phone number</label>'
-            '<input id="phone_number" name="phone_number" type="tel" autocomplete="tel">'
-            '<label><input type="checkbox" name="phone_ok" value="1"> '
-            "I entered the code sent to this number</label></fieldset>"
-        )
-    err = f'<p class="error" role="alert">{html.escape(error)}</p>' if error else ""
-    body = (
-        f"{err}<p><strong>{name}</strong> asks to access your account with these scopes:</p>"
-        f"<ul>{scopes}</ul>"
-        f'<form method="post" action="{html.escape(idp.path_prefix)}/authorize">'
-        f'<input type="hidden" name="form_id" value="{form_id}">'
-        '<label for="login_user">User name</label>'
-        f'<input id="login_user" name="login_user" value="{user}" required '
-        'autocomplete="username" autofocus>'
-        '<label for="login_acr">Authentication method</label>'
-        f'<select id="login_acr" name="login_acr">{options}</select>{phone}'
-        '<div><button type="submit" name="decision" value="approve">Sign in and allow</button>'
-        '<button type="submit" name="decision" value="deny">Deny</button></div></form>'
-    )
-    return _page("Sign in", body)
 
 
-async def _login_submit(idp: IdP, form: dict[str, list[str]]) -> Response:
-    entry = idp._pending.pop(single(form, "form_id") or "", None)
-    if entry is None or entry[0] < time.monotonic():
-        return _error_page("The sign-in form has expired; start again from the application.")
-    params = entry[1]
+async def _login_submit(ctx: AuthorizeContext, form: dict[str, list[str]]) -> Response:
+    params = ctx.sessions.claim(single(form, "form_id") or "")
+    if params is None:
+        return error_page("The sign-in form has expired; start again from the application.")
     try:
-        client, redirect_uri, sent = await _front(idp, params)
+        client, redirect_uri, sent = await _front(ctx, params)
     except (OAuthError, PageError) as exc:
-        return _error_page(exc.description if isinstance(exc, OAuthError) else str(exc))
+        return error_page(exc.description if isinstance(exc, OAuthError) else str(exc))
     state = single(params, "state")
     try:
-        req = _validate(idp, client, redirect_uri, sent, params)
+        req = _validate(ctx, client, redirect_uri, sent, params)
         if single(form, "decision") != "approve":
             raise OAuthError("access_denied", "the user denied the request")
         user_id = (single(form, "login_user") or "").strip()
         acr = single(form, "login_acr") or "pwd"
         if not user_id or acr not in ACR_AMR or len(user_id) > 200:
-            return _login_form(idp, req, params, "Enter a user name and pick a method.")
-        user = idp.user(user_id)
+            return _login_form(ctx, req, params, "Enter a user name and pick a method.")
+        user = ctx.users.user(user_id)
         phone = (single(form, "phone_number") or "").strip()
         if phone:
             user.claims["phone_number"] = phone
         if single(form, "phone_ok") == "1" and user.claims.get("phone_number"):
             user.claims["phone_number_verified"] = True
-        session = Session(user_id, acr, list(ACR_AMR[acr]), idp.now())
-        idp.session = session
-        idp.consents.add((user_id, client.client_id))
-        return _finish(idp, req, session, 303)
+        session = ctx.sessions.sign_in(user_id, acr, ACR_AMR[acr])
+        ctx.sessions.approve(user_id, client.client_id)
+        return _finish(ctx, req, session, 303)
     except OAuthError as exc:
-        return _error_redirect(idp, redirect_uri, state, exc, 303)
+        return _error_redirect(ctx, redirect_uri, state, exc, 303)

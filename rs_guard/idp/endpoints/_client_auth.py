@@ -11,12 +11,14 @@ from urllib.parse import unquote_plus
 import jwt
 from starlette.requests import Request
 
-from ._clients import SECRET_METHODS, Client
-from ._fetch import check_fetchable, fetch_json
-from ._util import OAuthError, single, split_scope
+from ..._scopes import split_scope
+from .._client_metadata import SECRET_METHODS
+from .._errors import OAuthError
+from ._wire import bearer, single
 
 if TYPE_CHECKING:
-    from .app import IdP
+    from .._clients import Client
+    from ._context import ClientAuthContext
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MAX_JWKS_BYTES = 64 * 1024
@@ -41,7 +43,7 @@ def _parse_basic(header: str) -> tuple[str, str]:
 
 
 async def authenticate_client(
-    idp: IdP, request: Request, form: dict[str, list[str]], *, allow_public: bool
+    ctx: ClientAuthContext, request: Request, form: dict[str, list[str]], *, allow_public: bool
 ) -> tuple[Client, bool]:
     """The authenticated (or, when allowed, identified public) client and whether Basic was used."""
     header = request.headers.get("authorization", "")
@@ -55,16 +57,16 @@ async def authenticate_client(
         client_id, secret = _parse_basic(header)
         if post_id is not None and post_id != client_id:
             raise OAuthError("invalid_request", "client_id does not match the credentials")
-        return await _secret_client(idp, client_id, secret, basic=True), True
+        return await _secret_client(ctx, client_id, secret, basic=True), True
     if post_secret is not None:
         if post_id is None:
             raise OAuthError("invalid_request", "client_secret without client_id")
-        return await _secret_client(idp, post_id, post_secret, basic=False), False
+        return await _secret_client(ctx, post_id, post_secret, basic=False), False
     if assertion is not None:
-        return await _private_key_jwt(idp, form, assertion, post_id), False
+        return await _private_key_jwt(ctx, form, assertion, post_id), False
     if post_id is None:
         raise _invalid_client("client authentication required", False)
-    client = await idp.resolve_client(post_id)
+    client = await ctx.clients.resolve(post_id)
     if client is None:
         raise _invalid_client("unknown client", False)
     if not client.is_public:
@@ -74,9 +76,11 @@ async def authenticate_client(
     return client, False
 
 
-async def _secret_client(idp: IdP, client_id: str, secret: str, *, basic: bool) -> Client:
+async def _secret_client(
+    ctx: ClientAuthContext, client_id: str, secret: str, *, basic: bool
+) -> Client:
     """The client whose secret this is (client_secret_basic or client_secret_post)."""
-    client = await idp.resolve_client(client_id)
+    client = await ctx.clients.resolve(client_id)
     if client is None or client.token_endpoint_auth_method not in SECRET_METHODS:
         raise _invalid_client("unknown client or wrong authentication method", basic)
     if not client.check_secret(secret):
@@ -84,7 +88,7 @@ async def _secret_client(idp: IdP, client_id: str, secret: str, *, basic: bool) 
     return client
 
 
-async def client_keys(idp: IdP, client: Client) -> list[dict[str, Any]]:
+async def client_keys(ctx: ClientAuthContext, client: Client) -> list[dict[str, Any]]:
     """The client's public JWKs (registered inline or fetched from jwks_uri); [] when unusable.
 
     The fetch is bounded like every other one the IdP makes on a client's say-so (at most
@@ -95,9 +99,8 @@ async def client_keys(idp: IdP, client: Client) -> list[dict[str, Any]]:
         keys = client.jwks.get("keys", [])
     elif client.jwks_uri is not None:
         try:
-            check_fetchable(idp, client.jwks_uri, "jwks_uri", "invalid_client", 401)
-            doc, _ = await fetch_json(
-                idp,
+            ctx.fetcher.check(client.jwks_uri, "jwks_uri", "invalid_client", 401)
+            doc, _ = await ctx.fetcher.get_json(
                 client.jwks_uri,
                 limit=MAX_JWKS_BYTES,
                 what="jwks_uri",
@@ -114,8 +117,10 @@ async def client_keys(idp: IdP, client: Client) -> list[dict[str, Any]]:
     return [k for k in keys if isinstance(k, dict)] if isinstance(keys, list) else []
 
 
-async def authenticate_caller(idp: IdP, request: Request, *, scope: str, path: str) -> Client:
-    """The client calling an IdP service endpoint (`path`, e.g. "/events") for itself.
+async def authenticate_caller(
+    ctx: ClientAuthContext, request: Request, *, scope: str, endpoint: str
+) -> Client:
+    """The client calling an IdP service endpoint (`endpoint`, e.g. "events") for itself.
 
     HTTP Basic (client_secret_basic), where the client must not be registered without `scope`,
     or a Bearer access token from the client-credentials grant carrying `scope` and meant for
@@ -124,22 +129,22 @@ async def authenticate_caller(idp: IdP, request: Request, *, scope: str, path: s
     header = request.headers.get("authorization", "")
     scheme = header.split(" ", 1)[0].lower()
     if scheme == "bearer":
-        return _bearer_caller(idp, header[7:].strip(), scope=scope, path=path)
+        return _bearer_caller(ctx, header[7:].strip(), scope=scope, endpoint=endpoint)
     if scheme != "basic":
         raise OAuthError(
             "invalid_client",
             "client authentication required (HTTP Basic or a Bearer access token)",
             401,
-            {"WWW-Authenticate": f'Basic realm="{_REALM}", Bearer realm="{_REALM}"'},
+            {"WWW-Authenticate": f'Basic realm="{_REALM}", {bearer(realm=_REALM)}'},
         )
-    client, _ = await authenticate_client(idp, request, {}, allow_public=False)
+    client, _ = await authenticate_client(ctx, request, {}, allow_public=False)
     allowed = client.allowed_scopes()
     if allowed is not None and scope not in allowed:
         raise OAuthError("access_denied", f"the client is not registered for scope {scope}", 403)
     return client
 
 
-def _bearer_caller(idp: IdP, token: str, *, scope: str, path: str) -> Client:
+def _bearer_caller(ctx: ClientAuthContext, token: str, *, scope: str, endpoint: str) -> Client:
     def refuse(description: str) -> OAuthError:
         # The token is this client's credential here, hence invalid_client in the body (as
         # docs/contracts.md says) and the RFC 6750 challenge in the header.
@@ -147,10 +152,10 @@ def _bearer_caller(idp: IdP, token: str, *, scope: str, path: str) -> Client:
             "invalid_client",
             description,
             401,
-            {"WWW-Authenticate": f'Bearer realm="{_REALM}", error="invalid_token"'},
+            {"WWW-Authenticate": bearer(realm=_REALM, error="invalid_token")},
         )
 
-    record = idp.access_token_record(token) if token else None
+    record = ctx.tokens.access_record(token) if token else None
     if record is None:
         raise refuse("the access token is invalid, expired or revoked")
     # Only a client acting for itself (client-credentials grant) may call: a user's token, or
@@ -159,26 +164,23 @@ def _bearer_caller(idp: IdP, token: str, *, scope: str, path: str) -> Client:
         raise refuse("the access token must come from the client-credentials grant")
     aud = record.claims.get("aud")
     audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
-    if idp.issuer not in audiences and idp.endpoint(path.lstrip("/")) not in audiences:
+    if ctx.settings.issuer not in audiences and ctx.urls.url(endpoint) not in audiences:
         raise refuse("the access token is not meant for this server")
     if scope not in split_scope(str(record.claims.get("scope", ""))):
         raise OAuthError(
             "insufficient_scope",
             f"the access token lacks scope {scope}",
             403,
-            {
-                "WWW-Authenticate": f'Bearer realm="{_REALM}", error="insufficient_scope", '
-                f'scope="{scope}"'
-            },
+            {"WWW-Authenticate": bearer(realm=_REALM, error="insufficient_scope", scope=scope)},
         )
-    client = idp.get_client(record.client_id)
+    client = ctx.clients.get(record.client_id)
     if client is None:
         raise refuse("the client no longer exists")
     return client
 
 
 async def _private_key_jwt(
-    idp: IdP, form: dict[str, list[str]], assertion: str, post_id: str | None
+    ctx: ClientAuthContext, form: dict[str, list[str]], assertion: str, post_id: str | None
 ) -> Client:
     if single(form, "client_assertion_type") != ASSERTION_TYPE:
         raise OAuthError("invalid_request", "unsupported client_assertion_type")
@@ -190,19 +192,19 @@ async def _private_key_jwt(
     client_id = unverified.get("iss")
     if not isinstance(client_id, str) or (post_id is not None and post_id != client_id):
         raise _invalid_client("client assertion iss must be the client_id", False)
-    client = await idp.resolve_client(client_id)
+    client = await ctx.clients.resolve(client_id)
     if client is None or client.token_endpoint_auth_method != "private_key_jwt":
         raise _invalid_client("unknown client or wrong authentication method", False)
     alg = header.get("alg")
     if alg not in ("ES256", "RS256", "PS256", "EdDSA"):
         raise _invalid_client("unsupported assertion alg", False)
     audiences = [
-        idp.issuer,
-        idp.endpoint("token"),
-        idp.endpoint("introspect"),
-        idp.endpoint("revoke"),
+        ctx.settings.issuer,
+        ctx.urls.url("token"),
+        ctx.urls.url("introspect"),
+        ctx.urls.url("revoke"),
     ]
-    for jwk in await client_keys(idp, client):
+    for jwk in await client_keys(ctx, client):
         if header.get("kid") is not None and jwk.get("kid") not in (None, header.get("kid")):
             continue
         try:
@@ -221,8 +223,7 @@ async def _private_key_jwt(
             break
         jti = str(claims["jti"])
         key_id = f"{client_id}\x00{jti}"
-        if key_id in idp._assertion_jtis:
+        if not ctx.tokens.first_use_of_assertion(key_id, int(claims["exp"])):
             raise _invalid_client("client assertion replayed", False)
-        idp._assertion_jtis[key_id] = int(claims["exp"])
         return client
     raise _invalid_client("client assertion could not be verified", False)
