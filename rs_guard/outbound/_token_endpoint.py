@@ -1,41 +1,29 @@
-"""Tokens a service obtains for its own outbound calls: client credentials and RFC 8693 exchange.
+"""The token endpoint as this service's own confidential client, shared by the outbound clients.
 
-A resource server that calls another one never forwards the token it received. For a call made
-for the user it exchanges that token at the IdP (RFC 8693) for one addressed to the downstream
-resource (`TokenExchanger`); for a call on its own behalf it uses the client-credentials grant
-(`ClientCredentials`). Both cache what they obtain until shortly before it expires, make one
-IdP request for many concurrent callers, and plug into httpx as `auth=`.
+`TokenEndpointClient` posts grant requests (client authentication, one deadline, strict checks
+of the answer); `TokenSource` caches what it obtains until shortly before it expires, one IdP
+request however many callers ask at once; `BearerAuth` plugs a source into httpx as `auth=`.
+`ClientCredentials` (client_credentials.py) and `TokenExchanger` (token_exchange.py) build on them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypedDict, TypeVar
 from urllib.parse import quote_plus
 
 import httpx
 from cachetools import TLRUCache
 
-from ._http import FetchError, request_json
-from .discovery import ServerEndpoint, ServerMetadata
-from .errors import (
-    ConfigurationError,
-    InsufficientScope,
-    InvalidToken,
-    RSGuardError,
-    ServerError,
-)
-from .observe import Observer, emit
-from .tokens import AccessToken
+from .._http import FetchError, request_json
+from ..discovery import ServerEndpoint, ServerMetadata
+from ..errors import ConfigurationError, TokenServiceUnavailable
+from ..observe import Observer, emit
 
-GRANT_CLIENT_CREDENTIALS = "client_credentials"
-GRANT_TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
-TOKEN_TYPE_ACCESS = "urn:ietf:params:oauth:token-type:access_token"
 _MAX_RESPONSE_BYTES = 64 * 1024
 # Used when the IdP omits expires_in (RFC 6749 §5.1 only recommends it): assume a short life.
 _DEFAULT_LIFETIME = 60.0
@@ -45,24 +33,19 @@ K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 
-class TokenServiceUnavailable(ServerError):
-    """The IdP's token endpoint is unreachable, too slow, or answered garbage."""
+class EndpointOptions(TypedDict, total=False):
+    """How to reach the token endpoint; the keywords `ClientCredentials` and `TokenExchanger`
+    pass on to `TokenEndpointClient` (see there for the defaults)."""
 
-    reason = "token_service_unavailable"
-
-
-class TokenRequestRefused(ServerError):
-    """The IdP refused this service's own request (credentials, grant or target not allowed).
-
-    That is a configuration problem of the service, not of the client's request, so the client
-    gets a 503; `idp_error` holds the IdP's OAuth error code for the operator.
-    """
-
-    reason = "token_request_refused"
-
-    def __init__(self, idp_error: str, *, reason: str | None = None) -> None:
-        self.idp_error = idp_error
-        super().__init__(reason=reason)
+    issuer: str | None
+    token_endpoint: str | None
+    metadata: ServerMetadata | None
+    http_client: httpx.AsyncClient | None
+    auth_method: AuthMethod
+    timeout: float
+    refresh_margin: float
+    observer: Observer | None
+    clock: Callable[[], float]
 
 
 @dataclass(frozen=True)
@@ -78,7 +61,7 @@ class IssuedToken:
         return f"IssuedToken(scope={self.scope!r}, usable_until={self.usable_until!r})"
 
 
-class _OAuthAnswer(Exception):
+class OAuthAnswer(Exception):
     """A 4xx OAuth error answer from the token endpoint (RFC 6749 §5.2)."""
 
     def __init__(self, error: str, status: int) -> None:
@@ -113,11 +96,17 @@ def _ttu(_key: Any, value: IssuedToken, _now: float) -> float:
     return value.usable_until
 
 
-def _scope_key(scope: str | Sequence[str] | None) -> tuple[str, ...]:
+def scope_key(scope: str | Sequence[str] | None) -> tuple[str, ...]:
+    """A scope request as a cache key: the distinct scope tokens, sorted."""
     if scope is None:
         return ()
     items = scope.split(" ") if isinstance(scope, str) else list(scope)
     return tuple(sorted({s for s in items if s}))
+
+
+def as_tuple(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    """One or many values (resource, audience) as a tuple."""
+    return (value,) if isinstance(value, str) else tuple(value or ())
 
 
 def _form_value(value: str) -> str:
@@ -166,7 +155,7 @@ class TokenEndpointClient:
         self.auth_method = auth_method
         self.timeout = timeout
         self.refresh_margin = refresh_margin
-        self._observer = observer
+        self.observer = observer
         self.clock = clock
 
     def __repr__(self) -> str:
@@ -186,28 +175,37 @@ class TokenEndpointClient:
         try:
             return await self.target.url()
         except FetchError as exc:
-            emit(self._observer, "token_request_failed", reason=f"discovery_{exc}")
+            emit(self.observer, "token_request_failed", reason=f"discovery_{exc}")
             raise TokenServiceUnavailable(reason="token_discovery_failed") from None
 
-    async def request(self, form: dict[str, str | Sequence[str]]) -> IssuedToken:
-        """Send one grant request; TokenServiceUnavailable or _OAuthAnswer on failure."""
+    async def request(
+        self, form: dict[str, str | Sequence[str]], *, deadline: float | None = None
+    ) -> IssuedToken:
+        """Send one grant request; TokenServiceUnavailable or OAuthAnswer on failure.
+
+        The whole request (discovery included) must finish by `deadline`, an event-loop time
+        (`loop.time()`); by default `timeout` seconds from now. A caller with a budget of its
+        own passes its deadline, so that the two never nest.
+        """
         started = self.clock()
+        if deadline is None:
+            deadline = asyncio.get_running_loop().time() + self.timeout
         try:
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout_at(deadline):
                 status, body = await self._post(await self.endpoint(), form)
         except TimeoutError:
-            emit(self._observer, "token_request_failed", reason="timeout")
+            emit(self.observer, "token_request_failed", reason="timeout")
             raise TokenServiceUnavailable(reason="token_timeout") from None
         except FetchError as exc:
-            emit(self._observer, "token_request_failed", reason=str(exc))
+            emit(self.observer, "token_request_failed", reason=str(exc))
             raise TokenServiceUnavailable(reason=f"token_{exc}") from None
         if status != 200:
             error = body.get("error") if 400 <= status < 500 else None
             if not isinstance(error, str) or not error:
-                emit(self._observer, "token_request_failed", reason=f"http_{status}")
+                emit(self.observer, "token_request_failed", reason=f"http_{status}")
                 raise TokenServiceUnavailable(reason=f"token_http_{status}")
-            emit(self._observer, "token_request_refused", error=error, status=status)
-            raise _OAuthAnswer(error, status)
+            emit(self.observer, "token_request_refused", error=error, status=status)
+            raise OAuthAnswer(error, status)
         return self._issued(body, started)
 
     async def _post(
@@ -251,7 +249,7 @@ class TokenEndpointClient:
             or expires_in >= 1e12
             or not isinstance(scope, str)
         ):
-            emit(self._observer, "token_request_failed", reason="bad_response")
+            emit(self.observer, "token_request_failed", reason="bad_response")
             raise TokenServiceUnavailable(reason="token_garbage")
         lifetime = float(expires_in)
         # Stop using it a little early (measured from when the request was sent), so that a
@@ -288,43 +286,46 @@ class BearerAuth(httpx.Auth):
             yield request
 
 
-class _TokenSource:
+class BearerAuth(httpx.Auth):
+    """httpx auth that sends a Bearer token and, after a 401, retries once with a fresh one."""
+
+    def __init__(
+        self,
+        get_token: Callable[[], Awaitable[str]],
+        invalidate: Callable[[str], None],
+    ) -> None:
+        self._get = get_token
+        self._invalidate = invalidate
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
+        raise RuntimeError("rs_guard token sources are async: use httpx.AsyncClient")
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        token = await self._get()
+        request.headers["Authorization"] = f"Bearer {token}"
+        response = yield request
+        if response.status_code == 401:
+            # The token may have been revoked or the keys rotated: one fresh try, no loop.
+            self._invalidate(token)
+            token = await self._get()
+            request.headers["Authorization"] = f"Bearer {token}"
+            yield request
+
+
+class TokenSource:
     """What `ClientCredentials` and `TokenExchanger` share: the token endpoint client, and a
     cache of issued tokens (until shortly before they expire) filled by one request per key
     however many callers ask at the same time."""
 
-    def __init__(
-        self,
-        *,
-        client_id: str,
-        client_secret: str,
-        issuer: str | None = None,
-        token_endpoint: str | None = None,
-        metadata: ServerMetadata | None = None,
-        http_client: httpx.AsyncClient | None = None,
-        auth_method: AuthMethod = "client_secret_basic",
-        timeout: float = 5.0,
-        refresh_margin: float = 30.0,
-        cache_size: int = 10_000,
-        observer: Observer | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.endpoint = TokenEndpointClient(
-            client_id=client_id,
-            client_secret=client_secret,
-            issuer=issuer,
-            token_endpoint=token_endpoint,
-            metadata=metadata,
-            http_client=http_client,
-            auth_method=auth_method,
-            timeout=timeout,
-            refresh_margin=refresh_margin,
-            observer=observer,
-            clock=clock,
+    def __init__(self, endpoint: TokenEndpointClient, *, cache_size: int) -> None:
+        self.endpoint = endpoint
+        self._cache: TLRUCache[Any, IssuedToken] = TLRUCache(
+            cache_size, _ttu, timer=endpoint.clock
         )
-        self._cache: TLRUCache[Any, IssuedToken] = TLRUCache(cache_size, _ttu, timer=clock)
         self._flight: _SingleFlight[Any, IssuedToken] = _SingleFlight()
-        self._observer = observer
+        self._observer = endpoint.observer
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(client_id={self.endpoint.client_id!r})"
@@ -358,194 +359,3 @@ class _TokenSource:
     async def aclose(self) -> None:
         """Close the HTTP client created for the IdP, if this object made one."""
         await self.endpoint.aclose()
-
-
-class ClientCredentials(_TokenSource):
-    """Access tokens for calls made on the service's own behalf (client-credentials grant).
-
-    Tokens are cached per (scope, resource) until shortly before they expire; concurrent
-    callers share one request to the IdP.
-    """
-
-    def __init__(
-        self,
-        *,
-        client_id: str,
-        client_secret: str,
-        issuer: str | None = None,
-        token_endpoint: str | None = None,
-        metadata: ServerMetadata | None = None,
-        http_client: httpx.AsyncClient | None = None,
-        scope: str | Sequence[str] | None = None,
-        resource: str | Sequence[str] | None = None,
-        auth_method: AuthMethod = "client_secret_basic",
-        timeout: float = 5.0,
-        refresh_margin: float = 30.0,
-        cache_size: int = 64,
-        observer: Observer | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        super().__init__(
-            client_id=client_id,
-            client_secret=client_secret,
-            issuer=issuer,
-            token_endpoint=token_endpoint,
-            metadata=metadata,
-            http_client=http_client,
-            auth_method=auth_method,
-            timeout=timeout,
-            refresh_margin=refresh_margin,
-            cache_size=cache_size,
-            observer=observer,
-            clock=clock,
-        )
-        self.scope = scope
-        self.resource = resource
-
-    async def token(
-        self,
-        *,
-        scope: str | Sequence[str] | None = None,
-        resource: str | Sequence[str] | None = None,
-    ) -> str:
-        """A usable access token for `scope` / `resource` (defaults: the constructor's)."""
-        return (await self.issued(scope=scope, resource=resource)).access_token
-
-    async def issued(
-        self,
-        *,
-        scope: str | Sequence[str] | None = None,
-        resource: str | Sequence[str] | None = None,
-    ) -> IssuedToken:
-        """Like `token()`, with the expiry and granted scope."""
-        scope = self.scope if scope is None else scope
-        resource = self.resource if resource is None else resource
-        resources = (resource,) if isinstance(resource, str) else tuple(resource or ())
-        scopes = _scope_key(scope)
-
-        async def fetch() -> IssuedToken:
-            form: dict[str, str | Sequence[str]] = {"grant_type": GRANT_CLIENT_CREDENTIALS}
-            if scopes:
-                form["scope"] = " ".join(scopes)
-            if resources:
-                form["resource"] = list(resources)
-            try:
-                return await self.endpoint.request(form)
-            except _OAuthAnswer as exc:
-                raise TokenRequestRefused(exc.error, reason=f"token_{exc.error}") from None
-
-        return await self._cached((scopes, resources), fetch)
-
-    def auth(
-        self,
-        *,
-        scope: str | Sequence[str] | None = None,
-        resource: str | Sequence[str] | None = None,
-    ) -> httpx.Auth:
-        """An httpx `auth=` that sends this service's own token (fresh one after a 401)."""
-
-        async def get() -> str:
-            return await self.token(scope=scope, resource=resource)
-
-        return BearerAuth(get, self.invalidate)
-
-
-class TokenExchanger(_TokenSource):
-    """RFC 8693 token exchange: a token for a downstream resource from the one this service got.
-
-    The received token goes only to the IdP (as `subject_token`); the downstream service sees
-    a new token whose `client_id` is this service and whose `sub` is this service's PPID for
-    the user. Results are cached per (received token, audience, resource, scope) until shortly
-    before either token expires. Constructor arguments as `ClientCredentials` (without `scope`
-    and `resource`, which are per exchange), `cache_size` 10000 by default.
-    """
-
-    async def exchange(
-        self,
-        access: AccessToken,
-        *,
-        resource: str | Sequence[str] | None = None,
-        audience: str | Sequence[str] | None = None,
-        scope: str | Sequence[str] | None = None,
-    ) -> str:
-        """A token for `resource` / `audience` acting for the user of `access`.
-
-        Raises InvalidToken when the IdP no longer accepts the received token (revoked),
-        InsufficientScope when it does not cover `scope`, TokenRequestRefused when this
-        service may not exchange, TokenServiceUnavailable when the IdP cannot answer.
-        """
-        return (
-            await self.issued(access, resource=resource, audience=audience, scope=scope)
-        ).access_token
-
-    async def issued(
-        self,
-        access: AccessToken,
-        *,
-        resource: str | Sequence[str] | None = None,
-        audience: str | Sequence[str] | None = None,
-        scope: str | Sequence[str] | None = None,
-    ) -> IssuedToken:
-        """Like `exchange()`, with the expiry and granted scope."""
-        subject_token = access.token
-        if not subject_token:
-            raise ConfigurationError("the AccessToken carries no raw token to exchange")
-        resources = (resource,) if isinstance(resource, str) else tuple(resource or ())
-        audiences = (audience,) if isinstance(audience, str) else tuple(audience or ())
-        if not resources and not audiences:
-            raise ConfigurationError("token exchange needs a resource or an audience")
-        scopes = _scope_key(scope)
-        # Keyed by a hash: the cache never holds the received token itself.
-        digest = hashlib.sha256(subject_token.encode("utf-8")).digest()
-        subject_exp = access.expires_at
-
-        async def fetch() -> IssuedToken:
-            form: dict[str, str | Sequence[str]] = {
-                "grant_type": GRANT_TOKEN_EXCHANGE,
-                "subject_token": subject_token,
-                "subject_token_type": TOKEN_TYPE_ACCESS,
-                "requested_token_type": TOKEN_TYPE_ACCESS,
-            }
-            if resources:
-                form["resource"] = list(resources)
-            if audiences:
-                form["audience"] = list(audiences)
-            if scopes:
-                form["scope"] = " ".join(scopes)
-            try:
-                issued = await self.endpoint.request(form)
-            except _OAuthAnswer as exc:
-                raise _exchange_error(exc, scopes) from None
-            if subject_exp is not None and subject_exp < issued.usable_until:
-                # Nothing derived from the received token should outlive it in our cache.
-                issued = IssuedToken(issued.access_token, subject_exp, issued.scope)
-            emit(self._observer, "token_exchanged", client_id=self.endpoint.client_id)
-            return issued
-
-        return await self._cached((digest, resources, audiences, scopes), fetch)
-
-    def auth(
-        self,
-        access: AccessToken,
-        *,
-        resource: str | Sequence[str] | None = None,
-        audience: str | Sequence[str] | None = None,
-        scope: str | Sequence[str] | None = None,
-    ) -> httpx.Auth:
-        """An httpx `auth=` that sends the exchanged token for `access` (re-exchanged on 401)."""
-
-        async def get() -> str:
-            return await self.exchange(access, resource=resource, audience=audience, scope=scope)
-
-        return BearerAuth(get, self.invalidate)
-
-
-def _exchange_error(exc: _OAuthAnswer, scopes: tuple[str, ...]) -> RSGuardError:
-    if exc.error in ("invalid_grant", "invalid_request"):
-        # The IdP no longer accepts the token we received (revoked, expired, deleted client):
-        # the caller must get a new one, exactly as if we had rejected it ourselves. RFC 8693
-        # §2.2.2 names this invalid_request; many servers say invalid_grant. One reason code.
-        return InvalidToken(reason="exchange_invalid_grant")
-    if exc.error == "invalid_scope":
-        return InsufficientScope(scopes, reason="exchange_invalid_scope")
-    return TokenRequestRefused(exc.error, reason=f"exchange_{exc.error}")

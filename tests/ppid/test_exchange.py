@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from rs_guard import AccessToken, InsufficientScope, InvalidToken, ResourceGuard
-from rs_guard.exchange import (
+from rs_guard.outbound import (
     ClientCredentials,
     TokenExchanger,
     TokenRequestRefused,

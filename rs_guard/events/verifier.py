@@ -1,37 +1,26 @@
-"""Receiving IdP-signed webhook events: Security Event Tokens verified and answered per RFC 8935.
+"""Verifying IdP-signed Security Event Tokens (RFC 8417) for one receiver.
 
 `EventVerifier` checks one token (RFC 8417 shape, signature with the IdP's keys through the same
-`JWKSCache` as access tokens, issuer, audience, freshness, replay). `EventReceiver` is the
-Starlette/ASGI endpoint a sender POSTs to: it answers 202 with an empty body once the handlers
-for the token's event types have run, 400 with `{"err": ..., "description": ...}` when the
-token is refused, and 503 (with `Retry-After`) or 500 when the receiver itself cannot process
-it now, so the sender retries.
+`JWKSCache` as access tokens, issuer, audience, freshness) and holds its (iss, jti) in a replay
+store while the handlers run (`claim`). `EventReceiver` (receiver.py) is the endpoint around it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import inspect
-import json
-import logging
 import math
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, TypeGuard, TypeVar
+from typing import Any, TypeGuard
 
 import anyio
 import httpx
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
-from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
 
-from ._jose import (
+from .._jose import (
     KEY_HEADERS,
     MalformedJWS,
     audience_matches,
@@ -41,75 +30,21 @@ from ._jose import (
     split_compact,
     verify_signature,
 )
-from .discovery import ServerMetadata
-from .errors import ConfigurationError, InvalidToken, RSGuardError, ServerError
-from .keys import JWKSCache
-from .observe import Observer, emit
+from ..discovery import ServerMetadata
+from ..errors import ConfigurationError, EventError, EventInProgress, InvalidToken, ServerError
+from ..keys import JWKSCache
+from ..observe import Observer, emit
+from ..tokens import DEFAULT_ALGORITHMS
 from .replay import MemoryReplayStore, ReplayState, ReplayStore
-from .tokens import DEFAULT_ALGORITHMS
-
-__all__ = [
-    "DEFAULT_ALGORITHMS",
-    "SET_MEDIA_TYPE",
-    "SET_TYPE",
-    "EventError",
-    "EventHandler",
-    "EventInProgress",
-    "EventReceiver",
-    "EventVerifier",
-    "SecurityEvent",
-]
-
-logger = logging.getLogger("rs_guard.events")
 
 SET_TYPE = "secevent+jwt"
-SET_MEDIA_TYPE = "application/secevent+jwt"
 DEFAULT_MAX_TOKEN_BYTES = 16 * 1024
 _MAX_EVENTS = 32
 _MAX_ID_LENGTH = 256
 _MAX_EVENT_TYPE_LENGTH = 512
 # RFC 8417 §2.2: event identifiers are URIs (scheme ":" then no whitespace).
-_EVENT_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:[^\s]+")
+EVENT_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:[^\s]+")
 _UNSIGNED = frozenset({"", "none"})
-
-
-_DESCRIPTIONS = {
-    "invalid_request": "The request is not a valid security event token",
-    "invalid_key": "The key that signed the event is not acceptable",
-    "invalid_issuer": "The event was not issued by the expected issuer",
-    "invalid_audience": "The event is not addressed to this receiver",
-    "authentication_failed": "The event's signature could not be verified",
-    "access_denied": "The publisher may not send events to this receiver",
-}
-
-
-class EventError(RSGuardError):
-    """A refused event: `error` is an RFC 8935 §2.4 error code, answered with status 400.
-
-    Codes: invalid_request, invalid_key, invalid_issuer, invalid_audience,
-    authentication_failed, access_denied. A handler may raise it to refuse an event whose
-    payload does not conform (the event is then not recorded as seen).
-    """
-
-    status_code = 400
-
-    def __init__(
-        self,
-        error: str = "invalid_request",
-        description: str | None = None,
-        *,
-        reason: str | None = None,
-    ) -> None:
-        self.error = error
-        description = description or _DESCRIPTIONS.get(error, "The event was refused")
-        super().__init__(description, reason=reason or error)
-
-
-class EventInProgress(ServerError):
-    """Another delivery of the same event is being processed right now; retry later."""
-
-    reason = "event_in_progress"
-    default_description = "The event is being processed; retry later"
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,178 +268,9 @@ def _check_events(events: Any) -> None:
     for name, payload in events.items():
         if (
             len(name) > _MAX_EVENT_TYPE_LENGTH
-            or not _EVENT_TYPE.fullmatch(name)
+            or not EVENT_TYPE.fullmatch(name)
             or not isinstance(payload, dict)
         ):
             raise EventError(
                 description="The events claim is missing or malformed", reason="bad_events"
             )
-
-
-EventHandler = Callable[[SecurityEvent, Mapping[str, Any]], Awaitable[None] | None]
-"""Called with the verified event and the payload of one of its event types."""
-
-H = TypeVar("H", bound=EventHandler)
-
-
-class EventReceiver:
-    """The RFC 8935 push endpoint: verify, run the handlers for each event type, answer.
-
-    Mount it as an ASGI app (`Route("/events", receiver, methods=["POST"])`, or
-    `receiver.route("/events")`). Answers:
-
-    - 202, empty body: verified, handlers ran, (iss, jti) recorded;
-    - 400 `{"err", "description"}`: refused (see `EventError`), including a replayed event, a
-      body that is not `application/secevent+jwt`, and event types without a handler (unless
-      `ignore_unknown_events`);
-    - 503 with `Retry-After`: IdP keys unreachable, replay store unavailable or full, the same
-      event being processed concurrently, or a handler running past `handler_timeout`;
-    - 500: a handler raised. In every 5xx case the event is not recorded, so the retry counts.
-    """
-
-    def __init__(
-        self,
-        verifier: EventVerifier,
-        *,
-        handlers: Mapping[str, EventHandler] | None = None,
-        ignore_unknown_events: bool = False,
-        handler_timeout: float = 30.0,
-        max_body_bytes: int | None = None,
-        observer: Observer | None = None,
-    ) -> None:
-        if not 0 < handler_timeout < verifier.lease:
-            # Past the lease a duplicate could start while the first handler still runs.
-            raise ConfigurationError("handler_timeout must be positive and below verifier.lease")
-        self.verifier = verifier
-        self.handlers: dict[str, EventHandler] = dict(handlers or {})
-        self.ignore_unknown_events = ignore_unknown_events
-        self.handler_timeout = handler_timeout
-        self.max_body_bytes = max_body_bytes or verifier.max_token_bytes + 2
-        self._observer = observer
-
-    def on(self, event_type: str) -> Callable[[H], H]:
-        """Decorator registering a handler: `@receiver.on("https://.../account-updated")`."""
-
-        def register(handler: H) -> H:
-            self.add_handler(event_type, handler)
-            return handler
-
-        return register
-
-    def add_handler(self, event_type: str, handler: EventHandler) -> None:
-        """Register the handler for one event type URI (one handler per type)."""
-        if not _EVENT_TYPE.fullmatch(event_type):
-            raise ConfigurationError(f"event types are URIs: {event_type!r}")
-        if event_type in self.handlers:
-            raise ConfigurationError(f"a handler for {event_type!r} is already registered")
-        self.handlers[event_type] = handler
-
-    def route(self, path: str = "/events") -> Route:
-        """A Starlette route serving this endpoint for POST."""
-        return Route(path, self, methods=["POST"])
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            # Mounted as the whole application: nothing to start or stop.
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        if scope["type"] != "http":
-            await send({"type": "websocket.close", "code": 1008, "reason": ""})
-            return
-        response = await self.handle(Request(scope, receive))
-        await response(scope, receive, send)
-
-    async def handle(self, request: Request) -> Response:
-        """Process one delivery and build the RFC 8935 answer."""
-        if request.method != "POST":
-            return Response(status_code=405, headers={"Allow": "POST"})
-        try:
-            token = await self._read_token(request)
-            event = await self.verifier.check(token)
-            self._check_types(event)
-            async with self.verifier.claim(event):
-                await self._dispatch(event)
-        except RSGuardError as exc:
-            return self._refusal(exc)
-        except ClientDisconnect:
-            return Response(status_code=400)
-        except _HandlerFailed:
-            return _json(500, {"err": "server_error", "description": "The event handler failed"})
-        emit(self._observer, "event_accepted", types=",".join(event.types))
-        return Response(status_code=202)
-
-    async def _read_token(self, request: Request) -> str:
-        ctype = request.headers.get("content-type", "")
-        if ctype.split(";", 1)[0].strip().lower() != SET_MEDIA_TYPE:
-            raise EventError(
-                description=f"The body must be {SET_MEDIA_TYPE}", reason="bad_content_type"
-            )
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > self.max_body_bytes:
-                raise EventError(description="The event token is too large", reason="too_large")
-        try:
-            # A trailing newline from a hand-made request is harmless; nothing else is allowed.
-            return body.decode("ascii").strip(" \t\r\n")
-        except UnicodeDecodeError:
-            raise EventError(reason="malformed") from None
-
-    def _check_types(self, event: SecurityEvent) -> None:
-        if self.ignore_unknown_events:
-            return
-        if any(t not in self.handlers for t in event.types):
-            raise EventError(
-                description="The receiver does not handle this event type",
-                reason="unknown_event_type",
-            )
-
-    async def _dispatch(self, event: SecurityEvent) -> None:
-        try:
-            # asyncio.timeout, not anyio.fail_after: the latter costs ~100 us per event.
-            async with asyncio.timeout(self.handler_timeout):
-                for event_type, payload in event.events.items():
-                    handler = self.handlers.get(event_type)
-                    if handler is None:
-                        continue
-                    result = handler(event, MappingProxyType(payload))
-                    if inspect.isawaitable(result):
-                        await result
-        except (RSGuardError, asyncio.CancelledError):
-            raise
-        except TimeoutError:
-            raise ServerError(
-                "The event handler timed out", retry_after=5, reason="handler_timeout"
-            ) from None
-        except Exception as exc:
-            logger.exception("event handler failed for %s", ",".join(event.types))
-            raise _HandlerFailed from exc
-
-    def _refusal(self, exc: RSGuardError) -> Response:
-        emit(self._observer, "event_rejected", reason=exc.reason, status=exc.status_code)
-        if isinstance(exc, ServerError):
-            return _json(
-                exc.status_code,
-                {"err": "temporarily_unavailable", "description": exc.description or ""},
-                {"Retry-After": str(exc.retry_after or 5)},
-            )
-        error = (exc.error if isinstance(exc, EventError) else None) or "invalid_request"
-        return _json(400, {"err": error, "description": exc.description or ""})
-
-
-class _HandlerFailed(Exception):
-    """A handler raised; the event was released and the answer is a 500."""
-
-
-def _json(status: int, body: dict[str, str], headers: Mapping[str, str] | None = None) -> Response:
-    return Response(
-        json.dumps(body),
-        status_code=status,
-        media_type="application/json",
-        headers={"Cache-Control": "no-store", **(headers or {})},
-    )
