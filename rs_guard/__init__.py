@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from .mcp import ToolGuard
     from .metadata import ProtectedResourceMetadata, metadata_routes, metadata_url
     from .middleware import ResourceGuard, SubjectTranslator, guard_of
+    from .server import AuthorizationServer
     from .observe import Counters, Observer
     from .policy import Requirement, ScopeHierarchy
     from .ppid import PPIDTranslator, PPIDUnavailable
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 
 _EXPORTS: dict[str, str] = {
     "AccessToken": "tokens",
+    "AuthorizationServer": "server",
     "ClientCredentials": "exchange",
     "ConfigurationError": "errors",
     "Counters": "observe",
@@ -95,6 +97,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AccessToken",
+    "AuthorizationServer",
     "ClientCredentials",
     "ConfigurationError",
     "Counters",

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
-import json
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -12,21 +10,13 @@ from urllib.parse import urlsplit
 import jwt
 from starlette.types import Receive, Scope, Send
 
+from ._asgi import send_response
+from ._json import dumps
+from ._net import is_loopback_host
 from .errors import ConfigurationError
 
 WELL_KNOWN = "/.well-known/oauth-protected-resource"
 _NEVER_ADVERTISED = frozenset({"offline_access"})
-
-
-def is_loopback_host(host: str) -> bool:
-    """True for localhost (also *.localhost) and loopback IP literals (brackets allowed)."""
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_resource_identifier(resource: str) -> None:
@@ -123,13 +113,13 @@ class ProtectedResourceMetadata:
                 claims, signing_key, algorithm=signing_alg, headers=headers
             )
         self.document = doc
-        self.body = json.dumps(doc, separators=(",", ":")).encode()
+        self.body = dumps(doc)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve the document (an ASGI app for the well-known path)."""
         method = scope.get("method", "GET")
         if method not in ("GET", "HEAD", "OPTIONS"):
-            await _send(send, 405, b"", [(b"allow", b"GET, HEAD, OPTIONS")])
+            await send_response(send, 405, b"", [(b"allow", b"GET, HEAD, OPTIONS")])
             return
         headers = [
             (b"content-type", b"application/json"),
@@ -140,21 +130,15 @@ class ProtectedResourceMetadata:
         if method == "OPTIONS":
             headers.append((b"access-control-allow-methods", b"GET, HEAD, OPTIONS"))
             headers.append((b"access-control-allow-headers", b"*"))
-            await _send(send, 204, b"", headers)
+            await send_response(send, 204, b"", headers)
             return
-        await _send(send, 200, b"" if method == "HEAD" else self.body, headers, len(self.body))
-
-
-async def _send(
-    send: Send,
-    status: int,
-    body: bytes,
-    headers: list[tuple[bytes, bytes]],
-    length: int | None = None,
-) -> None:
-    headers = [*headers, (b"content-length", str(len(body) if length is None else length).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+        await send_response(
+            send,
+            200,
+            b"" if method == "HEAD" else self.body,
+            headers,
+            content_length=len(self.body),
+        )
 
 
 def metadata_routes(*documents: ProtectedResourceMetadata) -> list[Any]:

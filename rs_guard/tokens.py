@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from collections import OrderedDict
@@ -14,8 +13,9 @@ from urllib.parse import quote_plus
 import httpx
 from starlette.authentication import AuthCredentials, BaseUser
 
+from ._async import SingleFlight
 from ._http import DEFAULT_TIMEOUT, FetchError, fetch_json
-from ._jose import (
+from ._jws import (
     KEY_HEADERS,
     MalformedJWS,
     audience_matches,
@@ -25,6 +25,7 @@ from ._jose import (
     split_compact,
     verify_signature,
 )
+from ._scopes import split_scope
 from .discovery import ServerEndpoint, ServerMetadata
 from .errors import ConfigurationError, IntrospectionUnavailable, InvalidToken
 from .keys import JWKSCache, VerificationKey
@@ -44,7 +45,7 @@ def scopes_of(value: Any) -> tuple[str, ...]:
         return ()
     if not isinstance(value, str):
         raise InvalidToken(reason="bad_claim_type")
-    return tuple(s for s in value.split(" ") if s)
+    return split_scope(value)
 
 
 class AccessToken(AuthCredentials):
@@ -438,7 +439,7 @@ class IntrospectionValidator:
         self.max_token_bytes = max_token_bytes
         self._timeout = timeout
         self._cache = _VerifiedCache(cache_size)
-        self._inflight: dict[str, asyncio.Future[AccessToken]] = {}
+        self._flight: SingleFlight[str, AccessToken] = SingleFlight()
         self._observer = observer
         self._clock = clock
 
@@ -466,17 +467,7 @@ class IntrospectionValidator:
         if self._observer is not None:
             emit_hot(self._observer, "token_cache_miss")
         # One introspection call per token, however many requests carry it at the same time.
-        flight = self._inflight.get(token)
-        if flight is None:
-            flight = asyncio.ensure_future(self._introspect(token))
-            self._inflight[token] = flight
-            flight.add_done_callback(lambda done: self._landed(token, done))
-        return await asyncio.shield(flight)
-
-    def _landed(self, token: str, flight: asyncio.Future[AccessToken]) -> None:
-        self._inflight.pop(token, None)
-        if not flight.cancelled():
-            flight.exception()  # retrieved here too: every waiter may have gone away
+        return await self._flight.run(token, lambda: self._introspect(token))
 
     async def _introspect(self, token: str) -> AccessToken:
         now = self._clock()

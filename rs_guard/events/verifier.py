@@ -20,7 +20,7 @@ from typing import Any, TypeGuard
 import anyio
 import httpx
 
-from .._jose import (
+from .._jws import (
     KEY_HEADERS,
     MalformedJWS,
     audience_matches,

@@ -6,10 +6,10 @@ import hmac
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._jose import MalformedJWS, split_compact
-from ..metadata import is_loopback_host
+from .._jws import MalformedJWS, split_compact
+from .._net import is_loopback_host, is_loopback_ip
 from ._keys import SUPPORTED_ALGS
-from ._util import OAuthError, is_loopback_ip_literal, safe_split, split_scope
+from ._util import OAuthError, safe_split, split_scope
 
 GRANT_CODE = "authorization_code"
 GRANT_REFRESH = "refresh_token"
@@ -76,11 +76,11 @@ class Client:
         if uri in self.redirect_uris:
             return True
         got = safe_split(uri)
-        if got is None or got[0] != "http" or not is_loopback_ip_literal(got[1]):
+        if got is None or got[0] != "http" or not is_loopback_ip(got[1]):
             return False
         for registered in self.redirect_uris:
             reg = safe_split(registered)
-            if reg is None or reg[0] != "http" or not is_loopback_ip_literal(reg[1]):
+            if reg is None or reg[0] != "http" or not is_loopback_ip(reg[1]):
                 continue
             # Native apps pick an ephemeral port; a registered loopback URI without a port is a
             # port wildcard for every client type.

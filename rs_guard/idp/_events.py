@@ -25,7 +25,7 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .._jose import MalformedJWS, parse_json_object
+from .._jws import MalformedJWS, parse_json_object
 from ._client_auth import authenticate_caller
 from ._util import OAuthError, json_ok, random_token, read_json_object
 

@@ -8,7 +8,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ._util import OAuthError, is_non_public_literal, safe_split
+from .._net import is_non_public_address
+from ._util import OAuthError, safe_split
 
 if TYPE_CHECKING:
     from .app import IdP
@@ -22,7 +23,7 @@ def check_fetchable(idp: IdP, url: str, what: str, error: str, status: int = 400
     scheme, host = parts[0], parts[1]
     if scheme != "https" and not (idp.dev and scheme == "http"):
         raise OAuthError(error, f"{what} must use https", status)
-    if not idp.dev and is_non_public_literal(host):
+    if not idp.dev and is_non_public_address(host):
         raise OAuthError(error, f"{what} points to a private or loopback address", status)
 
 

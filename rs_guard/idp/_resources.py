@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from ..metadata import is_loopback_host
+from .._net import is_loopback_host
 from ._util import OAuthError, safe_split
 
 

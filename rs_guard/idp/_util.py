@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import ipaddress
 import json
 import re
 import secrets
-import socket
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -192,38 +190,6 @@ def split_scope(scope: str | Iterable[str] | None) -> list[str]:
         if item:
             seen.setdefault(item, None)
     return list(seen)
-
-
-def is_loopback_ip_literal(host: str) -> bool:
-    """True for 127.0.0.0/8 and ::1 written as IP literals (RFC 8252 §7.3)."""
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def is_non_public_literal(host: str) -> bool:
-    """True when the host is an IP literal that is private, loopback, link-local or reserved."""
-    name = host.strip("[]").lower().rstrip(".")
-    if name == "localhost" or name.endswith(".localhost"):
-        return True  # "localhost." and RFC 6761 *.localhost resolve to loopback too
-    try:
-        addr: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(name)
-    except ValueError:
-        try:
-            # Resolvers also read inet_aton forms (127.1, 0x7f000001, 2130706433, 0177.0.0.1).
-            addr = ipaddress.IPv4Address(socket.inet_aton(name))
-        except OSError:
-            return False
-    return (
-        not addr.is_global  # also 100.64.0.0/10 (shared address space) and the like
-        or addr.is_private
-        or addr.is_loopback
-        or addr.is_link_local
-        or addr.is_reserved
-        or addr.is_multicast
-        or addr.is_unspecified
-    )
 
 
 def safe_split(uri: str) -> tuple[str, str, int | None, str, str, str] | None:

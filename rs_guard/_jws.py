@@ -1,4 +1,4 @@
-"""Lean, strict JWS compact parsing and signature verification for the hot path.
+"""The one JWS verify pipeline: strict compact parsing and signature verification.
 
 PyJWT stays the library for JWK parsing and for signing; this module re-does only what every
 request pays for (split, base64url, JSON, one `cryptography` verify) with the same strictness
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -19,6 +18,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from ._json import JSONError, loads_object
 
 PublicKey = (
     ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey | ed448.Ed448PublicKey
@@ -84,36 +85,14 @@ def b64url_encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def reject_duplicate_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """A `json.loads` object hook refusing duplicate member names (MalformedJWS)."""
-    # Two members with one name let different parsers see different claims (RFC 8725 §3.1).
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        raise MalformedJWS("duplicate_member")
-    return obj
-
-
-def _reject_constant(name: str) -> Any:
-    raise MalformedJWS("malformed")
-
-
-# Built once: `json.loads` with any keyword builds a new decoder on every call.
-_DECODER = json.JSONDecoder(
-    object_pairs_hook=reject_duplicate_members, parse_constant=_reject_constant
-)
-
-
 def parse_json_object(data: bytes) -> dict[str, Any]:
-    """Parse strict JSON (UTF-8, no NaN/Infinity, no duplicate members) that must be an object."""
+    """Strict JSON (see `_json`) that must be an object; MalformedJWS (a reason code) if not."""
     try:
-        obj = _DECODER.decode(data.decode("utf-8"))
-    except MalformedJWS:
-        raise
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise MalformedJWS("malformed") from None
-    if not isinstance(obj, dict):
-        raise MalformedJWS("malformed")
-    return obj
+        return loads_object(data)
+    except JSONError as exc:
+        # Only a duplicate member keeps its own code: it is an attack signal, not noise.
+        reason = "duplicate_member" if exc.reason == "duplicate_member" else "malformed"
+        raise MalformedJWS(reason) from None
 
 
 def is_numeric_date(value: Any) -> TypeGuard[float]:
