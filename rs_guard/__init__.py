@@ -25,17 +25,13 @@ if TYPE_CHECKING:
         RSGuardError,
         ServerError,
     )
-    from .events import EventError, EventReceiver, EventVerifier, SecurityEvent
-    from .exchange import ClientCredentials, TokenExchanger
     from .keys import JWKSCache, VerificationKey
     from .mcp import ToolGuard
     from .metadata import ProtectedResourceMetadata, metadata_routes, metadata_url
     from .middleware import ResourceGuard, SubjectTranslator, guard_of
-    from .server import AuthorizationServer
     from .observe import Counters, Observer
     from .policy import Requirement, ScopeHierarchy
-    from .ppid import PPIDTranslator, PPIDUnavailable
-    from .replay import MemoryReplayStore, RedisReplayStore, ReplayStore, ReplayStoreUnavailable
+    from .server import AuthorizationServer
     from .tokens import (
         AccessToken,
         IntrospectionValidator,
@@ -47,12 +43,8 @@ if TYPE_CHECKING:
 _EXPORTS: dict[str, str] = {
     "AccessToken": "tokens",
     "AuthorizationServer": "server",
-    "ClientCredentials": "exchange",
     "ConfigurationError": "errors",
     "Counters": "observe",
-    "EventError": "events",
-    "EventReceiver": "events",
-    "EventVerifier": "events",
     "InsufficientScope": "errors",
     "InsufficientUserAuthentication": "errors",
     "IntrospectionUnavailable": "errors",
@@ -62,24 +54,16 @@ _EXPORTS: dict[str, str] = {
     "JWKSCache": "keys",
     "JWTValidator": "tokens",
     "KeysUnavailable": "errors",
-    "MemoryReplayStore": "replay",
     "MissingToken": "errors",
     "Observer": "observe",
-    "PPIDTranslator": "ppid",
-    "PPIDUnavailable": "ppid",
     "ProtectedResourceMetadata": "metadata",
     "RSGuardError": "errors",
-    "RedisReplayStore": "replay",
-    "ReplayStore": "replay",
-    "ReplayStoreUnavailable": "replay",
     "Requirement": "policy",
     "ResourceGuard": "middleware",
     "ScopeHierarchy": "policy",
-    "SecurityEvent": "events",
     "ServerError": "errors",
     "ServerMetadata": "discovery",
     "SubjectTranslator": "middleware",
-    "TokenExchanger": "exchange",
     "TokenUser": "tokens",
     "TokenValidator": "tokens",
     "ToolGuard": "mcp",
@@ -98,12 +82,8 @@ __version__ = "0.1.0"
 __all__ = [
     "AccessToken",
     "AuthorizationServer",
-    "ClientCredentials",
     "ConfigurationError",
     "Counters",
-    "EventError",
-    "EventReceiver",
-    "EventVerifier",
     "InsufficientScope",
     "InsufficientUserAuthentication",
     "IntrospectionUnavailable",
@@ -113,24 +93,16 @@ __all__ = [
     "JWKSCache",
     "JWTValidator",
     "KeysUnavailable",
-    "MemoryReplayStore",
     "MissingToken",
     "Observer",
-    "PPIDTranslator",
-    "PPIDUnavailable",
     "ProtectedResourceMetadata",
     "RSGuardError",
-    "RedisReplayStore",
-    "ReplayStore",
-    "ReplayStoreUnavailable",
     "Requirement",
     "ResourceGuard",
     "ScopeHierarchy",
-    "SecurityEvent",
     "ServerError",
     "ServerMetadata",
     "SubjectTranslator",
-    "TokenExchanger",
     "TokenUser",
     "TokenValidator",
     "ToolGuard",

@@ -15,11 +15,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType
 from typing import Any, TypeVar
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from .._asgi import BodyTooLarge, ClientDisconnected, read_body
 from ..errors import ConfigurationError, EventError, RSGuardError, ServerError
 from ..observe import Observer, emit
 from .verifier import EVENT_TYPE, EventVerifier, SecurityEvent
@@ -118,7 +119,7 @@ class EventReceiver:
                 await self._dispatch(event)
         except RSGuardError as exc:
             return self._refusal(exc)
-        except ClientDisconnect:
+        except ClientDisconnected:
             return Response(status_code=400)
         except _HandlerFailed:
             return _json(500, {"err": "server_error", "description": "The event handler failed"})
@@ -131,11 +132,12 @@ class EventReceiver:
             raise EventError(
                 description=f"The body must be {SET_MEDIA_TYPE}", reason="bad_content_type"
             )
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > self.max_body_bytes:
-                raise EventError(description="The event token is too large", reason="too_large")
+        try:
+            body = await read_body(request.receive, limit=self.max_body_bytes)
+        except BodyTooLarge:
+            raise EventError(
+                description="The event token is too large", reason="too_large"
+            ) from None
         try:
             # A trailing newline from a hand-made request is harmless; nothing else is allowed.
             return body.decode("ascii").strip(" \t\r\n")

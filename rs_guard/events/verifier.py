@@ -34,6 +34,7 @@ from ..discovery import ServerMetadata
 from ..errors import ConfigurationError, EventError, EventInProgress, InvalidToken, ServerError
 from ..keys import JWKSCache
 from ..observe import Observer, emit
+from ..server import AuthorizationServer
 from ..tokens import DEFAULT_ALGORITHMS
 from .replay import MemoryReplayStore, ReplayState, ReplayStore
 
@@ -83,13 +84,17 @@ class EventVerifier:
     with the IdP's keys (`JWKSCache`); then, when `publishers` is given, that `azp` is one of
     them. Replay protection (`claim`) keeps (`iss`, `jti`) for `max_age + 2 * leeway` seconds,
     longer than any token it accepted stays acceptable.
+
+    The IdP is `server=` (an `AuthorizationServer`: its issuer and the key cache it shares with
+    the guard), or `issuer=` with `keys=`, `jwks_uri=` or `http_client=`.
     """
 
     def __init__(
         self,
         *,
-        issuer: str,
         audience: str | Sequence[str],
+        server: AuthorizationServer | None = None,
+        issuer: str | None = None,
         keys: JWKSCache | None = None,
         jwks_uri: str | None = None,
         http_client: httpx.AsyncClient | None = None,
@@ -109,10 +114,19 @@ class EventVerifier:
             raise ConfigurationError(f"unsupported or symmetric algorithms: {bad or 'empty'}")
         if max_age <= 0 or leeway < 0 or lease <= 0:
             raise ConfigurationError("max_age and lease must be positive, leeway non-negative")
-        self.issuer = issuer
         self.audiences = frozenset([audience] if isinstance(audience, str) else audience)
         if not self.audiences:
             raise ConfigurationError("an audience (this receiver's client id) is required")
+        if server is not None:
+            # The shared issuer context: its key cache, the one the guard verifies tokens with.
+            if keys is not None or jwks_uri is not None or http_client is not None:
+                raise ConfigurationError("give server= or keys=/jwks_uri=/http_client=, not both")
+            if issuer is not None and issuer != server.issuer:
+                raise ConfigurationError(f"issuer {issuer!r} is not the server's {server.issuer!r}")
+            issuer, keys = server.issuer, server.keys
+        if issuer is None:
+            raise ConfigurationError("give the server or the issuer whose events these are")
+        self.issuer = issuer
         if keys is None:
             metadata = None if jwks_uri else ServerMetadata(issuer, http_client=http_client)
             keys = JWKSCache(jwks_uri, metadata=metadata, http_client=http_client)

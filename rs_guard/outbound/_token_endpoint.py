@@ -13,30 +13,32 @@ import base64
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, TypedDict, TypeVar
+from typing import Any, Literal, TypedDict
 from urllib.parse import quote_plus
 
 import httpx
 from cachetools import TLRUCache
 
+from .._async import SingleFlight
 from .._http import FetchError, request_json
+from .._scopes import split_scope
 from ..discovery import ServerEndpoint, ServerMetadata
 from ..errors import ConfigurationError, TokenServiceUnavailable
 from ..observe import Observer, emit
+from ..server import AuthorizationServer
 
 _MAX_RESPONSE_BYTES = 64 * 1024
 # Used when the IdP omits expires_in (RFC 6749 §5.1 only recommends it): assume a short life.
 _DEFAULT_LIFETIME = 60.0
 
 AuthMethod = Literal["client_secret_basic", "client_secret_post"]
-K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
 
 
 class EndpointOptions(TypedDict, total=False):
     """How to reach the token endpoint; the keywords `ClientCredentials` and `TokenExchanger`
     pass on to `TokenEndpointClient` (see there for the defaults)."""
 
+    server: AuthorizationServer | None
     issuer: str | None
     token_endpoint: str | None
     metadata: ServerMetadata | None
@@ -70,43 +72,43 @@ class OAuthAnswer(Exception):
         self.status = status
 
 
-class _SingleFlight(Generic[K, V]):
-    """One running computation per key; concurrent callers share its outcome."""
-
-    def __init__(self) -> None:
-        self._running: dict[K, asyncio.Future[V]] = {}
-
-    async def run(self, key: K, factory: Callable[[], Awaitable[V]]) -> V:
-        fut = self._running.get(key)
-        if fut is None:
-            fut = asyncio.ensure_future(factory())
-            self._running[key] = fut
-            fut.add_done_callback(lambda f: self._done(key, f))
-        # shield: one caller giving up (client disconnect) must not cancel the shared request.
-        return await asyncio.shield(fut)
-
-    def _done(self, key: K, fut: asyncio.Future[V]) -> None:
-        if self._running.get(key) is fut:
-            del self._running[key]
-        if not fut.cancelled():
-            fut.exception()  # mark retrieved; the callers see it through shield
-
-
 def _ttu(_key: Any, value: IssuedToken, _now: float) -> float:
     return value.usable_until
 
 
 def scope_key(scope: str | Sequence[str] | None) -> tuple[str, ...]:
     """A scope request as a cache key: the distinct scope tokens, sorted."""
-    if scope is None:
-        return ()
-    items = scope.split(" ") if isinstance(scope, str) else list(scope)
-    return tuple(sorted({s for s in items if s}))
+    return tuple(sorted(split_scope(scope)))
 
 
 def as_tuple(value: str | Sequence[str] | None) -> tuple[str, ...]:
     """One or many values (resource, audience) as a tuple."""
     return (value,) if isinstance(value, str) else tuple(value or ())
+
+
+def resolve_metadata(
+    server: AuthorizationServer | None,
+    *,
+    issuer: str | None,
+    metadata: ServerMetadata | None,
+    http_client: httpx.AsyncClient | None,
+    observer: Observer | None,
+) -> ServerMetadata | None:
+    """The issuer's discovery document a feature reads: the shared `server`'s, the `metadata`
+    given, or one made for `issuer` (None when none of them is given).
+
+    With `server=`, the issuer context (its document and HTTP client) comes from there, so the
+    keywords that would build another one must not be given too.
+    """
+    if server is None:
+        if metadata is None and issuer is not None:
+            metadata = ServerMetadata(issuer, http_client=http_client, observer=observer)
+        return metadata
+    if metadata is not None or http_client is not None:
+        raise ConfigurationError("give server= or metadata=/http_client=, not both")
+    if issuer is not None and issuer != server.issuer:
+        raise ConfigurationError(f"issuer {issuer!r} is not the server's {server.issuer!r}")
+    return server.metadata
 
 
 def _form_value(value: str) -> str:
@@ -125,6 +127,7 @@ class TokenEndpointClient:
         *,
         client_id: str,
         client_secret: str,
+        server: AuthorizationServer | None = None,
         issuer: str | None = None,
         token_endpoint: str | None = None,
         metadata: ServerMetadata | None = None,
@@ -139,10 +142,12 @@ class TokenEndpointClient:
             raise ConfigurationError("a confidential client id and secret are required")
         if auth_method not in ("client_secret_basic", "client_secret_post"):
             raise ConfigurationError(f"unsupported client authentication {auth_method!r}")
-        if token_endpoint is None and metadata is None:
-            if issuer is None:
-                raise ConfigurationError("give the issuer, its metadata, or the token endpoint")
-            metadata = ServerMetadata(issuer, http_client=http_client, observer=observer)
+        if token_endpoint is None or server is not None:
+            metadata = resolve_metadata(
+                server, issuer=issuer, metadata=metadata, http_client=http_client, observer=observer
+            )
+            if metadata is None:
+                raise ConfigurationError("give server=, issuer=, metadata= or token_endpoint=")
         self.client_id = client_id
         self._secret = client_secret
         self.target = ServerEndpoint(
@@ -286,34 +291,6 @@ class BearerAuth(httpx.Auth):
             yield request
 
 
-class BearerAuth(httpx.Auth):
-    """httpx auth that sends a Bearer token and, after a 401, retries once with a fresh one."""
-
-    def __init__(
-        self,
-        get_token: Callable[[], Awaitable[str]],
-        invalidate: Callable[[str], None],
-    ) -> None:
-        self._get = get_token
-        self._invalidate = invalidate
-
-    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
-        raise RuntimeError("rs_guard token sources are async: use httpx.AsyncClient")
-
-    async def async_auth_flow(
-        self, request: httpx.Request
-    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        token = await self._get()
-        request.headers["Authorization"] = f"Bearer {token}"
-        response = yield request
-        if response.status_code == 401:
-            # The token may have been revoked or the keys rotated: one fresh try, no loop.
-            self._invalidate(token)
-            token = await self._get()
-            request.headers["Authorization"] = f"Bearer {token}"
-            yield request
-
-
 class TokenSource:
     """What `ClientCredentials` and `TokenExchanger` share: the token endpoint client, and a
     cache of issued tokens (until shortly before they expire) filled by one request per key
@@ -321,10 +298,8 @@ class TokenSource:
 
     def __init__(self, endpoint: TokenEndpointClient, *, cache_size: int) -> None:
         self.endpoint = endpoint
-        self._cache: TLRUCache[Any, IssuedToken] = TLRUCache(
-            cache_size, _ttu, timer=endpoint.clock
-        )
-        self._flight: _SingleFlight[Any, IssuedToken] = _SingleFlight()
+        self._cache: TLRUCache[Any, IssuedToken] = TLRUCache(cache_size, _ttu, timer=endpoint.clock)
+        self._flight: SingleFlight[Any, IssuedToken] = SingleFlight()
         self._observer = endpoint.observer
 
     def __repr__(self) -> str:

@@ -8,7 +8,6 @@ from typing import Unpack
 
 import httpx
 
-from ..tokens import AccessToken
 from ..errors import (
     ConfigurationError,
     InsufficientScope,
@@ -17,6 +16,7 @@ from ..errors import (
     TokenRequestRefused,
 )
 from ..observe import emit
+from ..tokens import AccessToken
 from ._token_endpoint import (
     BearerAuth,
     EndpointOptions,
