@@ -13,7 +13,7 @@ import base64
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, TypedDict, Unpack
 from urllib.parse import quote_plus
 
 import httpx
@@ -296,11 +296,22 @@ class TokenSource:
     cache of issued tokens (until shortly before they expire) filled by one request per key
     however many callers ask at the same time."""
 
-    def __init__(self, endpoint: TokenEndpointClient, *, cache_size: int) -> None:
-        self.endpoint = endpoint
-        self._cache: TLRUCache[Any, IssuedToken] = TLRUCache(cache_size, _ttu, timer=endpoint.clock)
+    def __init__(
+        self,
+        *,
+        client_id: str,
+        client_secret: str,
+        cache_size: int = 10_000,
+        **endpoint: Unpack[EndpointOptions],
+    ) -> None:
+        self.endpoint = TokenEndpointClient(
+            client_id=client_id, client_secret=client_secret, **endpoint
+        )
+        self._cache: TLRUCache[Any, IssuedToken] = TLRUCache(
+            cache_size, _ttu, timer=self.endpoint.clock
+        )
         self._flight: SingleFlight[Any, IssuedToken] = SingleFlight()
-        self._observer = endpoint.observer
+        self._observer = self.endpoint.observer
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(client_id={self.endpoint.client_id!r})"
@@ -324,6 +335,10 @@ class TokenSource:
             return issued
 
         return await self._flight.run(key, fetch_and_keep)
+
+    def _bearer(self, get_token: Callable[[], Awaitable[str]]) -> BearerAuth:
+        """An httpx `auth=` sending the tokens `get_token` gives, forgetting one refused."""
+        return BearerAuth(get_token, self.invalidate)
 
     def invalidate(self, token: str | None = None) -> None:
         """Forget a cached token (one that a resource refused), or all of them."""

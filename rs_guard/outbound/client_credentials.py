@@ -9,11 +9,9 @@ import httpx
 
 from ..errors import TokenRequestRefused
 from ._token_endpoint import (
-    BearerAuth,
     EndpointOptions,
     IssuedToken,
     OAuthAnswer,
-    TokenEndpointClient,
     TokenSource,
     as_tuple,
     scope_key,
@@ -43,8 +41,7 @@ class ClientCredentials(TokenSource):
         **endpoint: Unpack[EndpointOptions],
     ) -> None:
         super().__init__(
-            TokenEndpointClient(client_id=client_id, client_secret=client_secret, **endpoint),
-            cache_size=cache_size,
+            client_id=client_id, client_secret=client_secret, cache_size=cache_size, **endpoint
         )
         self.scope = scope
         self.resource = resource
@@ -98,4 +95,4 @@ class ClientCredentials(TokenSource):
         async def get() -> str:
             return await self.token(scope=scope, resource=resource)
 
-        return BearerAuth(get, self.invalidate)
+        return self._bearer(get)

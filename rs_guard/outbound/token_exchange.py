@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import Unpack
 
 import httpx
 
@@ -17,16 +16,7 @@ from ..errors import (
 )
 from ..observe import emit
 from ..tokens import AccessToken
-from ._token_endpoint import (
-    BearerAuth,
-    EndpointOptions,
-    IssuedToken,
-    OAuthAnswer,
-    TokenEndpointClient,
-    TokenSource,
-    as_tuple,
-    scope_key,
-)
+from ._token_endpoint import IssuedToken, OAuthAnswer, TokenSource, as_tuple, scope_key
 
 GRANT_TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 TOKEN_TYPE_ACCESS = "urn:ietf:params:oauth:token-type:access_token"
@@ -41,19 +31,6 @@ class TokenExchanger(TokenSource):
     before either token expires. Constructor arguments as `ClientCredentials` (without `scope`
     and `resource`, which are per exchange), `cache_size` 10000 by default.
     """
-
-    def __init__(
-        self,
-        *,
-        client_id: str,
-        client_secret: str,
-        cache_size: int = 10_000,
-        **endpoint: Unpack[EndpointOptions],
-    ) -> None:
-        super().__init__(
-            TokenEndpointClient(client_id=client_id, client_secret=client_secret, **endpoint),
-            cache_size=cache_size,
-        )
 
     async def exchange(
         self,
@@ -132,7 +109,7 @@ class TokenExchanger(TokenSource):
         async def get() -> str:
             return await self.exchange(access, resource=resource, audience=audience, scope=scope)
 
-        return BearerAuth(get, self.invalidate)
+        return self._bearer(get)
 
 
 def _exchange_error(exc: OAuthAnswer, scopes: tuple[str, ...]) -> RSGuardError:

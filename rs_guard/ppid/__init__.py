@@ -135,14 +135,8 @@ class PPIDTranslator:
                 observer=observer,
             )
         self.client_id = client_id
-        self.scope = scope
-        self.timeout = timeout
-        self.batch_window = batch_window
-        self.max_batch = max_batch
-        self.retry_after = retry_after
         self.client_tokens = client_tokens
-        self.cache_ttl = cache_ttl
-        self.negative_ttl = negative_ttl
+        self.timeout = timeout
         self.tokens = token_source
         self.target = ServerEndpoint(
             "ppid_conversion_endpoint",
