@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from typing import Literal, overload
 
 import httpx
@@ -286,19 +287,19 @@ class PPIDTranslator:
                 raise ConversionDenied(reason="ppid_denied")
             else:
                 missing.append(subject)
-        if len(missing) == 1:
-            out[missing[0]] = await self._shared(pair, missing[0])
-        elif missing:
-            # All submitted before any is awaited, so that they travel in the same batches.
-            found = await asyncio.gather(*(self._shared(pair, s) for s in missing))
-            out.update(zip(missing, found, strict=True))
-        return out
-
-    async def _shared(self, pair: Pair, subject: str) -> str | None:
-        """The IdP's answer for one subject, shared by everyone asking for it meanwhile."""
-        key = (pair[0], pair[1], subject)
+        if not missing:
+            return out
+        flight, submit = self._flight, self._batcher.submit
         try:
-            return await self._flight.run(key, lambda: self._batcher.submit(pair, subject))
+            if len(missing) == 1:
+                subject = missing[0]
+                out[subject] = await flight.run((*pair, subject), lambda: submit(pair, subject))
+            else:
+                # All submitted before any is awaited, so that they travel in the same batches.
+                found = await asyncio.gather(
+                    *(flight.run((*pair, s), partial(submit, pair, s)) for s in missing)
+                )
+                out.update(zip(missing, found, strict=True))
         except PPIDUnavailable as exc:
             # A fresh exception per caller: the shared one would collect tracebacks.
             raise PPIDUnavailable(
@@ -306,6 +307,7 @@ class PPIDTranslator:
             ) from None
         except ConversionDenied as exc:
             raise ConversionDenied(reason=exc.reason) from None
+        return out
 
     def _refresh(self, key: Key) -> None:
         """Ask the IdP again for a stale entry, without anyone waiting for the answer."""
