@@ -25,9 +25,10 @@ class ClientCredentials(TokenSource):
 
     Tokens are cached per (scope, resource) until shortly before they expire; concurrent
     callers share one request to the IdP. The keywords after `cache_size` say how to reach
-    the token endpoint (`issuer=`, `token_endpoint=`, `metadata=`, `http_client=`,
-    `auth_method=`, `timeout=`, `refresh_margin=`, `observer=`, `clock=`; see
-    `TokenEndpointClient`).
+    the token endpoint: `server=` (an `AuthorizationServer` shared with the guard), or
+    `issuer=` / `metadata=` / `token_endpoint=` with `http_client=`; and `auth_method=`,
+    `timeout=` (the whole request), `refresh_margin=`, `observer=`, `clock=` (see
+    `TokenEndpointClient` for the defaults).
     """
 
     def __init__(
