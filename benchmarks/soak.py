@@ -51,6 +51,8 @@ def serve(port: int, keys_file: str, cache_size: int) -> None:
     import uvicorn
 
     from examples.items_service.app import create_app
+    from rs_guard import AuthorizationServer
+    from rs_guard.access_token import Limits
     from rs_guard.idp import IdP
 
     resource = f"http://127.0.0.1:{port}/items"
@@ -58,9 +60,8 @@ def serve(port: int, keys_file: str, cache_size: int) -> None:
     app = create_app(
         ISSUER,
         resource,
-        http_client=idp.http_client(),
-        cache_size=cache_size,
-        jwks_cooldown=5.0,
+        server=AuthorizationServer(ISSUER, http_client=idp.http_client(), jwks_cooldown=5.0),
+        limits=Limits(cache_size=cache_size),
     )
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 

@@ -10,12 +10,9 @@ from typing import Any
 import httpx
 
 from ._json import JSONError, loads_object
+from .errors import FetchError as FetchError  # re-exported: fetch callers catch it here
 
 DEFAULT_TIMEOUT = 5.0
-
-
-class FetchError(Exception):
-    """The remote document could not be fetched or is not a JSON object; the message is a reason."""
 
 
 def default_client(timeout: float = DEFAULT_TIMEOUT) -> httpx.AsyncClient:

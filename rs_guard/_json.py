@@ -56,22 +56,36 @@ _decode = _DECODER.decode
 
 def loads(data: bytes | str) -> Any:
     """Parse strict JSON; JSONError on anything strict JSON refuses."""
-    if not isinstance(data, str):
-        try:
-            data = data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise JSONError("not_utf8", "not UTF-8") from None
+    text = data if isinstance(data, str) else _utf8(data)
     try:
-        return _decode(data)
+        return _decode(text)
     except JSONError:
         raise
     except (ValueError, RecursionError):
         raise JSONError("malformed", "not valid JSON") from None
 
 
+def _utf8(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise JSONError("not_utf8", "not UTF-8") from None
+
+
 def loads_object(data: bytes | str) -> dict[str, Any]:
     """Parse strict JSON that must be an object; JSONError otherwise."""
-    obj = loads(data)
+    # `loads` written out again: this runs twice per new token (header and claims).
+    if not isinstance(data, str):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise JSONError("not_utf8", "not UTF-8") from None
+    try:
+        obj = _decode(data)
+    except JSONError:
+        raise
+    except (ValueError, RecursionError):
+        raise JSONError("malformed", "not valid JSON") from None
     if type(obj) is not dict:
         raise JSONError("not_object", "not a JSON object")
     return obj

@@ -1,4 +1,10 @@
-"""The one JWS verify pipeline: strict compact parsing and signature verification.
+"""The one JWS verify pipeline, for access tokens (RFC 9068) and event tokens (RFC 8417).
+
+`JWSVerifier` runs, in order: size, strict compact syntax (base64url, strict JSON), header
+checks (`alg` in the allow-list, `typ`, no `crit`, no embedded keys, no JWE members, `kid`
+shape), then, once the caller has checked the claims it cares about, the key look-up and one
+`cryptography` verify. Failures raise `InvalidToken` with a stable `reason`; a caller with its
+own error type (the event receiver) translates the reason.
 
 PyJWT stays the library for JWK parsing and for signing; this module re-does only what every
 request pays for (split, base64url, JSON, one `cryptography` verify) with the same strictness
@@ -11,8 +17,8 @@ import base64
 import binascii
 import math
 import re
-from collections.abc import Iterable, Mapping
-from typing import Any, TypeGuard
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -20,6 +26,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, paddin
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from ._json import JSONError, loads_object
+from .errors import ConfigurationError, InvalidToken
+
+if TYPE_CHECKING:
+    from .keys import VerificationKey
 
 PublicKey = (
     ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey | ed448.Ed448PublicKey
@@ -90,9 +100,12 @@ def parse_json_object(data: bytes) -> dict[str, Any]:
     try:
         return loads_object(data)
     except JSONError as exc:
-        # Only a duplicate member keeps its own code: it is an attack signal, not noise.
-        reason = "duplicate_member" if exc.reason == "duplicate_member" else "malformed"
-        raise MalformedJWS(reason) from None
+        raise MalformedJWS(_json_reason(exc)) from None
+
+
+def _json_reason(exc: JSONError) -> str:
+    # Only a duplicate member keeps its own code: it is an attack signal, not noise.
+    return "duplicate_member" if exc.reason == "duplicate_member" else "malformed"
 
 
 def is_numeric_date(value: Any) -> TypeGuard[float]:
@@ -125,8 +138,11 @@ def split_compact(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes, by
     if not _COMPACT_JWS.fullmatch(token):
         raise MalformedJWS("malformed")
     h, p, s = token.split(".")
-    header = parse_json_object(b64url_decode(h))
-    payload = parse_json_object(b64url_decode(p))
+    try:
+        header = loads_object(b64url_decode(h))
+        payload = loads_object(b64url_decode(p))
+    except JSONError as exc:
+        raise MalformedJWS(_json_reason(exc)) from None
     signature = b64url_decode(s)
     return header, payload, f"{h}.{p}".encode("ascii"), signature
 
@@ -188,3 +204,95 @@ def header_typ(header: Mapping[str, Any]) -> str | None:
         return None
     typ = typ.lower()
     return typ[12:] if typ.startswith("application/") else typ
+
+
+MAX_KID_LENGTH = 256
+
+Parsed = tuple[dict[str, Any], dict[str, Any], bytes, bytes, str, "str | None"]
+"""(header, claims, signing_input, signature, alg, kid) of a token whose syntax and header
+passed; nothing in it is trusted until the signature holds."""
+
+
+class KeySource(Protocol):
+    """Where verification keys come from (a `JWKSCache`)."""
+
+    async def get_key(self, kid: str | None, alg: str) -> VerificationKey: ...
+
+
+class JWSVerifier:
+    """Strict verification of compact JWS for one kind of token (one `typ` family)."""
+
+    __slots__ = ("algorithms", "keys", "max_bytes", "types")
+
+    def __init__(
+        self,
+        *,
+        algorithms: Iterable[str],
+        types: Iterable[str],
+        keys: KeySource,
+        max_bytes: int,
+    ) -> None:
+        algorithms = tuple(algorithms)
+        bad = refused_algorithms(algorithms)
+        if bad or not algorithms:
+            raise ConfigurationError(
+                f"unsupported or symmetric algorithms in allow-list: {bad or 'empty'}"
+            )
+        self.algorithms = frozenset(algorithms)
+        self.types = frozenset(t.lower().removeprefix("application/") for t in types)
+        self.keys = keys
+        self.max_bytes = max_bytes
+
+    def parse(self, token: str) -> Parsed:
+        """Size, syntax and header checks; InvalidToken (with a reason) on the first failure."""
+        if len(token) > self.max_bytes:
+            raise InvalidToken(reason="token_too_large")
+        try:
+            header, claims, signing_input, signature = split_compact(token)
+        except MalformedJWS as exc:
+            raise InvalidToken(
+                reason="duplicate_member" if str(exc) == "duplicate_member" else "malformed"
+            ) from None
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg not in self.algorithms:
+            raise InvalidToken(reason="bad_alg")
+        if header_typ(header) not in self.types:
+            raise InvalidToken(reason="bad_typ")
+        if "crit" in header:
+            # No extension is understood here: a critical one must be refused (RFC 7515 §4.1.11).
+            raise InvalidToken(reason="crit")
+        if KEY_HEADERS & header.keys():
+            raise InvalidToken(reason="embedded_key")
+        if "enc" in header or "zip" in header:
+            raise InvalidToken(reason="malformed")
+        kid = header.get("kid")
+        if kid is not None and (not isinstance(kid, str) or not kid or len(kid) > MAX_KID_LENGTH):
+            raise InvalidToken(reason="bad_kid")
+        return header, claims, signing_input, signature, alg, kid
+
+    async def verified_key(
+        self, kid: str | None, alg: str, signing_input: bytes, signature: bytes
+    ) -> VerificationKey:
+        """The key that made `signature`; InvalidToken / KeysUnavailable otherwise."""
+        key = await self.keys.get_key(kid, alg)
+        if not verify_signature(key.key, alg, signing_input, signature):
+            raise InvalidToken(reason="bad_signature")
+        return key
+
+    async def verify(
+        self,
+        token: str,
+        check_claims: Callable[[dict[str, Any]], Awaitable[None] | None] | None = None,
+    ) -> tuple[dict[str, Any], dict[str, Any], VerificationKey]:
+        """(header, claims, key) of a token that passed every check.
+
+        `check_claims` runs between the header checks and the key look-up, so a token that
+        its claims refuse never triggers a key fetch nor costs a signature verify.
+        """
+        header, claims, signing_input, signature, alg, kid = self.parse(token)
+        if check_claims is not None:
+            pending = check_claims(claims)
+            if pending is not None:
+                await pending
+        key = await self.verified_key(kid, alg, signing_input, signature)
+        return header, claims, key

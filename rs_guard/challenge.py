@@ -24,6 +24,8 @@ from .errors import (
     ServerError,
 )
 
+__all__ = ["authorization_params", "bearer_challenge", "parse_bearer_challenge", "parse_challenges"]
+
 # RFC 6750 §3: error, error_description and scope values are limited to these characters,
 # which also keeps quotes and backslashes (and CR/LF header injection) out of every value.
 _NOT_ALLOWED = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")

@@ -10,8 +10,11 @@ from urllib.parse import urlsplit
 import httpx
 
 from ._async import SingleFlight
-from ._http import FetchError, default_client, fetch_json
+from ._http import default_client, fetch_json
+from .errors import FetchError
 from .observe import Observer, emit
+
+__all__ = ["ServerMetadata", "metadata_urls"]
 
 _MAX_METADATA_BYTES = 256 * 1024
 

@@ -15,11 +15,13 @@ from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 from jwt.exceptions import InvalidKeyError
 
 from ._async import SingleFlight
-from ._http import FetchError, default_client, fetch_json
+from ._http import default_client, fetch_json
 from ._jws import ASYMMETRIC_ALGORITHMS, PublicKey, key_fits_alg
 from .discovery import ServerMetadata
-from .errors import ConfigurationError, InvalidToken, KeysUnavailable
+from .errors import ConfigurationError, FetchError, InvalidToken, KeysUnavailable
 from .observe import Observer, emit
+
+__all__ = ["JWKSCache", "VerificationKey"]
 
 _MAX_JWKS_BYTES = 512 * 1024
 _MAX_KEYS = 100

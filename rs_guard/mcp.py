@@ -25,6 +25,8 @@ from .errors import InvalidRequest
 from .middleware import guard_of
 from .policy import Requirement
 
+__all__ = ["MAX_BODY", "ToolGuard", "ToolPolicy"]
+
 ToolPolicy = Requirement | Callable[[Mapping[str, Any]], Requirement | None]
 """A tool's requirement, or a function of the call's arguments returning one (or None)."""
 

@@ -9,8 +9,11 @@ import httpx
 
 from ._http import DEFAULT_TIMEOUT
 from .discovery import ServerMetadata
+from .errors import ConfigurationError
 from .keys import JWKSCache
 from .observe import Observer
+
+__all__ = ["AuthorizationServer"]
 
 
 class AuthorizationServer:
@@ -76,3 +79,16 @@ class AuthorizationServer:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def refuse_beside_server(
+    owner: str, server: AuthorizationServer, issuer: str | None, **given: object
+) -> None:
+    """ConfigurationError when `owner` got `server=` and also what the server already gives."""
+    if issuer is not None and issuer != server.issuer:
+        raise ConfigurationError(f"{owner}: issuer= differs from server.issuer: give one of them")
+    clash = [f"{name}=" for name, value in given.items() if value is not None]
+    if clash:
+        raise ConfigurationError(
+            f"{owner}: server= cannot be combined with {', '.join(clash)}: the server gives them"
+        )

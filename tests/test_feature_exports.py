@@ -59,6 +59,8 @@ def test_feature_namespace_exports_exactly_its_names(module_name: str) -> None:
         value = getattr(module, name)
         if isinstance(value, type) and issubclass(value, Exception):
             assert getattr(rs_guard.errors, name) is value, f"{name} is defined outside errors.py"
+            assert name in rs_guard.errors.__all__, name
+            assert name in (rs_guard.errors.__doc__ or ""), f"{name} missing from the error tree"
 
 
 def test_feature_names_are_not_at_the_root() -> None:

@@ -133,21 +133,22 @@ def test_wheel_metadata_keeps_the_extras_optional(wheel: zipfile.ZipFile) -> Non
     assert metadata["Requires-Python"] == ">=3.11"
 
 
-def test_wheel_registers_the_pytest_plugin_and_the_script(wheel: zipfile.ZipFile) -> None:
+def test_wheel_registers_the_script_and_no_pytest_plugin(wheel: zipfile.ZipFile) -> None:
     info = next(n for n in wheel.namelist() if n.endswith(".dist-info/entry_points.txt"))
     text = wheel.read(info).decode()
-    assert re.search(r"\[pytest11\]\s*\nrs_guard = rs_guard\.pytest_plugin", text)
+    assert "pytest11" not in text  # the plugin is opt-in: installing rs_guard injects nothing
     assert re.search(r"\[console_scripts\]\s*\nrs-guard = rs_guard\.__main__:main", text)
 
 
 # -- imports without extras ------------------------------------------------------------
 
 
-def test_import_rs_guard_loads_nothing_heavy() -> None:
-    # pytest imports rs_guard in every project that has it installed (the plugin entry point).
+def test_import_rs_guard_loads_no_extra_and_no_idp() -> None:
+    # The root imports its core names plainly (the plugin is opt-in, so only users of
+    # rs_guard import it); the IdP and every extra stay unloaded until asked for.
     result = python("import sys, json, rs_guard; print(json.dumps(sorted(sys.modules)))")
     loaded = loaded_modules(result)
-    heavy = {*EXTRAS, "rs_guard.idp", "starlette", "httpx", "jwt", "cryptography", "cachetools"}
+    heavy = {*EXTRAS, "rs_guard.idp", "rs_guard.pytest_plugin"}
     assert not loaded & heavy, loaded & heavy
 
 
@@ -254,9 +255,8 @@ def test_serving_from_the_pytest_plugin_without_uvicorn_names_the_extra() -> Non
 # -- the pytest plugin -------------------------------------------------------------------
 
 
-def test_pytest_plugin_is_registered_and_costs_a_project_nothing(tmp_path: Path) -> None:
-    (plugin,) = [e for e in entry_points(group="pytest11") if e.name == "rs_guard"]
-    assert plugin.value == "rs_guard.pytest_plugin"
+def test_pytest_plugin_is_opt_in_and_light_to_load(tmp_path: Path) -> None:
+    assert not [e for e in entry_points(group="pytest11") if e.value.startswith("rs_guard")]
     (tmp_path / "test_unrelated.py").write_text("def test_nothing():\n    assert True\n")
     run = """
         import json, sys, pytest
@@ -265,11 +265,15 @@ def test_pytest_plugin_is_registered_and_costs_a_project_nothing(tmp_path: Path)
         print(json.dumps(sorted(sys.modules)))
         """
     # Other installed plugins (hypothesis, anyio) are turned off: they only cost time here.
-    others = [f"-pno:{e.name}" for e in entry_points(group="pytest11") if e.name != "rs_guard"]
-    with_plugin = loaded_modules(python(run, cwd=tmp_path, args=others))
-    without = loaded_modules(python(run, cwd=tmp_path, args=[*others, "-pno:rs_guard"]))
-    assert "rs_guard.pytest_plugin" in with_plugin
-    assert with_plugin - without <= {"rs_guard", "rs_guard.pytest_plugin"}
+    others = [f"-pno:{e.name}" for e in entry_points(group="pytest11")]
+    without = loaded_modules(python(run, cwd=tmp_path, args=others))
+    opted_in = loaded_modules(
+        python(run, cwd=tmp_path, args=[*others, "-p", "rs_guard.pytest_plugin"])
+    )
+    assert not {m for m in without if m.partition(".")[0] == "rs_guard"}
+    # Loading the plugin imports no IdP and no extra until a test asks for a fixture.
+    assert "rs_guard.pytest_plugin" in opted_in
+    assert not (opted_in - without) & {*EXTRAS, "rs_guard.idp"}
 
 
 # -- what the README tells a new user to run -------------------------------------------------

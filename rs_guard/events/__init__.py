@@ -9,7 +9,7 @@ through a `ReplayStore` (replay.py: in memory, or Redis shared by replicas). `Ev
 from __future__ import annotations
 
 from ..errors import EventError, EventInProgress, ReplayStoreUnavailable
-from ..tokens import DEFAULT_ALGORITHMS
+from ..jwt import DEFAULT_ALGORITHMS
 from .receiver import SET_MEDIA_TYPE, EventHandler, EventReceiver
 from .replay import MemoryReplayStore, RedisReplayStore, ReplayState, ReplayStore
 from .verifier import SET_TYPE, EventVerifier, SecurityEvent

@@ -32,10 +32,10 @@ from .._jws import (
 )
 from ..discovery import ServerMetadata
 from ..errors import ConfigurationError, EventError, EventInProgress, InvalidToken, ServerError
+from ..jwt import DEFAULT_ALGORITHMS
 from ..keys import JWKSCache
 from ..observe import Observer, emit
-from ..server import AuthorizationServer
-from ..tokens import DEFAULT_ALGORITHMS
+from ..server import AuthorizationServer, refuse_beside_server
 from .replay import MemoryReplayStore, ReplayState, ReplayStore
 
 SET_TYPE = "secevent+jwt"
@@ -119,10 +119,14 @@ class EventVerifier:
             raise ConfigurationError("an audience (this receiver's client id) is required")
         if server is not None:
             # The shared issuer context: its key cache, the one the guard verifies tokens with.
-            if keys is not None or jwks_uri is not None or http_client is not None:
-                raise ConfigurationError("give server= or keys=/jwks_uri=/http_client=, not both")
-            if issuer is not None and issuer != server.issuer:
-                raise ConfigurationError(f"issuer {issuer!r} is not the server's {server.issuer!r}")
+            refuse_beside_server(
+                "EventVerifier",
+                server,
+                issuer,
+                keys=keys,
+                jwks_uri=jwks_uri,
+                http_client=http_client,
+            )
             issuer, keys = server.issuer, server.keys
         if issuer is None:
             raise ConfigurationError("give the server or the issuer whose events these are")

@@ -25,7 +25,7 @@ from .._scopes import split_scope
 from ..discovery import ServerEndpoint, ServerMetadata
 from ..errors import ConfigurationError, TokenServiceUnavailable
 from ..observe import Observer, emit
-from ..server import AuthorizationServer
+from ..server import AuthorizationServer, refuse_beside_server
 
 _MAX_RESPONSE_BYTES = 64 * 1024
 # Used when the IdP omits expires_in (RFC 6749 §5.1 only recommends it): assume a short life.
@@ -87,6 +87,7 @@ def as_tuple(value: str | Sequence[str] | None) -> tuple[str, ...]:
 
 
 def resolve_metadata(
+    owner: str,
     server: AuthorizationServer | None,
     *,
     issuer: str | None,
@@ -104,10 +105,7 @@ def resolve_metadata(
         if metadata is None and issuer is not None:
             metadata = ServerMetadata(issuer, http_client=http_client, observer=observer)
         return metadata
-    if metadata is not None or http_client is not None:
-        raise ConfigurationError("give server= or metadata=/http_client=, not both")
-    if issuer is not None and issuer != server.issuer:
-        raise ConfigurationError(f"issuer {issuer!r} is not the server's {server.issuer!r}")
+    refuse_beside_server(owner, server, issuer, metadata=metadata, http_client=http_client)
     return server.metadata
 
 
@@ -144,7 +142,12 @@ class TokenEndpointClient:
             raise ConfigurationError(f"unsupported client authentication {auth_method!r}")
         if token_endpoint is None or server is not None:
             metadata = resolve_metadata(
-                server, issuer=issuer, metadata=metadata, http_client=http_client, observer=observer
+                type(self).__name__,
+                server,
+                issuer=issuer,
+                metadata=metadata,
+                http_client=http_client,
+                observer=observer,
             )
             if metadata is None:
                 raise ConfigurationError("give server=, issuer=, metadata= or token_endpoint=")

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import httpx
 
+from ..access_token import AccessToken
 from ..errors import (
     ConfigurationError,
     InsufficientScope,
@@ -15,7 +16,6 @@ from ..errors import (
     TokenRequestRefused,
 )
 from ..observe import emit
-from ..tokens import AccessToken
 from ._token_endpoint import IssuedToken, OAuthAnswer, TokenSource, as_tuple, scope_key
 
 GRANT_TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"

@@ -117,7 +117,12 @@ class PPIDTranslator:
         if stale_for < 0 or negative_ttl < 0 or batch_window < 0:
             raise ConfigurationError("stale_for, negative_ttl and batch_window must be >= 0")
         metadata = resolve_metadata(
-            server, issuer=issuer, metadata=metadata, http_client=http_client, observer=observer
+            "PPIDTranslator",
+            server,
+            issuer=issuer,
+            metadata=metadata,
+            http_client=http_client,
+            observer=observer,
         )
         if conversion_endpoint is None and metadata is None:
             raise ConfigurationError("give the server, the issuer, its metadata or the endpoint")

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import sys
 import textwrap
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
+from starlette.applications import Starlette
 
-from rs_guard import ResourceGuard
+from rs_guard import AuthorizationServer, ResourceGuard
 from rs_guard.pytest_plugin import IdPFixture
 
 from .myservice import ISSUER, RESOURCE, create_app
@@ -110,10 +113,20 @@ async def test_default_token_on_the_client(idp: IdPFixture, guarded_client) -> N
 # -- keys and outages --------------------------------------------------------------------------
 
 
+def with_jwks(**jwks_options: Any) -> Callable[..., Starlette]:
+    """`create_app` whose guard uses an AuthorizationServer with these JWKS cache settings."""
+
+    def factory(*, http_client: httpx.AsyncClient | None = None, **options: Any) -> Starlette:
+        server = AuthorizationServer(ISSUER, http_client=http_client, **jwks_options)
+        return create_app(server=server, **options)
+
+    return factory
+
+
 async def test_key_rotation(idp: IdPFixture, guarded_client) -> None:
     old = idp.token(scopes="items:read")
     # jwks_cooldown=0: the guard may refetch the JWKS as soon as it sees an unknown kid.
-    async with guarded_client(create_app, jwks_cooldown=0) as client:
+    async with guarded_client(with_jwks(jwks_cooldown=0)) as client:
         assert (await client.get("/items", headers={"Authorization": f"Bearer {old}"})).is_success
         kid = idp.rotate_keys()
         new = idp.token(scopes="items:read")
@@ -152,7 +165,7 @@ async def test_known_keys_survive_an_outage(
     idp: IdPFixture, guarded_client, endpoints: tuple[str, ...], mode: str
 ) -> None:
     headers = idp.auth_headers(scopes="items:read")
-    async with guarded_client(create_app, jwks_max_age=0) as client:
+    async with guarded_client(with_jwks(jwks_max_age=0)) as client:
         assert (await client.get("/items", headers=headers)).status_code == 200
         outage = idp.outage(*endpoints, mode=mode)  # type: ignore[arg-type]
         # The JWKS is due for a refresh (max_age 0) and the IdP fails: stale keys serve.
@@ -325,17 +338,17 @@ def test_sync_tests_get_tokens_too(idp):
 """
 
 
-def test_a_users_project_gets_the_fixtures_from_the_entry_point(
+def test_a_users_project_that_opts_in_gets_the_fixtures(
     pytester: pytest.Pytester,
 ) -> None:
     pytester.makepyfile(test_user=USER_TEST)
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    result = pytester.runpytest("-p", "no:cacheprovider", "-p", "rs_guard.pytest_plugin")
     result.assert_outcomes(passed=2)
 
 
 def test_the_fixtures_are_listed(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_nothing="def test_nothing():\n    pass\n")
-    result = pytester.runpytest("--fixtures")
+    result = pytester.runpytest("-p", "rs_guard.pytest_plugin", "--fixtures")  # opted in
     for name in ("idp", "idp_server", "guarded_client", "idp_options"):
         result.stdout.fnmatch_lines([f"{name}*"])
 
@@ -353,7 +366,8 @@ def test_projects_that_do_not_use_it_do_not_import_the_idp(pytester: pytest.Pyte
             """
         )
     )
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    # A project that opted in (the plugin is not auto-loaded) but uses none of its fixtures.
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "rs_guard.pytest_plugin")
     result.assert_outcomes(passed=1)
 
 

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from rs_guard import AuthorizationServer, ConfigurationError, JWTValidator, ResourceGuard
+from rs_guard import AuthorizationServer, ConfigurationError, ResourceGuard
 from rs_guard.events import EventVerifier
 from rs_guard.idp import IdP
 from rs_guard.outbound import ClientCredentials, TokenExchanger
@@ -44,9 +44,8 @@ async def test_one_server_for_every_feature_fetches_discovery_once(
 
         guard = ResourceGuard(
             Starlette(routes=[Route("/me", me)]),
-            issuer=ISSUER,
+            server=server,
             resource=API,
-            validator=JWTValidator(issuer=ISSUER, audience=API, keys=server.keys),
             subject_translator=translator,
         )
         async with httpx.AsyncClient(

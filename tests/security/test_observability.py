@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from rs_guard import IntrospectionValidator, ServerMetadata
+from rs_guard import IntrospectionValidator
+from rs_guard.discovery import ServerMetadata
 from rs_guard.observe import EVENTS, Counters, emit, emit_hot, fan_out
 
 from .conftest import ISSUER, RESOURCE, World

@@ -15,6 +15,14 @@ from ._json import dumps
 from ._net import is_loopback_host
 from .errors import ConfigurationError
 
+__all__ = [
+    "WELL_KNOWN",
+    "ProtectedResourceMetadata",
+    "metadata_path",
+    "metadata_routes",
+    "metadata_url",
+]
+
 WELL_KNOWN = "/.well-known/oauth-protected-resource"
 _NEVER_ADVERTISED = frozenset({"offline_access"})
 
