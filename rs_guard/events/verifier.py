@@ -91,9 +91,9 @@ class EventVerifier:
     def __init__(
         self,
         *,
-        audience: str | Sequence[str],
         server: AuthorizationServer | None = None,
         issuer: str | None = None,
+        audience: str | Sequence[str],
         keys: JWKSCache | None = None,
         jwks_uri: str | None = None,
         http_client: httpx.AsyncClient | None = None,
