@@ -340,7 +340,8 @@ class PPIDTranslator:
             emit(self._observer, "ppid_failed", reason="ppid_cancelled")
             raise
         except Exception:  # a bug here must not leave a thousand requests hanging
-            emit(self._observer, "ppid_failed", reason="internal_error")
+            emit(self._observer, "ppid_failed", reason="internal_error")  # the bug itself
+            # ... and the failed batch, reported as every failed batch is.
             emit(self._observer, "ppid_failed", reason="ppid_internal_error")
             raise self._client.unavailable("ppid_internal_error") from None
         self._cache.learn(pair, results)
