@@ -157,12 +157,7 @@ class PPIDTranslator:
         self._observer = observer
         self._clock = clock
         self._cache = ConversionCache(
-            size=cache_size,
-            ttl=cache_ttl,
-            stale_for=stale_for,
-            negative_ttl=negative_ttl,
-            hot_size=hot_size,
-            clock=clock,
+            cache_size, cache_ttl, stale_for, negative_ttl, hot_size=hot_size, clock=clock
         )
         self._hot = self._cache.hot  # the hot path reads it without a method call
         # One lookup per subject however many callers ask, and one IdP call per batch of them.

@@ -27,11 +27,11 @@ class ConversionCache:
 
     def __init__(
         self,
-        *,
         size: int,
         ttl: float,
         stale_for: float,
         negative_ttl: float,
+        *,
         hot_size: int,
         clock: Callable[[], float],
     ) -> None:
