@@ -48,7 +48,7 @@ def _clean(value: str) -> str:
     return _NOT_ALLOWED.sub("", value)
 
 
-def scope_value(scopes: Iterable[str]) -> str:
+def _scope_value(scopes: Iterable[str]) -> str:
     """A `scope` parameter value: unique scopes in order, without offline_access."""
     seen: dict[str, None] = {}
     for scope in scopes:
@@ -106,7 +106,7 @@ def bearer_challenge(
     if error_description:
         params.append(("error_description", _clean(error_description)))
     if scope is not None:
-        value = scope_value([scope] if isinstance(scope, str) else scope)
+        value = _scope_value([scope] if isinstance(scope, str) else scope)
         if value:
             params.append(("scope", value))
     if acr_values:

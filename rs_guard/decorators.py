@@ -43,7 +43,7 @@ def check(connection: HTTPConnection, requirement: Requirement) -> AccessToken:
     requirement.check(
         token,
         hierarchy=guard.hierarchy if guard is not None else None,
-        now=guard._clock() if guard is not None else None,
+        now=guard.clock() if guard is not None else None,
     )
     return token
 

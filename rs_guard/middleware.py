@@ -43,12 +43,10 @@ class ResourceGuard:
     """Authenticates every HTTP and WebSocket request with an OAuth 2.0 access token.
 
     Valid requests reach the app with `scope["auth"]` (an `AccessToken`) and `scope["user"]`
-    (a `TokenUser`), the way Starlette's AuthenticationMiddleware does. Invalid ones are
-    answered here with the RFC 6750 / RFC 9470 status and `WWW-Authenticate` challenge.
-
-    Collaborators instead of dozens of options: `server=AuthorizationServer(...)` (discovery,
-    JWKS cache settings, HTTP client), `validator=` (any `TokenValidator`), `limits=Limits()`,
-    `introspection=Introspection(...)` and `metadata=ProtectedResourceMetadata(...)`.
+    (a `TokenUser`), as with Starlette's AuthenticationMiddleware; invalid ones get the RFC 6750
+    / RFC 9470 status and challenge. Less common settings come as collaborators:
+    `server=AuthorizationServer(...)` (discovery, JWKS cache, HTTP client), `validator=`,
+    `limits=Limits(...)`, `introspection=Introspection(...)`, `metadata=`.
     """
 
     def __init__(
@@ -89,20 +87,12 @@ class ResourceGuard:
         self.issuer, self.resource, self.realm = self.server.issuer, resource, realm
         self.credentials = BearerCredentials(bearer_methods)
         self.hierarchy = _hierarchy(scope_hierarchy)
-        self.validator = (
-            validator
-            if validator is not None
-            else _default_validator(
-                self.server,
-                audience if audience is not None else resource,
-                algorithms,
-                leeway,
-                limits or Limits(),
-                introspection,
-                observer,
-                clock,
+        if validator is None:
+            audiences = audience if audience is not None else resource
+            validator = _default_validator(
+                self.server, audiences, algorithms, leeway, limits, introspection, observer, clock
             )
-        )
+        self.validator = validator
         self.subject_translator, self.user_resolver = subject_translator, user_resolver
         self.paths = PathPolicy(requirements, public_paths, default_requirement)
         self.default_requirement = default_requirement
@@ -116,7 +106,7 @@ class ResourceGuard:
             retry_after=retry_after,
             observer=observer,
         )
-        self._clock = clock
+        self.clock = clock
         # The hot path, prebuilt: with no scope expansion and no translation, a cache hit
         # (a plain function call, no await) is the whole answer.
         self._lookup = _cache_lookup(self.validator)
@@ -165,7 +155,8 @@ class ResourceGuard:
                     route = declared(self.app, scope)
                     if not route.public:
                         # Tell the client up front which scope the route needs (MCP).
-                        requirement = requirement or route.requirement
+                        if requirement is None:
+                            requirement = route.requirement
                         raise MissingToken()
                 scope["auth"], scope["user"] = AuthCredentials(), UnauthenticatedUser()
             else:
@@ -176,7 +167,7 @@ class ResourceGuard:
                     access = await self.authenticate(token)
                 if requirement is not None:
                     # max_age / auth_time are checked without the `exp` leeway for now (#13).
-                    requirement.check(access, hierarchy=self.hierarchy, now=self._clock())
+                    requirement.check(access, hierarchy=self.hierarchy, now=self.clock())
                 scope["auth"] = access
                 scope["user"] = access.user
         except RSGuardError as exc:
@@ -336,12 +327,13 @@ def _default_validator(
     audiences: str | Sequence[str],
     algorithms: Sequence[str] | None,
     leeway: float | None,
-    limits: Limits,
+    limits: Limits | None,
     introspection: Introspection | None,
     observer: Observer | None,
     clock: Callable[[], float],
 ) -> CompositeValidator:
     """JWT access tokens, plus introspection of opaque ones when it is configured."""
+    limits = limits or Limits()
     jwt = JWTValidator(
         server=server,
         audience=audiences,

@@ -27,7 +27,7 @@ WELL_KNOWN = "/.well-known/oauth-protected-resource"
 _NEVER_ADVERTISED = frozenset({"offline_access"})
 
 
-def check_resource_identifier(resource: str) -> None:
+def _check_resource_identifier(resource: str) -> None:
     """Refuse resource identifiers RFC 9728 §1.2 / RFC 8707 §2 do not allow.
 
     An https URL without fragment; http only on loopback (local development and tests). A
@@ -83,7 +83,7 @@ class ProtectedResourceMetadata:
         signing_kid: str | None = None,
         signed_metadata_issuer: str | None = None,
     ) -> None:
-        check_resource_identifier(resource)
+        _check_resource_identifier(resource)
         if not authorization_servers:
             raise ConfigurationError("at least one authorization server is required")
         for server in authorization_servers:
