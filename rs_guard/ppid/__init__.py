@@ -201,7 +201,8 @@ class PPIDTranslator:
                 self._refresh(key)
             return known[0]
         try:
-            found = await self._lookup(client_id, self.client_id, (subject,))
+            # The store was just read: the lookup goes straight to the negative answers.
+            found = await self._lookup(client_id, self.client_id, (subject,), stored=False)
         except ConversionDenied:
             raise InvalidToken(
                 "Tokens of this client are not accepted here", reason="conversion_denied"
@@ -266,7 +267,7 @@ class PPIDTranslator:
     # -- lookups: cache, then one shared lookup per subject, batched per client pair ------
 
     async def _lookup(
-        self, from_client: str, to_client: str, subjects: Iterable[str]
+        self, from_client: str, to_client: str, subjects: Iterable[str], *, stored: bool = True
     ) -> dict[str, str | None]:
         now = self._clock()
         pair = (from_client, to_client)
@@ -274,7 +275,7 @@ class PPIDTranslator:
         missing: list[str] = []
         for subject in dict.fromkeys(subjects):
             key = (from_client, to_client, subject)
-            known = self._cache.lookup(key, now, promote=False)
+            known = self._cache.lookup(key, now, promote=False) if stored else None
             if known is not None:
                 if not known[1]:
                     self._refresh(key)  # stale: served now, refreshed behind the scenes
