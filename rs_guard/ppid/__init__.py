@@ -329,16 +329,5 @@ class PPIDTranslator:
         except ConversionDenied:
             self._cache.deny(pair)
             raise
-        except PPIDUnavailable as exc:
-            emit(self._observer, "ppid_failed", reason=exc.reason)
-            raise
-        except asyncio.CancelledError:
-            emit(self._observer, "ppid_failed", reason="ppid_cancelled")
-            raise
-        except Exception:  # a bug here must not leave a thousand requests hanging
-            emit(self._observer, "ppid_failed", reason="internal_error")  # the bug itself
-            # ... and the failed batch, reported as every failed batch is.
-            emit(self._observer, "ppid_failed", reason="ppid_internal_error")
-            raise self._client.unavailable("ppid_internal_error") from None
         self._cache.learn(pair, results)
         return results

@@ -27,6 +27,8 @@ _MAX_RESPONSE_BYTES = 256 * 1024
 class ConversionClient:
     """Converts one batch at the IdP; raises only PPIDUnavailable or ConversionDenied.
 
+    Every failure is reported to the observer as `ppid_failed` with its reason.
+
     `target` is the conversion endpoint (configured or discovered), `tokens` the source of this
     resource's own access token; a 401 gets one retry with a fresh token (the cached one was
     revoked, or the IdP restarted). `retry_after` is the delay suggested to clients when the
@@ -74,12 +76,22 @@ class ConversionClient:
         try:
             async with asyncio.timeout_at(deadline):
                 return await self._call(from_client, to_client, batch, deadline)
+        except ConversionDenied:
+            raise  # an answer, not a failure
+        except PPIDUnavailable as exc:
+            error = exc
         except TimeoutError:
-            raise self.unavailable("ppid_timeout") from None
-        except (PPIDUnavailable, ConversionDenied):
-            raise
+            error = self.unavailable("ppid_timeout")
         except ServerError as exc:  # the token source's own failures
-            raise self.unavailable(exc.reason) from None
+            error = self.unavailable(exc.reason)
+        except asyncio.CancelledError:
+            emit(self._observer, "ppid_failed", reason="ppid_cancelled")
+            raise
+        except Exception:  # a bug here must not reach a thousand callers as a 500
+            emit(self._observer, "ppid_failed", reason="internal_error")  # the bug itself
+            error = self.unavailable("ppid_internal_error")
+        emit(self._observer, "ppid_failed", reason=error.reason)
+        raise error from None
 
     async def _endpoint(self) -> str:
         try:
