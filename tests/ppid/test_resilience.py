@@ -306,3 +306,29 @@ async def test_one_deadline_covers_the_translators_own_token_request(
     assert await tr.to_local("web-a", alice) == idp.subject_for("alice", "rs")
     assert time.monotonic() - started < 0.5  # a new token request, not the stalled one
     await tr.aclose()
+
+
+async def test_a_bug_in_a_batch_reaches_every_caller_as_a_503(
+    idp: IdP, idp_http: httpx.AsyncClient
+) -> None:
+    class Broken(ClientCredentials):
+        async def token(self, **kwargs: Any) -> str:
+            raise RuntimeError("a bug")
+
+    seen: list[tuple[str, Any]] = []
+    tr = PPIDTranslator(
+        client_id="rs",
+        token_source=Broken(client_id="rs", client_secret="s", token_endpoint=f"{ISSUER}/t"),
+        issuer=ISSUER,
+        http_client=idp_http,
+        observer=lambda name, fields: seen.append((name, fields.get("reason"))),
+    )
+    subjects = [idp.subject_for(u, "web-a") for u in ("alice", "bob")]
+    results = await asyncio.gather(
+        *(tr.to_local("web-a", s) for s in subjects), return_exceptions=True
+    )
+    assert all(isinstance(r, PPIDUnavailable) for r in results), results
+    assert {r.reason for r in results if isinstance(r, PPIDUnavailable)} == {"ppid_internal_error"}
+    assert ("ppid_failed", "internal_error") in seen
+    assert ("ppid_failed", "ppid_internal_error") in seen
+    await tr.aclose()
