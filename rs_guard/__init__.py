@@ -19,29 +19,19 @@ from .errors import (
     RSGuardError,
     ServerError,
 )
-
-# Feature names still re-exported here until they move to their own namespaces (#11).
-from .events import EventError, EventReceiver, EventVerifier, SecurityEvent
-from .exchange import ClientCredentials, TokenExchanger
 from .introspection import IntrospectionValidator
 from .jwt import JWTValidator
 from .middleware import ResourceGuard
 from .observe import Counters, Observer
 from .policy import Requirement, ScopeHierarchy
-from .ppid import PPIDTranslator, PPIDUnavailable
-from .replay import MemoryReplayStore, RedisReplayStore, ReplayStore, ReplayStoreUnavailable
 from .resource_metadata import ProtectedResourceMetadata
 from .server import AuthorizationServer
 
 __all__ = [
     "AccessToken",
     "AuthorizationServer",
-    "ClientCredentials",
     "ConfigurationError",
     "Counters",
-    "EventError",
-    "EventReceiver",
-    "EventVerifier",
     "InsufficientScope",
     "InsufficientUserAuthentication",
     "IntrospectionUnavailable",
@@ -50,22 +40,14 @@ __all__ = [
     "InvalidToken",
     "JWTValidator",
     "KeysUnavailable",
-    "MemoryReplayStore",
     "MissingToken",
     "Observer",
-    "PPIDTranslator",
-    "PPIDUnavailable",
     "ProtectedResourceMetadata",
     "RSGuardError",
-    "RedisReplayStore",
-    "ReplayStore",
-    "ReplayStoreUnavailable",
     "Requirement",
     "ResourceGuard",
     "ScopeHierarchy",
-    "SecurityEvent",
     "ServerError",
-    "TokenExchanger",
     "TokenUser",
     "TokenValidator",
     "__version__",

@@ -162,8 +162,8 @@ def test_every_public_name_imports_without_any_extra() -> None:
         import json, sys, rs_guard
         for name in rs_guard.__all__:
             getattr(rs_guard, name)
-        import rs_guard.challenge, rs_guard.events, rs_guard.exchange, rs_guard.mcp
-        import rs_guard.observe, rs_guard.ppid, rs_guard.replay
+        import rs_guard.challenge, rs_guard.events, rs_guard.outbound, rs_guard.mcp
+        import rs_guard.observe, rs_guard.ppid
         from rs_guard import AccessToken, Requirement, ResourceGuard, require
         print(json.dumps(sorted(sys.modules)))
         """,
@@ -224,7 +224,8 @@ def test_cli_help_works_without_uvicorn_and_serving_names_the_extra() -> None:
 def test_redis_store_without_redis_names_the_extra() -> None:
     result = python(
         """
-        from rs_guard import ConfigurationError, RedisReplayStore
+        from rs_guard import ConfigurationError
+        from rs_guard.events import RedisReplayStore
         try:
             RedisReplayStore(url="redis://127.0.0.1:6379/0")
         except ConfigurationError as exc:

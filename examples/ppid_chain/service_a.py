@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from rs_guard import Requirement, ResourceGuard
 from rs_guard.decorators import exception_handlers
-from rs_guard.exchange import ClientCredentials, TokenExchanger
+from rs_guard.outbound import ClientCredentials, TokenExchanger
 from rs_guard.ppid import PPIDTranslator
 
 from . import service_b

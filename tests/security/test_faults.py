@@ -254,7 +254,7 @@ async def test_revoked_token_stops_working_after_the_cache_ttl(world: World) -> 
 async def test_token_endpoint_lifetimes_that_are_not_lifetimes(
     world: World, expires_in: str
 ) -> None:
-    from rs_guard.exchange import ClientCredentials, TokenServiceUnavailable
+    from rs_guard.outbound import ClientCredentials, TokenServiceUnavailable
 
     body = f'{{"access_token": "abc", "token_type": "Bearer", "expires_in": {expires_in}}}'
     world.counter.override["/token"] = lambda: Response(
@@ -274,7 +274,7 @@ async def test_token_endpoint_lifetimes_that_are_not_lifetimes(
 
 @pytest.mark.parametrize("mode", ["down", "garbage", "slow"])
 async def test_token_endpoint_faults(world: World, mode: str) -> None:
-    from rs_guard.exchange import ClientCredentials, TokenServiceUnavailable
+    from rs_guard.outbound import ClientCredentials, TokenServiceUnavailable
 
     world.idp.faults.token = mode  # type: ignore[assignment]
     world.idp.faults.delay = 5.0

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
-from .errors import ConfigurationError, ServerError
+from ..errors import ConfigurationError, ReplayStoreUnavailable
 
 DEFAULT_MAX_ENTRIES = 200_000
 DEFAULT_PREFIX = "rs_guard:set:"
@@ -32,13 +32,6 @@ class ReplayState(StrEnum):
     """Another delivery of the same event holds the lease right now."""
     SEEN = "seen"
     """The event was already accepted."""
-
-
-class ReplayStoreUnavailable(ServerError):
-    """The replay store cannot answer (Redis down, memory store full): the sender should retry."""
-
-    reason = "replay_store_unavailable"
-    default_description = "The receiver cannot record events right now"
 
 
 class ReplayStore(Protocol):
