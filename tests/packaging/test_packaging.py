@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 # What a new user reads: the README and the documentation site's pages.
 DOC_PAGES = [README, *sorted((ROOT / "docs").rglob("*.md"))]

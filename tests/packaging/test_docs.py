@@ -34,7 +34,7 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
 PAGES = [README, *sorted(p for p in DOCS.rglob("*.md") if "hooks" not in p.parts)]
@@ -160,7 +160,7 @@ def test_the_docs_have_python_blocks() -> None:
 @pytest.mark.parametrize("path", [README, DOCS / "index.md"], ids=lambda p: p.name)
 def test_the_convention_is_documented_at_the_top(path: Path) -> None:
     head = path.read_text(encoding="utf-8")[:3000]
-    assert "tests/test_docs.py" in head
+    assert "tests/packaging/test_docs.py" in head
     assert all(word in head for word in ('"not-run"', '"pytest"', '"file: NAME.py"'))
 
 
