@@ -1,0 +1,124 @@
+"""Errors of clients-as-code, all under `rs_guard.errors.RSGuardError`.
+
+```
+RSGuardError
+└── ClientsError                  anything `rs-guard clients` refuses or fails at
+    ├── ClientsFileError          the clients file: unreadable, bad TOML, or invalid metadata
+    │                             (`problems` holds every one found, each naming file/client/field)
+    ├── StateError                the state file: unreadable, of another issuer, or unsafe
+    ├── SecretDeliveryError       an issued secret could not be handed to its sink
+    ├── ApplyError                some clients of an apply failed (the others were done;
+    │                             `result` tells which, and the state matches it)
+    └── ServerError               the authorization server refused or could not be reached
+        ├── DiscoveryError            no usable registration endpoint
+        ├── InitialAccessTokenError   RFC 7591 §3: registration refused with 401/403
+        ├── RegistrationRefused       RFC 7591 §3.2.2 / RFC 7592 error response (400 ...)
+        └── AccessTokenRejected       RFC 7592: the registration access token was refused (401)
+```
+
+No message, `repr` or attribute of these errors ever carries a registration access token, an
+initial access token or a client secret: they are safe to print and to log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..errors import RSGuardError
+
+
+class ClientsError(RSGuardError):
+    """Base of every clients-as-code error; `str(error)` is the full, printable explanation."""
+
+    reason = "clients_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ClientsFileError(ClientsError):
+    """The clients file cannot be used; `problems` lists each, as `FILE: client "x": field: why`."""
+
+    reason = "clients_file_invalid"
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        count = len(self.problems)
+        head = "" if count == 1 else f"{count} problems in the clients file:\n"
+        super().__init__(head + "\n".join(self.problems))
+
+
+class StateError(ClientsError):
+    """The state file is unreadable, malformed, of another server, or unsafe to use."""
+
+    reason = "clients_state_invalid"
+
+
+class SecretDeliveryError(ClientsError):
+    """An issued client secret could not be delivered (the secret itself is never named)."""
+
+    reason = "clients_secret_undelivered"
+
+
+class ServerError(ClientsError):
+    """The authorization server refused a request or could not be reached."""
+
+    reason = "clients_server_error"
+
+    def __init__(self, message: str, *, client: str | None = None, status: int | None = None):
+        super().__init__(message)
+        self.client = client
+        self.status = status
+
+
+class DiscoveryError(ServerError):
+    """Discovery failed, or the server has no registration endpoint."""
+
+    reason = "clients_discovery_failed"
+
+
+class InitialAccessTokenError(ServerError):
+    """Registration needs an initial access token (RFC 7591 §3) that is missing or refused."""
+
+    reason = "clients_initial_access_token"
+
+
+class RegistrationRefused(ServerError):
+    """The server answered an RFC 7591 / RFC 7592 request with an error (e.g. 400)."""
+
+    reason = "clients_registration_refused"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        client: str | None = None,
+        status: int | None = None,
+        error: str | None = None,
+        error_description: str | None = None,
+    ) -> None:
+        super().__init__(message, client=client, status=status)
+        self.error = error
+        self.error_description = error_description
+
+
+class AccessTokenRejected(ServerError):
+    """RFC 7592 §2: the registration access token was refused (revoked, rotated elsewhere,
+    or the client no longer exists: a server answers all three with 401)."""
+
+    reason = "clients_registration_access_token_rejected"
+
+
+class ApplyError(ClientsError):
+    """Some changes of an apply failed; every other change was made and saved in the state,
+    so running apply again converges. `result` is the `ApplyResult` (done and failed)."""
+
+    reason = "clients_apply_failed"
+
+    def __init__(self, message: str, result: object) -> None:
+        super().__init__(message)
+        self.result = result
