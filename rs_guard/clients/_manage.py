@@ -23,7 +23,9 @@ async def import_client(
     """Record an existing registration under the local `name` after checking, with an RFC 7592
     read, that the token works. Without `registration_client_uri`, the URI is taken to be
     `REGISTRATION_ENDPOINT/CLIENT_ID` (what most servers use; RFC 7592 leaves it open).
-    The next plan compares the file with the client as it is: nothing counts as drift."""
+    For a client new to the state, the next plan compares the file with the client as it is
+    (nothing counts as drift) and the next apply delivers its secret; for the client the state
+    already tracks (a token replaced after a 401), only the token and URI change."""
     if name not in file.clients:
         raise ClientsError(
             f'{file.display_name}: no client "{name}" is declared; declare it first (an '
@@ -50,11 +52,20 @@ async def import_client(
             f'client "{name}": the server answered for client_id {answer.client_id}, '
             f"not {client_id}"
         )
-    record = ClientRecord(
-        client_id=client_id,
-        registration_client_uri=registration_client_uri,
-        registration_access_token=registration_access_token,
-    )
+    old = state.get(name)
+    if old is not None and old.client_id == client_id:
+        # A new token for the client the state already tracks: its history stays, so drift
+        # and secrets are judged as before.
+        record = old.with_changes(
+            registration_client_uri=registration_client_uri,
+            registration_access_token=registration_access_token,
+        )
+    else:
+        record = ClientRecord(
+            client_id=client_id,
+            registration_client_uri=registration_client_uri,
+            registration_access_token=registration_access_token,
+        )
     state.put(name, record)
     return follow(state, name, record, answer)
 

@@ -117,6 +117,7 @@ class Plan:
             "update": self.count("update"),
             "delete": self.count("delete"),
             "unchanged": self.count("none"),
+            "secrets_to_deliver": sum(1 for c in self.changes if c.secret_pending),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -233,6 +234,10 @@ async def make_plan(
     """Compare the file with the server (RFC 7592 reads) and the state; see the module doc."""
     changes = []
     wanted = {} if destroy else dict(file.clients)
+    if not destroy:
+        # Even a plan of creates only asks the server: a plan that passes shows that the
+        # registration endpoint is there to apply it.
+        await server.registration_endpoint()
     for name in sorted(set(wanted) | set(state)):
         spec, record = wanted.get(name), state.get(name)
         if record is None:

@@ -56,7 +56,12 @@ def render_plan(plan: Plan) -> str:
     if plan.has_changes:
         lines.append(
             f"Plan: {counts['create']} to create, {counts['update']} to update, "
-            f"{counts['delete']} to delete, {counts['unchanged']} unchanged."
+            f"{counts['delete']} to delete, {counts['unchanged']} unchanged"
+            + (
+                f", {counts['secrets_to_deliver']} secrets to deliver."
+                if counts["secrets_to_deliver"]
+                else "."
+            )
         )
     else:
         lines.append(f"No changes: the server matches {plan.file}.")
