@@ -75,6 +75,11 @@ CLI = Callable[..., Run]
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> CLI:
     """`cli("plan", path, ...)` runs `rs-guard clients plan path ...`; never raises."""
+    return make_cli(capsys, monkeypatch)
+
+
+def make_cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> CLI:
+    """The runner behind the `cli` fixture (for other folders' fixtures)."""
     monkeypatch.setenv(IAT_ENV, IAT)
 
     def run(*argv: str | Path) -> Run:
