@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._model import DEFAULT_AUTH_METHOD, SECRET_METHODS
+from ._model import DEFAULT_AUTH_METHOD, SECRET_METHODS, ClientsFile
 from ._plan import ClientChange, Plan, answered_fields, follow, make_plan, recovery
 from ._registrar import Registrar, Registration
 from ._secrets import IssuedSecret, SecretSink
@@ -94,7 +94,7 @@ async def apply(
 
 
 async def destroy(
-    file: Any, state: State, server: Registrar, *, secrets: SecretSink | None = None
+    file: ClientsFile, state: State, server: Registrar, *, secrets: SecretSink | None = None
 ) -> ApplyResult:
     """Delete every client the state holds for `file` (RFC 7592 §2.3)."""
     plan = await make_plan(file, state, server, destroy=True)

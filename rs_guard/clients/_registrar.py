@@ -11,24 +11,17 @@ from urllib.parse import urlsplit
 import httpx
 
 from ._model import ServerSpec
+from ._validate import SERVER_ISSUED as ISSUED
 from ._validate import check_web_url
 from .errors import (
     AccessTokenRejected,
     DiscoveryError,
     InitialAccessTokenError,
+    RegistrationError,
     RegistrationRefused,
-    ServerError,
 )
 
 MAX_ANSWER_BYTES = 1024 * 1024
-ISSUED = (
-    "client_id",
-    "client_secret",
-    "client_id_issued_at",
-    "client_secret_expires_at",
-    "registration_access_token",
-    "registration_client_uri",
-)
 
 
 @dataclass(frozen=True)
@@ -226,14 +219,16 @@ class Registrar:
 
     def _registration(self, name: str, doc: Any, sent_to: str) -> Registration:
         if not isinstance(doc, dict) or not isinstance(doc.get("client_id"), str):
-            raise ServerError(f'client "{name}": the server answered without a client_id')
+            raise RegistrationError(f'client "{name}": the server answered without a client_id')
         uri = doc.get("registration_client_uri")
         if uri is not None:
             if not isinstance(uri, str) or check_web_url(uri) is not None:
-                raise ServerError(f'client "{name}": the server gave an invalid registration URI')
+                raise RegistrationError(
+                    f'client "{name}": the server gave an invalid registration URI'
+                )
             # The registration access token will be sent there: only to the server itself.
             if _origin(uri) not in (_origin(sent_to), _origin(self.server.issuer)):
-                raise ServerError(
+                raise RegistrationError(
                     f'client "{name}": the server gave a registration_client_uri on another '
                     f"origin ({_origin(uri)}); refusing to send its token there"
                 )
@@ -265,16 +260,20 @@ class Registrar:
             headers["Content-Type"] = "application/json"
             content = json.dumps(body).encode("utf-8")
         try:
-            async with self._http.stream(method, url, headers=headers, content=content) as answer:
+            # Never redirected, even by a caller's client: the token must reach this URL only.
+            request = self._http.stream(
+                method, url, headers=headers, content=content, follow_redirects=False
+            )
+            async with request as answer:
                 data = bytearray()
                 async for chunk in answer.aiter_bytes():
                     data += chunk
                     if len(data) > MAX_ANSWER_BYTES:
-                        raise ServerError(f"{what}: the answer from {url} is too large")
+                        raise RegistrationError(f"{what}: the answer from {url} is too large")
                 status = answer.status_code
         except httpx.HTTPError as exc:
             # The exception text names the URL at most; headers (the tokens) are never shown.
-            raise ServerError(
+            raise RegistrationError(
                 f"{what}: cannot reach {url}: {type(exc).__name__}: {exc}".rstrip(": ")
             ) from None
         if not data.strip():
@@ -285,7 +284,9 @@ class Registrar:
             )
         except ValueError:
             if status < 300:
-                raise ServerError(f"{what}: {url} answered HTTP {status} without JSON") from None
+                raise RegistrationError(
+                    f"{what}: {url} answered HTTP {status} without JSON"
+                ) from None
             return status, None
 
 

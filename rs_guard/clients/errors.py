@@ -9,7 +9,7 @@ RSGuardError
     ├── SecretDeliveryError       an issued secret could not be handed to its sink
     ├── ApplyError                some clients of an apply failed (the others were done;
     │                             `result` tells which, and the state matches it)
-    └── ServerError               the authorization server refused or could not be reached
+    └── RegistrationError         the authorization server refused or could not be reached
         ├── DiscoveryError            no usable registration endpoint
         ├── InitialAccessTokenError   RFC 7591 §3: registration refused with 401/403
         ├── RegistrationRefused       RFC 7591 §3.2.2 / RFC 7592 error response (400 ...)
@@ -64,7 +64,7 @@ class SecretDeliveryError(ClientsError):
     reason = "clients_secret_undelivered"
 
 
-class ServerError(ClientsError):
+class RegistrationError(ClientsError):
     """The authorization server refused a request or could not be reached."""
 
     reason = "clients_server_error"
@@ -75,19 +75,19 @@ class ServerError(ClientsError):
         self.status = status
 
 
-class DiscoveryError(ServerError):
+class DiscoveryError(RegistrationError):
     """Discovery failed, or the server has no registration endpoint."""
 
     reason = "clients_discovery_failed"
 
 
-class InitialAccessTokenError(ServerError):
+class InitialAccessTokenError(RegistrationError):
     """Registration needs an initial access token (RFC 7591 §3) that is missing or refused."""
 
     reason = "clients_initial_access_token"
 
 
-class RegistrationRefused(ServerError):
+class RegistrationRefused(RegistrationError):
     """The server answered an RFC 7591 / RFC 7592 request with an error (e.g. 400)."""
 
     reason = "clients_registration_refused"
@@ -106,7 +106,7 @@ class RegistrationRefused(ServerError):
         self.error_description = error_description
 
 
-class AccessTokenRejected(ServerError):
+class AccessTokenRejected(RegistrationError):
     """RFC 7592 §2: the registration access token was refused (revoked, rotated elsewhere,
     or the client no longer exists: a server answers all three with 401)."""
 
