@@ -152,7 +152,13 @@ class _Reader:
         known = {k: v for k, v in meta.items() if k.partition("#")[0] in KNOWN_MEMBERS}
         merged = {**known, **extensions}
         rules = MetadataRules(merged, frozenset(extensions))
-        for field, message in rules.run():
+        order = {key: i for i, key in enumerate(merged)}
+
+        def position(problem: tuple[str, str]) -> int:
+            # In the order of the file's members (cross-member rules run last otherwise).
+            return order.get(re.split(r"[.\[]", problem[0], maxsplit=1)[0], len(order))
+
+        for field, message in sorted(rules.run(), key=position):
             if re.split(r"[.\[]", field, maxsplit=1)[0] in extensions:
                 field = f"extensions.{field}"
             self.problems.append(f"{where}: {field}: {message}")
