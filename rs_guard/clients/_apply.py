@@ -184,6 +184,9 @@ class _Runner:
         )
         self.state.remove(change.name)
         message = "deleted" if existed else "already gone at the server; removed from the state"
+        discard = getattr(self.secrets, "discard", None)
+        if discard is not None:
+            await discard(change.name)
         return Outcome(change.name, "delete", record.client_id, message)
 
     async def _secret(self, name: str, record: ClientRecord, answer: Registration) -> list[str]:

@@ -6,6 +6,7 @@ A secret is never printed, logged, put in a plan, the state, a repr or an except
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -44,7 +45,8 @@ def secret_hash(secret: str) -> str:
 
 
 class SecretSink(Protocol):
-    """Receives each newly issued client secret."""
+    """Receives each newly issued client secret (and may define `async discard(name)`, called
+    when the client is deleted)."""
 
     async def deliver(self, secret: IssuedSecret) -> None: ...
 
@@ -61,6 +63,11 @@ class SecretsDir:
 
     def file_for(self, name: str) -> Path:
         return self.path / f"{name}.json"
+
+    async def discard(self, name: str) -> None:
+        """The client was deleted: its secret file goes too (a stale secret helps no one)."""
+        with contextlib.suppress(FileNotFoundError):
+            self.file_for(name).unlink()
 
     async def deliver(self, secret: IssuedSecret) -> None:
         try:

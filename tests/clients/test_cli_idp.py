@@ -162,10 +162,11 @@ def test_create_then_nothing_to_do_then_update_then_destroy(
     assert "Apply: 0 created, 1 updated, 1 deleted, 0 failed." in done.out
     assert cli("plan", path, "--detailed-exitcode").code == 0
 
-    destroyed = leaks(cli("destroy", path))
+    leaks.check()  # while the secret files are there to compare with
+    destroyed = leaks(cli("destroy", path, "--secrets-dir", secrets))
     assert destroyed.code == 0, destroyed.err
     assert "Apply: 0 created, 0 updated, 2 deleted, 0 failed." in destroyed.out
-    assert state_of(state)["clients"] == {}
+    assert state_of(state)["clients"] == {} and not list(secrets.iterdir())
     assert not [c for c in idp_served.idp.clients.values() if c.client_name == "Billing v2"]
     leaks.check(*[r["registration_access_token"] for r in doc["clients"].values()])
 
@@ -477,3 +478,48 @@ async def test_the_python_api(files: tuple[Path, Path, Path], idp_served: Served
         assert record.registration_access_token not in repr(record) + repr(state) + repr(plan)
         gone = await clients.destroy(spec, state, server)
         assert gone.summary()["delete"] == 3 and len(state) == 0
+
+
+def test_json_output_of_apply_and_destroy(
+    files: tuple[Path, Path, Path], idp_served: Served, cli: CLI
+) -> None:
+    path, state, secrets = files
+    run = cli("apply", path, "--secrets-dir", secrets, "--json")
+    assert run.code == 0
+    doc = run.json()  # only JSON on stdout
+    assert doc["plan"]["summary"]["create"] == 3 and doc["result"]["ok"] is True
+    assert sorted(o["name"] for o in doc["result"]["done"]) == ["billing", "spa", "worker"]
+    quiet = cli("apply", path, "--secrets-dir", secrets, "--json").json()
+    assert quiet["plan"]["has_changes"] is False and quiet["result"]["done"] == []
+    gone = cli("destroy", path, "--json").json()
+    assert gone["plan"]["destroy"] is True and gone["plan"]["summary"]["delete"] == 3
+    empty = cli("destroy", path)
+    assert empty.code == 0 and "(no clients declared and none in the state)" in empty.out
+
+
+def test_a_network_fault_while_planning(
+    files: tuple[Path, Path, Path], idp_served: Served, cli: CLI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, state, secrets = files
+    assert cli("apply", path, "--secrets-dir", secrets).code == 0
+    before = state.read_bytes()
+    # Requests: discovery, then one RFC 7592 read per client; the second read fails.
+    monkeypatch.setattr(
+        _cli, "make_http_client", lambda: httpx.AsyncClient(transport=FailingTransport(3))
+    )
+    run = cli("plan", path)
+    assert run.code == 1 and "Traceback" not in run.err
+    assert "error: spa: cannot reach" in run.err and "injected fault" in run.err
+    assert state.read_bytes() == before
+
+
+def test_a_secrets_command_that_cannot_run(
+    files: tuple[Path, Path, Path], idp_served: Served, cli: CLI
+) -> None:
+    path, state, _ = files
+    run = cli("apply", path, "--secrets-command", "/nonexistent/store-secret --flag")
+    assert run.code == 1
+    assert "the secrets command '/nonexistent/store-secret' cannot run" in run.out
+    # Registered and tracked; the secrets wait for a working command.
+    assert sorted(state_of(state)["clients"]) == ["billing", "spa", "worker"]
+    assert "2 secrets to deliver" in cli("plan", path).out
