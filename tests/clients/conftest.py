@@ -56,7 +56,7 @@ def serve_idp(**options: Any) -> Iterator[Served]:
 @pytest.fixture
 def idp_served() -> Iterator[Served]:
     """The bundled IdP with an initial access token required at /register (RFC 7591 §3)."""
-    yield from serve_idp(initial_access_token=IAT, dev=True)
+    yield from serve_idp(initial_access_token=IAT)
 
 
 @dataclass

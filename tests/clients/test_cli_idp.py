@@ -523,3 +523,33 @@ def test_a_secrets_command_that_cannot_run(
     # Registered and tracked; the secrets wait for a working command.
     assert sorted(state_of(state)["clients"]) == ["billing", "spa", "worker"]
     assert "2 secrets to deliver" in cli("plan", path).out
+
+
+def test_the_installed_command(files: tuple[Path, Path, Path], idp_served: Served) -> None:
+    """The same through a real process: `python -m rs_guard clients ...` (the `rs-guard`
+    script's entry point), its exit codes and streams."""
+    import subprocess
+
+    path, state, secrets = files
+    env = {**os.environ, IAT_ENV: IAT}
+
+    def run(*argv: str | Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "rs_guard", "clients", *map(str, argv)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+
+    planned = run("plan", path, "--detailed-exitcode")
+    assert planned.returncode == 2 and "Plan: 3 to create" in planned.stdout
+    applied = run("apply", path, "--secrets-dir", secrets)
+    assert applied.returncode == 0, applied.stderr
+    assert run("plan", path, "--detailed-exitcode").returncode == 0
+    path.write_text(path.read_text().replace("[clients.spa]", "[clients.spa]\nbogus = 1"))
+    bad = run("plan", path)
+    assert bad.returncode == 1 and bad.stdout == ""
+    assert bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr
+    assert 'client "spa": bogus: unknown member' in bad.stderr
