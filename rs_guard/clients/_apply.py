@@ -111,8 +111,13 @@ class _Runner:
         if change.action == "create":
             return await self.create(change)
         record = self.state.get(change.name)
-        if record is None or not record.manageable:
-            raise ClientsError(f'client "{change.name}" is no longer managed in the state')
+        if record is None:
+            raise ClientsError(f'client "{change.name}" is no longer in the state')
+        if not record.manageable:
+            raise ClientsError(
+                f'client "{change.name}" ({record.client_id}): the server gave no registration '
+                "access token for it (no RFC 7592 management); " + recovery(change.name, record)
+            )
         try:
             if change.action == "delete":
                 return await self.delete(change, record)

@@ -32,6 +32,12 @@ class ClientsError(RSGuardError):
 
     reason = "clients_error"
 
+    def __init_subclass__(cls, *, reason: str | None = None, **kwargs: object) -> None:
+        # `class X(ClientsError, reason="..."):` sets the stable log/metric code of X.
+        super().__init_subclass__(**kwargs)
+        if reason is not None:
+            cls.reason = reason
+
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
@@ -40,10 +46,8 @@ class ClientsError(RSGuardError):
         return self.message
 
 
-class ClientsFileError(ClientsError):
+class ClientsFileError(ClientsError, reason="clients_file_invalid"):
     """The clients file cannot be used; `problems` lists each, as `FILE: client "x": field: why`."""
-
-    reason = "clients_file_invalid"
 
     def __init__(self, problems: Sequence[str]) -> None:
         self.problems = tuple(problems)
@@ -52,22 +56,16 @@ class ClientsFileError(ClientsError):
         super().__init__(head + "\n".join(self.problems))
 
 
-class StateError(ClientsError):
+class StateError(ClientsError, reason="clients_state_invalid"):
     """The state file is unreadable, malformed, of another server, or unsafe to use."""
 
-    reason = "clients_state_invalid"
 
-
-class SecretDeliveryError(ClientsError):
+class SecretDeliveryError(ClientsError, reason="clients_secret_undelivered"):
     """An issued client secret could not be delivered (the secret itself is never named)."""
 
-    reason = "clients_secret_undelivered"
 
-
-class RegistrationError(ClientsError):
+class RegistrationError(ClientsError, reason="clients_server_error"):
     """The authorization server refused a request or could not be reached."""
-
-    reason = "clients_server_error"
 
     def __init__(self, message: str, *, client: str | None = None, status: int | None = None):
         super().__init__(message)
@@ -75,22 +73,16 @@ class RegistrationError(ClientsError):
         self.status = status
 
 
-class DiscoveryError(RegistrationError):
+class DiscoveryError(RegistrationError, reason="clients_discovery_failed"):
     """Discovery failed, or the server has no registration endpoint."""
 
-    reason = "clients_discovery_failed"
 
-
-class InitialAccessTokenError(RegistrationError):
+class InitialAccessTokenError(RegistrationError, reason="clients_initial_access_token"):
     """Registration needs an initial access token (RFC 7591 §3) that is missing or refused."""
 
-    reason = "clients_initial_access_token"
 
-
-class RegistrationRefused(RegistrationError):
+class RegistrationRefused(RegistrationError, reason="clients_registration_refused"):
     """The server answered an RFC 7591 / RFC 7592 request with an error (e.g. 400)."""
-
-    reason = "clients_registration_refused"
 
     def __init__(
         self,
@@ -106,18 +98,14 @@ class RegistrationRefused(RegistrationError):
         self.error_description = error_description
 
 
-class AccessTokenRejected(RegistrationError):
+class AccessTokenRejected(RegistrationError, reason="clients_registration_access_token_rejected"):
     """RFC 7592 §2: the registration access token was refused (revoked, rotated elsewhere,
     or the client no longer exists: a server answers all three with 401)."""
 
-    reason = "clients_registration_access_token_rejected"
 
-
-class ApplyError(ClientsError):
+class ApplyError(ClientsError, reason="clients_apply_failed"):
     """Some changes of an apply failed; every other change was made and saved in the state,
     so running apply again converges. `result` is the `ApplyResult` (done and failed)."""
-
-    reason = "clients_apply_failed"
 
     def __init__(self, message: str, result: object) -> None:
         super().__init__(message)
