@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._model import DEFAULT_AUTH_METHOD, SECRET_METHODS, ClientsFile
-from ._plan import ClientChange, Plan, answered_fields, follow, make_plan, recovery
+from ._plan import ClientChange, Plan, answered_fields, follow, make_plan, recovery, same
 from ._registrar import Registrar, Registration
 from ._secrets import IssuedSecret, SecretSink
 from ._state import ClientRecord, State
@@ -215,7 +215,14 @@ class _Runner:
 
 
 def _notes(sent: Mapping[str, Any], answer: Registration) -> list[str]:
+    """RFC 7591 §3.2.1: a server MAY drop or replace requested values; say so once (the plan
+    then compares with what it answered, so this is no change on every plan)."""
+    notes = []
     dropped = sorted(k for k in sent if k not in answer.metadata)
-    if not dropped:
-        return []
-    return [f"the server did not keep {', '.join(dropped)} (not supported there?)"]
+    if dropped:
+        notes.append(f"the server did not keep {', '.join(dropped)} (not supported there?)")
+    kept = answer.metadata
+    replaced = sorted(k for k in sent if k in kept and not same(k, sent[k], kept[k]))
+    if replaced:
+        notes.append(f"the server registered other values for {', '.join(replaced)}")
+    return notes

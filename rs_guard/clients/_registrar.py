@@ -191,6 +191,12 @@ class Registrar:
                 client=name,
                 status=status,
             )
+        if status == 405:
+            raise RegistrationRefused(
+                f'client "{name}": the server does not support the RFC 7592 {action} (HTTP 405)',
+                client=name,
+                status=status,
+            )
         if status == 403:
             raise RegistrationRefused(
                 f'client "{name}": the server does not allow this client to {action} its '
