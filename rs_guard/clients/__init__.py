@@ -7,7 +7,7 @@ from rs_guard import clients
 
 async def main() -> None:
     spec = clients.load("clients.toml")          # validated: ClientsFileError lists problems
-    state = clients.State.load(spec.state_path, spec.server.issuer)
+    state = clients.State.of(spec)
     async with clients.Registrar(spec.server,
                                  initial_access_token=spec.server.initial_access_token()) as server:
         plan = await clients.plan(spec, state, server)

@@ -12,7 +12,6 @@ import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -106,9 +105,7 @@ def _guarded(run: Callable[[], int]) -> int:
 
 def _open(args: argparse.Namespace) -> tuple[ClientsFile, State]:
     spec = load(args.file)
-    path = Path(args.state) if args.state else spec.state_path
-    assert path is not None
-    return spec, State.load(path, spec.server.issuer)
+    return spec, State.of(spec, args.state)
 
 
 def _with_server(

@@ -57,7 +57,7 @@ def parse(doc: dict[str, Any], path: Path) -> ClientsFile:
     if reader.problems:
         raise ClientsFileError(reader.problems)
     assert server is not None
-    return ClientsFile(path=path, server=server, clients=clients, state_path=state_path)
+    return ClientsFile(path=path, server=server, clients=clients, state=state_path)
 
 
 class _Reader:

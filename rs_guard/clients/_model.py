@@ -65,15 +65,19 @@ class ClientsFile:
     path: Path
     server: ServerSpec
     clients: Mapping[str, ClientSpec] = field(default_factory=dict)
-    state_path: Path | None = None
+    # The file's `state = "..."` (relative to the file), if it set one.
+    state: Path | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "clients", MappingProxyType(dict(self.clients)))
-        if self.state_path is None:
-            # Next to the file, so one file and its state travel together (but stay out of
-            # version control: the state holds registration access tokens).
-            default = self.path.with_name(f"{self.path.stem}.state.json")
-            object.__setattr__(self, "state_path", default)
+
+    @property
+    def state_path(self) -> Path:
+        """Where the state lives: as the file says, else `<stem>.state.json` next to it (so a
+        file and its state travel together, but out of version control: it holds tokens)."""
+        if self.state is not None:
+            return self.state
+        return self.path.with_name(f"{self.path.stem}.state.json")
 
     @property
     def display_name(self) -> str:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ._model import ClientsFile
 from .errors import StateError
 
 FORMAT = "rs_guard.clients.state/1"
@@ -113,6 +114,11 @@ class State:
 
     def __repr__(self) -> str:
         return f"State(path={str(self.path)!r}, clients={sorted(self._records)!r})"
+
+    @classmethod
+    def of(cls, file: ClientsFile, path: str | Path | None = None) -> State:
+        """The state of a clients file: at `path`, or where the file says (`state_path`)."""
+        return cls.load(file.state_path if path is None else path, file.server.issuer)
 
     @classmethod
     def load(cls, path: str | Path, issuer: str) -> State:
