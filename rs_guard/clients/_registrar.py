@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
@@ -22,6 +23,7 @@ from .errors import (
 )
 
 MAX_ANSWER_BYTES = 1024 * 1024
+VSCHARS = re.compile(r"[\x20-\x7e]{1,2048}")
 
 
 @dataclass(frozen=True)
@@ -212,9 +214,9 @@ class Registrar:
             return
         error = doc.get("error") if isinstance(doc, dict) else None
         description = doc.get("error_description") if isinstance(doc, dict) else None
-        detail = f"{error}" if isinstance(error, str) else f"HTTP {status}"
+        detail = _printable(error, 100) if isinstance(error, str) else f"HTTP {status}"
         if isinstance(description, str):
-            detail += f": {description[:300]}"
+            detail += f": {_printable(description, 300)}"
         raise RegistrationRefused(
             f'client "{name}": the server refused the {action} (HTTP {status}): {detail}',
             client=name,
@@ -226,6 +228,8 @@ class Registrar:
     def _registration(self, name: str, doc: Any, sent_to: str) -> Registration:
         if not isinstance(doc, dict) or not isinstance(doc.get("client_id"), str):
             raise RegistrationError(f'client "{name}": the server answered without a client_id')
+        if not VSCHARS.fullmatch(doc["client_id"]):  # RFC 6749 Appendix A.1
+            raise RegistrationError(f'client "{name}": the server answered an invalid client_id')
         uri = doc.get("registration_client_uri")
         if uri is not None:
             if not isinstance(uri, str) or check_web_url(uri) is not None:
@@ -294,6 +298,11 @@ class Registrar:
                     f"{what}: {url} answered HTTP {status} without JSON"
                 ) from None
             return status, None
+
+
+def _printable(text: str, limit: int) -> str:
+    """A server's words for a terminal: no control characters (no escape sequences), bounded."""
+    return "".join(c if c.isprintable() else "?" for c in text[:limit])
 
 
 def _origin(url: str) -> str:

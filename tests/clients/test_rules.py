@@ -140,3 +140,18 @@ def test_a_concurrent_run_is_refused(tmp_path: Path) -> None:
     refused = pytest.raises(clients.StateError, match="another rs-guard clients run")
     with state.lock(), refused, other.lock():
         pass
+
+
+def test_what_a_server_says_cannot_drive_the_terminal() -> None:
+    registrar = Registrar(clients.ServerSpec(ISSUER))
+    with pytest.raises(clients.RegistrationRefused) as caught:
+        registrar._check_error(
+            "x",
+            "update",
+            400,
+            {"error": "bad\x1b[2J", "error_description": "a\x1b]0;b\x07"},
+            ok=(200,),
+        )
+    assert "\x1b" not in str(caught.value) and "\x07" not in str(caught.value)
+    with pytest.raises(clients.RegistrationError, match="invalid client_id"):
+        registrar._registration("x", {"client_id": "c\x1b[31m"}, f"{ISSUER}/register")
