@@ -42,6 +42,22 @@ class ApplyResult:
             a: sum(1 for o in self.done if o.action == a) for a in ("create", "update", "delete")
         }
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "done": [
+                {
+                    "name": o.name,
+                    "action": o.action,
+                    "client_id": o.client_id,
+                    "message": o.message,
+                    "notes": list(o.notes),
+                }
+                for o in self.done
+            ],
+            "failed": [{"name": name, "error": str(error)} for name, error in self.failed],
+        }
+
     def render(self) -> str:
         from ._render import render_result
 

@@ -185,8 +185,7 @@ def _perform(args: argparse.Namespace, *, destroy: bool) -> int:
             try:
                 result = await apply(plan, state, server, secrets=sink)
             except ApplyError as exc:
-                failed: Any = exc.result
-                _report(args, plan, failed)
+                _report(args, plan, exc.result)
                 return _fail(str(exc))
             _report(args, plan, result)
             return 0
@@ -205,24 +204,7 @@ def _report(args: argparse.Namespace, plan: Plan, result: ApplyResult) -> None:
 
 
 def _print_json(plan: Plan, result: ApplyResult) -> None:
-    doc = {
-        "plan": plan.to_dict(),
-        "result": {
-            "ok": result.ok,
-            "done": [
-                {
-                    "name": o.name,
-                    "action": o.action,
-                    "client_id": o.client_id,
-                    "message": o.message,
-                    "notes": list(o.notes),
-                }
-                for o in result.done
-            ],
-            "failed": [{"name": name, "error": str(error)} for name, error in result.failed],
-        },
-    }
-    print(json.dumps(doc, indent=2))
+    print(json.dumps({"plan": plan.to_dict(), "result": result.to_dict()}, indent=2))
 
 
 def _apply(args: argparse.Namespace) -> int:

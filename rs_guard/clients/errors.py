@@ -23,8 +23,12 @@ initial access token or a client secret: they are safe to print and to log.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ..errors import RSGuardError
+
+if TYPE_CHECKING:
+    from ._apply import ApplyResult
 
 
 class ClientsError(RSGuardError):
@@ -107,6 +111,6 @@ class ApplyError(ClientsError, reason="clients_apply_failed"):
     """Some changes of an apply failed; every other change was made and saved in the state,
     so running apply again converges. `result` is the `ApplyResult` (done and failed)."""
 
-    def __init__(self, message: str, result: object) -> None:
+    def __init__(self, message: str, result: ApplyResult) -> None:
         super().__init__(message)
         self.result = result
