@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from rs_guard.__main__ import main
@@ -99,3 +100,21 @@ def write_clients(path: Path, issuer: str, body: str, *, iat_env: str | None = I
     env = f'initial_access_token_env = "{iat_env}"\n' if iat_env else ""
     path.write_text(f'[server]\nissuer = "{issuer}"\n{env}\n{body}', encoding="utf-8")
     return path
+
+
+class FailingTransport(httpx.AsyncBaseTransport):
+    """Fault injection: the `fail_on`-th request (1-based) fails to connect."""
+
+    def __init__(self, fail_on: int) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.count = 0
+        self.fail_on = fail_on
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.count += 1
+        if self.count == self.fail_on:
+            raise httpx.ConnectError("injected fault", request=request)
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

@@ -17,7 +17,7 @@ import pytest
 from rs_guard import clients
 from rs_guard.clients import _cli
 
-from .conftest import CLI, IAT, IAT_ENV, Run, Served, write_clients
+from .conftest import CLI, IAT, IAT_ENV, FailingTransport, Run, Served, write_clients
 
 CLIENTS = """
 [clients.billing]
@@ -257,24 +257,6 @@ def test_partial_failure_leaves_a_true_state_and_a_rerun_converges(
     assert cli("apply", path, "--secrets-dir", secrets).code == 0
     assert len(idp_served.idp.clients) == 3
     assert cli("plan", path, "--detailed-exitcode").code == 0
-
-
-class FailingTransport(httpx.AsyncBaseTransport):
-    """Fault injection: the `fail_on`-th request (1-based) fails to connect."""
-
-    def __init__(self, fail_on: int) -> None:
-        self.inner = httpx.AsyncHTTPTransport()
-        self.count = 0
-        self.fail_on = fail_on
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.count += 1
-        if self.count == self.fail_on:
-            raise httpx.ConnectError("injected fault", request=request)
-        return await self.inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 def test_a_network_fault_mid_apply_and_a_rerun(

@@ -11,7 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
-from ..clients.conftest import CLI, IAT, make_cli, write_clients
+from rs_guard.clients import _cli
+
+from ..clients.conftest import CLI, IAT, FailingTransport, make_cli, write_clients
 from .conftest import ProviderFactory, provider_config
 from .oidc_provider import OidcProvider, private_jwk
 
@@ -271,3 +273,35 @@ def test_registration_needs_the_initial_access_token(
     monkeypatch.setenv("OP_IAT", IAT)
     ok = cli("apply", path, "--secrets-dir", secrets, "--initial-access-token-env", "OP_IAT")
     assert ok.code == 0, ok.out + ok.err
+
+
+def test_a_network_fault_mid_apply_and_a_rerun(
+    fresh_provider: ProviderFactory,
+    setup: tuple[Path, Path, Path],
+    cli: CLI,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    op = start(fresh_provider)
+    path, state, secrets = setup
+    write_clients(path, op.issuer, CLIENTS)
+    assert cli("apply", path, "--secrets-dir", secrets).code == 0
+    path.write_text(path.read_text().replace('"Portal"', '"Portal 2"'))
+    path.write_text(path.read_text().replace("[clients.app]", '[clients.app]\nclient_name = "App"'))
+    # Requests: discovery, three reads (app, batch, portal), PUT app, PUT portal (fails).
+    monkeypatch.setattr(
+        _cli, "make_http_client", lambda: httpx.AsyncClient(transport=FailingTransport(6))
+    )
+    run = cli("apply", path, "--secrets-dir", secrets)
+    assert run.code == 1 and "! portal: FAILED: portal: cannot reach" in run.out
+    monkeypatch.undo()
+    monkeypatch.setenv("RS_GUARD_TEST_IAT", IAT)
+    plan = cli("plan", path, "--json").json()
+    assert {c["name"]: c["action"] for c in plan["clients"]} == {
+        "app": "none",
+        "batch": "none",
+        "portal": "update",
+    }
+    rerun = cli("apply", path, "--secrets-dir", secrets)
+    assert rerun.code == 0 and "Apply: 0 created, 1 updated" in rerun.out
+    assert read(state_of(state)["clients"]["portal"]).json()["client_name"] == "Portal 2"
+    assert cli("plan", path, "--detailed-exitcode").code == 0
