@@ -29,9 +29,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message
 
-from rs_guard.events import EventReceiver, EventVerifier, SecurityEvent
+from rs_guard.events import (
+    EventReceiver,
+    EventVerifier,
+    MemoryReplayStore,
+    RedisReplayStore,
+    ReplayStore,
+    SecurityEvent,
+)
 from rs_guard.idp import IdP
-from rs_guard.replay import MemoryReplayStore, RedisReplayStore, ReplayStore
 
 ISSUER = "https://idp.bench"
 RECEIVER = "receiver"

@@ -1,8 +1,59 @@
-"""Typed errors: each knows its RFC 6750 / RFC 9470 error code, HTTP status and a log reason."""
+"""Every error rs_guard raises to its users, in one hierarchy.
+
+Request errors know their RFC 6750 / RFC 9470 error code, HTTP status and a stable log
+`reason`; ResourceGuard turns them into the answer. The tree::
+
+    Exception
+    ├── RSGuardError                        a request is refused (reason, status_code, error)
+    │   ├── MissingToken                    401, bare challenge (RFC 6750 §3.1)
+    │   ├── InvalidRequest                  400 invalid_request
+    │   ├── InvalidToken                    401 invalid_token
+    │   ├── InsufficientScope               403 insufficient_scope
+    │   ├── InsufficientUserAuthentication  401 insufficient_user_authentication (RFC 9470)
+    │   ├── ServerError                     503 + Retry-After: cannot decide right now
+    │   │   ├── KeysUnavailable             no usable JWKS
+    │   │   ├── IntrospectionUnavailable    the introspection endpoint failed
+    │   │   ├── PPIDUnavailable             rs_guard.ppid: the IdP cannot convert now
+    │   │   ├── ConversionDenied            rs_guard.ppid: the IdP refuses this client pair
+    │   │   ├── TokenServiceUnavailable     rs_guard.outbound: the token endpoint failed
+    │   │   ├── TokenRequestRefused         rs_guard.outbound: the IdP refused our own request
+    │   │   ├── EventInProgress             rs_guard.events: same event being processed now
+    │   │   └── ReplayStoreUnavailable      rs_guard.events: the replay store cannot answer
+    │   └── EventError                      rs_guard.events: 400, an RFC 8935 error code
+    ├── ConfigurationError                  raised at construction: cannot be secure or work
+    ├── FetchError                          an IdP document could not be fetched (reason code)
+    └── LookupError
+        └── UnknownSubject                  rs_guard.ppid: subjects the IdP does not know
+
+Feature errors (PPID translation, security events, replay stores, outbound token clients)
+are appended in their own section at the bottom.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+
+__all__ = [
+    "ConfigurationError",
+    "ConversionDenied",
+    "EventError",
+    "EventInProgress",
+    "FetchError",
+    "InsufficientScope",
+    "InsufficientUserAuthentication",
+    "IntrospectionUnavailable",
+    "InvalidRequest",
+    "InvalidToken",
+    "KeysUnavailable",
+    "MissingToken",
+    "PPIDUnavailable",
+    "RSGuardError",
+    "ReplayStoreUnavailable",
+    "ServerError",
+    "TokenRequestRefused",
+    "TokenServiceUnavailable",
+    "UnknownSubject",
+]
 
 
 class RSGuardError(Exception):
@@ -128,3 +179,107 @@ class IntrospectionUnavailable(ServerError):
 
 class ConfigurationError(Exception):
     """rs_guard was configured in a way that cannot be secure or cannot work."""
+
+
+class FetchError(Exception):
+    """A document of the authorization server could not be fetched, or is not a JSON object.
+
+    The message is a stable reason code (`timeout`, `unreachable`, `http_404`,
+    `response_too_large`, `response_not_json`, `issuer_mismatch`, `missing_<endpoint>`).
+    """
+
+
+# -- feature errors ------------------------------------------------------------------------
+# PPID translation, outbound tokens, events and replay. Defined here so that the whole
+# hierarchy lives in one module; rs_guard.ppid, rs_guard.outbound and rs_guard.events re-export
+# the ones their users catch.
+
+
+class PPIDUnavailable(ServerError):
+    """The IdP could not convert a subject right now (down, slow, garbage); the client may retry."""
+
+    reason = "ppid_unavailable"
+
+
+class ConversionDenied(ServerError):
+    """The IdP does not let this resource convert subjects with that client.
+
+    Inbound (a token from that client) this becomes a 401 `invalid_token`; outbound it is a
+    configuration problem of this resource and, if the app lets it escape, a 503.
+    """
+
+    reason = "ppid_denied"
+
+
+class UnknownSubject(LookupError):
+    """Outbound conversion of PPIDs the IdP does not know (e.g. users deleted at the IdP)."""
+
+    def __init__(self, subjects: Iterable[str]) -> None:
+        self.subjects = tuple(subjects)
+        super().__init__(f"{len(self.subjects)} subject(s) unknown to the IdP")
+
+
+class TokenServiceUnavailable(ServerError):
+    """The IdP's token endpoint is unreachable, too slow, or answered garbage."""
+
+    reason = "token_service_unavailable"
+
+
+class TokenRequestRefused(ServerError):
+    """The IdP refused this service's own request (credentials, grant or target not allowed).
+
+    That is a configuration problem of the service, not of the client's request, so the client
+    gets a 503; `idp_error` holds the IdP's OAuth error code for the operator.
+    """
+
+    reason = "token_request_refused"
+
+    def __init__(self, idp_error: str, *, reason: str | None = None) -> None:
+        self.idp_error = idp_error
+        super().__init__(reason=reason)
+
+
+_EVENT_DESCRIPTIONS = {
+    "invalid_request": "The request is not a valid security event token",
+    "invalid_key": "The key that signed the event is not acceptable",
+    "invalid_issuer": "The event was not issued by the expected issuer",
+    "invalid_audience": "The event is not addressed to this receiver",
+    "authentication_failed": "The event's signature could not be verified",
+    "access_denied": "The publisher may not send events to this receiver",
+}
+
+
+class EventError(RSGuardError):
+    """A refused event: `error` is an RFC 8935 §2.4 error code, answered with status 400.
+
+    Codes: invalid_request, invalid_key, invalid_issuer, invalid_audience,
+    authentication_failed, access_denied. A handler may raise it to refuse an event whose
+    payload does not conform (the event is then not recorded as seen).
+    """
+
+    status_code = 400
+
+    def __init__(
+        self,
+        error: str = "invalid_request",
+        description: str | None = None,
+        *,
+        reason: str | None = None,
+    ) -> None:
+        self.error = error
+        description = description or _EVENT_DESCRIPTIONS.get(error, "The event was refused")
+        super().__init__(description, reason=reason or error)
+
+
+class EventInProgress(ServerError):
+    """Another delivery of the same event is being processed right now; retry later."""
+
+    reason = "event_in_progress"
+    default_description = "The event is being processed; retry later"
+
+
+class ReplayStoreUnavailable(ServerError):
+    """The replay store cannot answer (Redis down, memory store full): the sender should retry."""
+
+    reason = "replay_store_unavailable"
+    default_description = "The receiver cannot record events right now"

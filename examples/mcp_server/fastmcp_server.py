@@ -11,6 +11,7 @@ validated. Run it on its own (needs the bundled IdP, e.g. `python -m rs_guard id
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -18,6 +19,7 @@ from fastmcp import FastMCP
 from fastmcp.server.dependencies import get_access_token
 from starlette.applications import Starlette
 
+from rs_guard import ProtectedResourceMetadata
 from rs_guard.mcp import ToolRequirements
 from rs_guard.mcp.fastmcp import guard_app
 
@@ -80,6 +82,7 @@ def build_app(
     issuer: str,
     http_client: httpx.AsyncClient | None = None,
     authorization_servers: list[str] | None = None,
+    scopes_supported: Sequence[str] = tuple(SCOPES),
     **guard: Any,
 ) -> Starlette:
     """The app serving the FastMCP server at `resource`'s path, behind ResourceGuard."""
@@ -87,10 +90,13 @@ def build_app(
     options: dict[str, Any] = {
         "issuer": issuer,
         "http_client": http_client,
-        "authorization_servers": authorization_servers,
         "scope_hierarchy": HIERARCHY,
-        "scopes_supported": list(SCOPES),
-        "resource_name": "Notes (rs_guard FastMCP example)",
+        "metadata": ProtectedResourceMetadata(
+            resource,
+            authorization_servers or [issuer],
+            scopes_supported=list(scopes_supported),
+            resource_name="Notes (rs_guard FastMCP example)",
+        ),
     }
     options.update(guard)
     return guard_app(mcp, resource=resource, tools=tools, endpoint=ENDPOINT, **options)

@@ -18,6 +18,7 @@ Run it on its own (needs the bundled IdP, e.g. `python -m rs_guard idp --port 90
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -28,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from rs_guard import Requirement
+from rs_guard import ProtectedResourceMetadata, Requirement
 from rs_guard.mcp import ToolRequirements
 from rs_guard.mcp.sdk import guard_app
 
@@ -95,6 +96,7 @@ def build_app(
     issuer: str,
     http_client: httpx.AsyncClient | None = None,
     authorization_servers: list[str] | None = None,
+    scopes_supported: Sequence[str] = tuple(SCOPES),
     **guard: Any,
 ) -> Starlette:
     """The Starlette app serving the MCP endpoint at `resource`'s path, behind ResourceGuard.
@@ -110,10 +112,13 @@ def build_app(
     options: dict[str, Any] = {
         "issuer": issuer,
         "http_client": http_client,
-        "authorization_servers": authorization_servers,
         "scope_hierarchy": HIERARCHY,
-        "scopes_supported": list(SCOPES),
-        "resource_name": "Notes (rs_guard MCP example)",
+        "metadata": ProtectedResourceMetadata(
+            resource,
+            authorization_servers or [issuer],
+            scopes_supported=list(scopes_supported),
+            resource_name="Notes (rs_guard MCP example)",
+        ),
         "public_paths": ["/health"],
     }
     options.update(guard)

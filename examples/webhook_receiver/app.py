@@ -34,8 +34,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from rs_guard.events import EventReceiver, EventVerifier, SecurityEvent
-from rs_guard.replay import RedisReplayStore, ReplayStore
+from rs_guard.events import (
+    EventReceiver,
+    EventVerifier,
+    RedisReplayStore,
+    ReplayStore,
+    SecurityEvent,
+)
 
 ACCOUNT_UPDATED = "https://schemas.example/event/account-updated"
 LOGGED_OUT = "https://schemas.example/event/logged-out"

@@ -12,7 +12,8 @@ from typing import Any
 
 from starlette.types import Scope, Send
 
-from .._jose import MalformedJWS, reject_duplicate_members
+from .._asgi import send_response
+from .._json import no_duplicates
 
 # The 2026-07-28 transport's routing headers (MCP SDK: mcp.shared.inbound) and what they mirror.
 _MCP_PROTOCOL_VERSION = b"mcp-protocol-version"
@@ -63,8 +64,8 @@ def routing_mismatch(scope: Scope, body: bytes) -> tuple[int, str, Any] | None:
     if duplicated is None and _MCP_METHOD not in seen and _MCP_NAME not in seen:
         return None  # a 2025-11-25 request: nothing to compare (the common case, no parsing)
     try:
-        doc = json.loads(body, object_pairs_hook=reject_duplicate_members)
-    except (ValueError, RecursionError, MalformedJWS):
+        doc = json.loads(body, object_pairs_hook=no_duplicates)
+    except (ValueError, RecursionError):  # JSONError (a duplicate member) is a ValueError
         return None  # the body check after this answers (or the app's parse error does)
     if not isinstance(doc, dict):
         # One Mcp-Method header cannot describe a batch; the SDK refuses batches on this path.
@@ -88,18 +89,9 @@ def routing_mismatch(scope: Scope, body: bytes) -> tuple[int, str, Any] | None:
 
 
 async def jsonrpc_error(send: Send, code: int, message: str, request_id: Any) -> None:
+    """The SDK's answer to a refused request: HTTP 400 with a JSON-RPC error object."""
     body = json.dumps(
         {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}},
         separators=(",", ":"),
     ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 400,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_response(send, 400, body, [(b"content-type", b"application/json")])

@@ -16,9 +16,15 @@ import pytest
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
-from rs_guard.events import EventReceiver, EventVerifier, SecurityEvent
+from rs_guard.events import (
+    EventReceiver,
+    EventVerifier,
+    MemoryReplayStore,
+    RedisReplayStore,
+    ReplayStore,
+    SecurityEvent,
+)
 from rs_guard.idp import IdP
-from rs_guard.replay import MemoryReplayStore, RedisReplayStore, ReplayStore
 from tests.support import Clock
 from tests.support import free_port as _free_port
 

@@ -8,15 +8,15 @@ from collections.abc import Callable
 
 import pytest
 
-from rs_guard.events import SecurityEvent
-from rs_guard.idp import IdP
-from rs_guard.replay import (
+from rs_guard.events import (
     MemoryReplayStore,
     RedisReplayStore,
     ReplayState,
     ReplayStore,
     ReplayStoreUnavailable,
+    SecurityEvent,
 )
+from rs_guard.idp import IdP
 
 from .conftest import UPDATED, Receiver, sign
 

@@ -15,13 +15,13 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from rs_guard import AccessToken, InsufficientScope, InvalidToken, ResourceGuard
-from rs_guard.exchange import (
+from rs_guard.idp import IdP
+from rs_guard.outbound import (
     ClientCredentials,
     TokenExchanger,
     TokenRequestRefused,
     TokenServiceUnavailable,
 )
-from rs_guard.idp import IdP
 
 from .conftest import ISSUER, Clock, CountingApp
 

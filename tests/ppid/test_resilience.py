@@ -11,6 +11,7 @@ import pytest
 
 from rs_guard import ResourceGuard
 from rs_guard.idp import IdP
+from rs_guard.outbound import ClientCredentials
 from rs_guard.ppid import PPIDTranslator, PPIDUnavailable
 
 from .conftest import API, ISSUER, Clock, CountingApp, bearer, protected_app, user_token
@@ -278,3 +279,56 @@ async def test_guard_without_translator_is_unchanged(idp: IdP, idp_http: httpx.A
     ) as client:
         body = (await client.get("/me", headers=bearer(user_token(idp, "alice", "web-a")))).json()
     assert body["local_subject"] is None
+
+
+async def test_one_deadline_covers_the_translators_own_token_request(
+    idp: IdP, idp_http: httpx.AsyncClient
+) -> None:
+    # The token source's own timeout is long; the translator's budget (0.5 s) bounds the token
+    # request it starts, so nothing of a timed-out batch lingers for the next request to join.
+    tokens = ClientCredentials(
+        client_id="rs", client_secret="rs-secret", issuer=ISSUER, http_client=idp_http, timeout=10
+    )
+    tr = PPIDTranslator(
+        client_id="rs", token_source=tokens, issuer=ISSUER, http_client=idp_http, timeout=0.5
+    )
+    alice = idp.subject_for("alice", "web-a")
+    await tr.to_local("web-b", idp.subject_for("bob", "web-b"))  # warm up discovery
+    tokens.invalidate()
+    idp.faults.token = "slow"
+    idp.faults.delay = 2.0
+    started = time.monotonic()
+    with pytest.raises(PPIDUnavailable):
+        await tr.to_local("web-a", alice)
+    assert time.monotonic() - started < 1.0
+    idp.faults.token = None
+    started = time.monotonic()
+    assert await tr.to_local("web-a", alice) == idp.subject_for("alice", "rs")
+    assert time.monotonic() - started < 0.5  # a new token request, not the stalled one
+    await tr.aclose()
+
+
+async def test_a_bug_in_a_batch_reaches_every_caller_as_a_503(
+    idp: IdP, idp_http: httpx.AsyncClient
+) -> None:
+    class Broken(ClientCredentials):
+        async def token(self, **kwargs: Any) -> str:
+            raise RuntimeError("a bug")
+
+    seen: list[tuple[str, Any]] = []
+    tr = PPIDTranslator(
+        client_id="rs",
+        token_source=Broken(client_id="rs", client_secret="s", token_endpoint=f"{ISSUER}/t"),
+        issuer=ISSUER,
+        http_client=idp_http,
+        observer=lambda name, fields: seen.append((name, fields.get("reason"))),
+    )
+    subjects = [idp.subject_for(u, "web-a") for u in ("alice", "bob")]
+    results = await asyncio.gather(
+        *(tr.to_local("web-a", s) for s in subjects), return_exceptions=True
+    )
+    assert all(isinstance(r, PPIDUnavailable) for r in results), results
+    assert {r.reason for r in results if isinstance(r, PPIDUnavailable)} == {"ppid_internal_error"}
+    assert ("ppid_failed", "internal_error") in seen
+    assert ("ppid_failed", "ppid_internal_error") in seen
+    await tr.aclose()
