@@ -304,6 +304,13 @@ REASONS: Final[Mapping[str, Reason]] = _freeze(
             "`max_age` / `claims` say what is needed",
             "re-authorize with those parameters (RFC 9470)",
         ),
+        "insufficient_scope_and_authentication": Reason(
+            401,
+            "insufficient_user_authentication",
+            "a scope is missing and `acr` / `auth_time` / a required claim is not met either; "
+            "the challenge carries `scope` with the RFC 9470 parameters",
+            "re-authorize once, asking for that `scope` with those parameters",
+        ),
         # -- the IdP could not be asked: 503 + Retry-After --------------------------------------
         "keys_unavailable": Reason(
             503,

@@ -145,6 +145,7 @@ def challenge_for(
             realm=realm,
             error=exc.error,
             error_description=exc.description,
+            scope=exc.scopes or None,
             acr_values=exc.acr_values,
             max_age=exc.max_age,
             claims=exc.claims,

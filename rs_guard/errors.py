@@ -136,9 +136,14 @@ class InsufficientUserAuthentication(RSGuardError):
         acr_values: Sequence[str] = (),
         max_age: int | None = None,
         claims: str | None = None,
+        scopes: Sequence[str] = (),
         reason: str | None = None,
     ) -> None:
         self.acr_values = tuple(acr_values)
+        # The scopes the operation needs, sent as `scope` beside the RFC 9470 parameters: a
+        # client that re-authorizes asks for them in the same round (RFC 6750 §3 allows `scope`
+        # with any error), and one that ignores RFC 9470 does not fall back to every scope.
+        self.scopes = tuple(scopes)
         self.max_age = max_age
         self.claims = claims
         if description is None and not self.acr_values and max_age is not None:

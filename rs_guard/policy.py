@@ -9,6 +9,7 @@ from types import MappingProxyType
 from typing import Any
 
 from .access_token import AccessToken
+from ._scopes import join_scope
 from .challenge import NEVER_CHALLENGED, SCOPE_TOKEN, claims_value
 from .errors import ConfigurationError, InsufficientScope, InsufficientUserAuthentication
 
@@ -139,7 +140,9 @@ class Requirement:
     - `predicate`: a custom check; False -> 403 insufficient_scope (scopes as above).
     - `description`: the `error_description` sent instead of the default one.
 
-    Scopes are checked first, then the authentication event, then the predicate.
+    Every RFC 9470 answer also carries `scope` (the scopes the operation needs). When scopes
+    and the authentication event both fall short, the answer is that one 401, naming both, so
+    the client re-authorizes once; a predicate is checked last.
     """
 
     scopes: tuple[str, ...] = ()
@@ -179,25 +182,41 @@ class Requirement:
         now: float | None = None,
         leeway: float = 0.0,
     ) -> None:
-        """Raise the error whose challenge tells the client what to do; return if satisfied."""
+        """Raise the error whose challenge tells the client what to do; return if satisfied.
+
+        When both the scopes and the authentication event fall short, one 401
+        `insufficient_user_authentication` carries the scopes too, so one re-authorization
+        (scope + acr_values / max_age / claims) suffices, and its description names both.
+        """
+        scope_short = False
         if self.scopes:
             granted = token.granted_scopes
             h = hierarchy or _FLAT
-            if not all(h.satisfies(granted, s) for s in self.scopes):
-                raise InsufficientScope(self.scopes, self.description)
+            scope_short = not all(h.satisfies(granted, s) for s in self.scopes)
         if self.steps_up:
-            step_up = self.step_up_error(token, now=now, leeway=leeway)
+            step_up = self.step_up_error(token, now=now, leeway=leeway, scope_short=scope_short)
             if step_up is not None:
                 raise step_up
+        if scope_short:
+            raise InsufficientScope(self.scopes, self.description)
         if self.predicate is not None and not self.predicate(token):
             raise InsufficientScope(
                 self.scopes, self.description or "The access token does not permit this request"
             )
 
     def step_up_error(
-        self, token: AccessToken, *, now: float | None = None, leeway: float = 0.0
+        self,
+        token: AccessToken,
+        *,
+        now: float | None = None,
+        leeway: float = 0.0,
+        scope_short: bool = False,
     ) -> InsufficientUserAuthentication | None:
-        """The RFC 9470 error for this token, or None when acr, max_age and claims are met."""
+        """The RFC 9470 error for this token, or None when acr, max_age and claims are met.
+
+        `scope_short`: the token also lacks a scope of this requirement; the error then says so
+        and gets its own reason code.
+        """
         acr_short = bool(self.acr_values) and token.acr not in self.acr_values
         age_short = False
         if self.max_age is not None:
@@ -219,17 +238,22 @@ class Requirement:
             claims_request = claims_value(
                 {"id_token": {k: {"value": v} for k, v in missing.items()}}
             )
-        description = self.description
-        if description is None:
-            if acr_short:
-                description = "A different authentication level is required"
-            elif age_short:
-                description = "More recent authentication is required"
-            else:
-                description = "Additional verified user attributes are required"
+        if acr_short:
+            what = "A different authentication level is required"
+        elif age_short:
+            what = "More recent authentication is required"
+        else:
+            what = "Additional verified user attributes are required"
+        if scope_short:
+            # The operator's description speaks of one need; both failed, so say both.
+            description = f"{what}, and scope {join_scope(self.scopes)}"
+        else:
+            description = self.description or what
         return InsufficientUserAuthentication(
             description,
             acr_values=self.acr_values if acr_short else (),
             max_age=self.max_age if age_short else None,
             claims=claims_request,
+            scopes=self.scopes,
+            reason="insufficient_scope_and_authentication" if scope_short else None,
         )

@@ -74,7 +74,8 @@ async def test_step_up_dependency(
     assert r.status_code == 401
     assert r.headers["www-authenticate"].startswith(
         'Bearer error="insufficient_user_authentication", '
-        'error_description="A different authentication level is required", acr_values="mf"'
+        'error_description="A different authentication level is required", '
+        'scope="payments", acr_values="mf"'
     )
     r = await api.post(
         "/payments", headers=bearer(token(scope="payments", acr="mf", auth_time=now - 1000))

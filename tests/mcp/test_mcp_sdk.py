@@ -87,7 +87,7 @@ def check_challenges(stack: Stack, challenges: list[tuple[int, str]]) -> None:
     assert challenges[2][1] == (
         'Bearer error="insufficient_user_authentication", '
         'error_description="Deleting notes needs a multi-factor login", '
-        f'acr_values="mf", resource_metadata="{url}"'
+        f'scope="notes:read notes:write", acr_values="mf", resource_metadata="{url}"'
     )
     assert challenges[3][1] == (
         'Bearer error="insufficient_user_authentication", '

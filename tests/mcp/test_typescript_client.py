@@ -147,11 +147,6 @@ async def test_dcr_client_scope_escalation_and_step_up() -> None:
         check_full_flow(stack, state, state["client_information"]["client_id"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="#15 (core challenge): an RFC 9470 401 carries no scope, so the SDK asks for "
-    "everything in scopes_supported on step-up",
-)
 async def test_step_up_asks_only_for_the_scopes_the_tool_needs() -> None:
     supported = ["notes:read", "notes:write", "notes:share"]
     async with open_stack(scopes_supported=supported) as stack:
@@ -167,12 +162,6 @@ async def test_step_up_asks_only_for_the_scopes_the_tool_needs() -> None:
         assert "notes:share" not in step_up["scope"].split()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="#15 (core challenge): a tool needing a scope and a multi-factor login, called "
-    "with neither, answers a 403 whose description names the login, and asks for the scope "
-    "only (acr_values come a round later)",
-)
 async def test_scope_and_step_up_together_in_one_accurate_round() -> None:
     async with open_stack() as stack:
         cimd = stack.extra["site"] + NO_REFRESH_PATH

@@ -122,18 +122,35 @@ async def test_acr_and_max_age_both_short_in_one_challenge(
     assert r.headers["www-authenticate"] == (
         'Bearer error="insufficient_user_authentication", '
         'error_description="A different authentication level is required", '
+        'scope="payments", '
         f'acr_values="mf", max_age="300", resource_metadata="{METADATA_URL}"'
     )
     fresh = token(scope="payments", acr="mf", auth_time=int(clock.now) - 10)
     assert (await get(api, "/strict", fresh)).status_code == 200
 
 
-async def test_scopes_are_checked_before_the_authentication_level(
+async def test_scope_and_authentication_level_short_in_one_challenge(
     api: httpx.AsyncClient, token: Callable[..., str]
 ) -> None:
+    # One round of re-authorization: the 401 asks for the scope and the acr together, and its
+    # description names both (#15).
     r = await get(api, "/strict", token(scope="other", acr="pwd"))
+    assert r.status_code == 401
+    params = parse_bearer_challenge(r.headers["www-authenticate"])
+    assert params["error"] == "insufficient_user_authentication"
+    assert params["scope"] == "payments"
+    assert params["acr_values"] == "mf"
+    assert params["error_description"] == (
+        "A different authentication level is required, and scope payments"
+    )
+
+
+async def test_scope_alone_short_is_a_403(
+    api: httpx.AsyncClient, token: Callable[..., str], clock: Clock
+) -> None:
+    r = await get(api, "/strict", token(scope="other", acr="mf", auth_time=int(clock.now)))
     assert r.status_code == 403
-    assert 'error="insufficient_scope"' in r.headers["www-authenticate"]
+    assert parse_bearer_challenge(r.headers["www-authenticate"])["error"] == "insufficient_scope"
 
 
 # -- MCP authorization examples (parameters and quoting) ---------------------------------------
