@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from .access_token import AccessToken
 from ._scopes import join_scope
+from .access_token import AccessToken
 from .challenge import NEVER_CHALLENGED, SCOPE_TOKEN, claims_value
 from .errors import ConfigurationError, InsufficientScope, InsufficientUserAuthentication
 
