@@ -48,6 +48,12 @@ async def test_everything_survives_a_restart(tmp_path: Path) -> None:
     worker = idp.register_client("worker", grant_types=["client_credentials"])
     token = idp.issue_access_token("alice", client_id="worker", audience="https://api.example")
     created = (await register(idp, client_name="Billing")).json()
+    # On disk before the answer was sent (not only at shutdown).
+    on_disk = json.loads((state / "clients.json").read_text())["data"]["clients"]
+    assert [c["client_name"] for c in on_disk if c["client_id"] == created["client_id"]] == [
+        "Billing"
+    ]
+    assert created["registration_access_token"] not in (state / "clients.json").read_text()
     await idp.aclose()
     # Private keys and secrets: the directory is 0700 and every file 0600.
     assert mode(state) == 0o700
@@ -244,3 +250,25 @@ def test_clients_file_errors_name_the_file_client_and_field(
     with pytest.raises(ClientsFileError, match=r'client "b": client_secret_env: .*NOPE'):
         IdP(ISSUER, clients_file=path)
     assert not os.environ.get("NOPE")
+
+
+def test_cli_refuses_an_unusable_state_dir_or_token_variable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rs_guard.__main__ import main
+
+    state = tmp_path / "state"
+    state.mkdir(mode=0o755)
+    state.chmod(0o755)
+    assert main(["idp", "--port", "1", "--state-dir", str(state)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "chmod 700" in err and "Traceback" not in err
+
+    monkeypatch.delenv("UNSET_IAT", raising=False)
+    with pytest.raises(SystemExit, match="UNSET_IAT is not set"):
+        main(["idp", "--port", "1", "--initial-access-token-env", "UNSET_IAT"])
+
+    clients = tmp_path / "clients.toml"
+    clients.write_text('[clients.a]\nredirect_uris = ["not a uri"]\n')
+    assert main(["idp", "--port", "1", "--clients", str(clients)]) == 2
+    assert f'{clients}: client "a": redirect_uris[0]' in capsys.readouterr().err
