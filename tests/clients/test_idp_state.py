@@ -121,11 +121,11 @@ class IdPProcess:
                 assert time.monotonic() < deadline, "the IdP did not start"
                 time.sleep(0.1)
 
-    def stop(self) -> None:
+    def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is None:
             return
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(sig)
         out, err = self.proc.communicate(timeout=20)
         self.outputs += [out, err]
         self.proc = None
@@ -151,7 +151,8 @@ def test_registrations_survive_an_idp_restart(
     assert applied.code == 0, applied.err
     assert cli("plan", path, "--detailed-exitcode").code == 0
 
-    idp_process.stop()
+    # Killed, not stopped: what an answer confirmed was on disk before the answer was sent.
+    idp_process.stop(signal.SIGKILL)
     idp_process.start()  # same port, same state directory
 
     planned = cli("plan", path, "--json")

@@ -272,3 +272,36 @@ def test_cli_refuses_an_unusable_state_dir_or_token_variable(
     clients.write_text('[clients.a]\nredirect_uris = ["not a uri"]\n')
     assert main(["idp", "--port", "1", "--clients", str(clients)]) == 2
     assert f'{clients}: client "a": redirect_uris[0]' in capsys.readouterr().err
+
+
+async def test_a_refresh_token_and_its_grant_survive_a_restart(tmp_path: Path) -> None:
+    from .conftest import add_clients, code_flow
+
+    state = tmp_path / "state"
+    idp = IdP(ISSUER, state_dir=state)
+    add_clients(idp)
+    idp.login_as("alice", acr="mf")
+    async with idp.http_client() as http:
+        body = await code_flow(http, nonce="n-1")
+    await idp.aclose()
+
+    again = IdP(ISSUER, state_dir=state)
+    async with again.http_client() as http:
+        refreshed = await http.post(
+            "/token",
+            data={"grant_type": "refresh_token", "refresh_token": body["refresh_token"]},
+            auth=("web-app", "web-secret"),
+        )
+        assert refreshed.status_code == 200, refreshed.text
+        assert again.introspect(refreshed.json()["access_token"])["acr"] == "mf"
+        # Rotation was recorded: the old refresh token is used up, also after a restart.
+        await again.aclose()
+        third = IdP(ISSUER, state_dir=state)
+        async with third.http_client() as http3:
+            reused = await http3.post(
+                "/token",
+                data={"grant_type": "refresh_token", "refresh_token": body["refresh_token"]},
+                auth=("web-app", "web-secret"),
+            )
+        assert reused.status_code == 400 and reused.json()["error"] == "invalid_grant"
+        await third.aclose()
