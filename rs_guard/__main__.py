@@ -137,19 +137,16 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="issue a new registration access token on each RFC 7592 update",
     )
-    idp.add_argument(
-        "--state-dir",
-        metavar="DIR",
-        help="keep keys, clients, registrations, users and sessions in DIR across restarts",
-    )
-    idp.add_argument(
-        "--clients", metavar="FILE", help="clients file (TOML) registered at start, fixed ids"
-    )
-    idp.add_argument(
-        "--client-secrets-dir",
-        metavar="DIR",
-        help="where generated secrets of --clients go (default STATE_DIR/client-secrets)",
-    )
+    for flag, metavar, text in (
+        (
+            "--state-dir",
+            "DIR",
+            "keep keys, clients, registrations, users, sessions across restarts",
+        ),
+        ("--clients", "FILE", "clients file (TOML) registered at start, with fixed client ids"),
+        ("--client-secrets-dir", "DIR", "where generated secrets of --clients go"),
+    ):
+        idp.add_argument(flag, metavar=metavar, help=text)
     idp.add_argument("--dev", action="store_true", help="allow http/loopback document URLs")
     idp.add_argument("--log-level", default="info")
     idp.set_defaults(func=_cmd_idp)

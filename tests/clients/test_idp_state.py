@@ -19,19 +19,7 @@ import pytest
 from tests.support import free_port
 
 from .conftest import CLI, IAT, IAT_ENV, serve_idp, write_clients
-
-CLIENTS = """
-[clients.billing]
-client_name = "Billing"
-redirect_uris = ["http://127.0.0.1:8080/callback"]
-grant_types = ["authorization_code", "refresh_token"]
-response_types = ["code"]
-scope = "openid profile"
-
-[clients.worker]
-grant_types = ["client_credentials"]
-response_types = []
-"""
+from .test_cli_idp import CLIENTS
 
 
 def tokens_in(state: Path) -> dict[str, str]:
@@ -51,6 +39,7 @@ def test_a_rotated_registration_access_token_is_followed(tmp_path: Path, cli: CL
         after = tokens_in(state)
         # The update answered a new token; the state holds it, the old one is dead.
         assert after["billing"] != before["billing"] and after["worker"] == before["worker"]
+        assert after["spa"] == before["spa"]
         uri = json.loads(state.read_text())["clients"]["billing"]["registration_client_uri"]
         old = httpx.get(uri, headers={"Authorization": f"Bearer {before['billing']}"})
         assert old.status_code == 401

@@ -285,23 +285,21 @@ async def test_a_refresh_token_and_its_grant_survive_a_restart(tmp_path: Path) -
         body = await code_flow(http, nonce="n-1")
     await idp.aclose()
 
-    again = IdP(ISSUER, state_dir=state)
-    async with again.http_client() as http:
-        refreshed = await http.post(
-            "/token",
-            data={"grant_type": "refresh_token", "refresh_token": body["refresh_token"]},
-            auth=("web-app", "web-secret"),
-        )
-        assert refreshed.status_code == 200, refreshed.text
-        assert again.introspect(refreshed.json()["access_token"])["acr"] == "mf"
-        # Rotation was recorded: the old refresh token is used up, also after a restart.
-        await again.aclose()
-        third = IdP(ISSUER, state_dir=state)
-        async with third.http_client() as http3:
-            reused = await http3.post(
+    async def refresh_after_restart() -> httpx.Response:
+        restarted = IdP(ISSUER, state_dir=state)
+        async with restarted.http_client() as http:
+            answer = await http.post(
                 "/token",
                 data={"grant_type": "refresh_token", "refresh_token": body["refresh_token"]},
                 auth=("web-app", "web-secret"),
             )
-        assert reused.status_code == 400 and reused.json()["error"] == "invalid_grant"
-        await third.aclose()
+        if answer.status_code == 200:
+            assert restarted.introspect(answer.json()["access_token"])["acr"] == "mf"
+        await restarted.aclose()
+        return answer
+
+    refreshed = await refresh_after_restart()
+    assert refreshed.status_code == 200, refreshed.text
+    # Rotation was recorded: the old refresh token is used up, also after a restart.
+    reused = await refresh_after_restart()
+    assert reused.status_code == 400 and reused.json()["error"] == "invalid_grant"
