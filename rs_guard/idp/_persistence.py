@@ -175,7 +175,18 @@ class StateDir:
         """Write every file whose snapshot changed since the last write."""
         self._write(MANIFEST, {"created_by": "rs_guard"})
         for kind, owner in self._owners.items():
-            self._write(kind, owner.snapshot())
+            self._write(kind, self._snapshot(owner))
+
+    @staticmethod
+    def _snapshot(owner: Snapshotting) -> Mapping[str, Any]:
+        # A test may change the IdP from Python while a served request saves on the server's
+        # thread: a dict changing size under iteration is retried, not a failed answer.
+        for _ in range(4):
+            try:
+                return owner.snapshot()
+            except RuntimeError:
+                continue
+        return owner.snapshot()
 
     def _write(self, kind: str, data: Mapping[str, Any]) -> None:
         doc = {"format": FORMAT, "issuer": self.issuer, "kind": kind, "data": data}
