@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,6 +38,29 @@ def _load_users(idp: Any, path: str) -> None:
         idp.add_user(user_id, **claims)
 
 
+def _initial_access_tokens(args: argparse.Namespace) -> str | list[str] | None:
+    """--initial-access-token, plus the tokens (whitespace-separated) of each
+    --initial-access-token-env variable: off the command line, which others can read."""
+    tokens = [args.initial_access_token] if args.initial_access_token else []
+    for var in args.initial_access_token_env or []:
+        value = os.environ.get(var, "").split()
+        if not value:
+            raise SystemExit(f"error: --initial-access-token-env: {var} is not set or empty")
+        tokens.extend(value)
+    if not tokens:
+        return None
+    return tokens[0] if len(tokens) == 1 else tokens
+
+
+def _secrets_dir(args: argparse.Namespace) -> str | None:
+    """Where generated secrets of --clients go: as given, else STATE_DIR/client-secrets (the
+    IdP's default), else FILE's directory/STEM.secrets (never the terminal)."""
+    if args.client_secrets_dir or args.state_dir or not args.clients:
+        return str(args.client_secrets_dir) if args.client_secrets_dir else None
+    clients = Path(args.clients)
+    return str(clients.with_name(f"{clients.stem}.secrets"))
+
+
 def _cmd_idp(args: argparse.Namespace) -> int:
     try:
         import uvicorn
@@ -50,6 +74,8 @@ def _cmd_idp(args: argparse.Namespace) -> int:
     keys_path = Path(args.signing_keys) if args.signing_keys else None
     if keys_path is not None and keys_path.exists():
         signing_keys = _load_json(str(keys_path), "signing keys")
+    from rs_guard.errors import ClientsError, ConfigurationError
+
     try:
         idp = IdP(
             issuer,
@@ -57,9 +83,13 @@ def _cmd_idp(args: argparse.Namespace) -> int:
             signing_keys=signing_keys,
             resource_allowlist=args.resource_allowlist,
             dev=args.dev,
-            initial_access_token=args.initial_access_token,
+            initial_access_token=_initial_access_tokens(args),
+            state_dir=args.state_dir,
+            clients_file=args.clients,
+            client_secrets_dir=_secrets_dir(args),
+            rotate_registration_access_token=args.rotate_registration_access_token,
         )
-    except ValueError as exc:
+    except (ValueError, ConfigurationError, ClientsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if keys_path is not None and signing_keys is None:
@@ -96,6 +126,27 @@ def build_parser() -> argparse.ArgumentParser:
     idp.add_argument("--auto-login", metavar="USER[:ACR]", help="skip the login form")
     idp.add_argument("--resource-allowlist", nargs="+", metavar="URI")
     idp.add_argument("--initial-access-token", help="require this token at /register")
+    idp.add_argument(
+        "--initial-access-token-env",
+        action="append",
+        metavar="VAR",
+        help="require one of the tokens in $VAR (whitespace-separated) at /register",
+    )
+    idp.add_argument(
+        "--rotate-registration-access-token",
+        action="store_true",
+        help="issue a new registration access token on each RFC 7592 update",
+    )
+    for flag, metavar, text in (
+        (
+            "--state-dir",
+            "DIR",
+            "keep keys, clients, registrations, users, sessions across restarts",
+        ),
+        ("--clients", "FILE", "clients file (TOML) registered at start, with fixed client ids"),
+        ("--client-secrets-dir", "DIR", "where generated secrets of --clients go"),
+    ):
+        idp.add_argument(flag, metavar=metavar, help=text)
     idp.add_argument("--dev", action="store_true", help="allow http/loopback document URLs")
     idp.add_argument("--log-level", default="info")
     idp.set_defaults(func=_cmd_idp)

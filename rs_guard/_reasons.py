@@ -528,6 +528,50 @@ FAILURE_REASONS: Final[Mapping[str, Reason]] = _freeze(
             "`event_commit_failed` / `event_release_failed`: the replay store failed after the "
             "handlers ran",
         ),
+        # `rs-guard clients` (rs_guard.clients): the `reason` of each ClientsError class.
+        "clients_error": Reason(None, None, "`rs-guard clients`: a refusal or failure"),
+        "clients_file_invalid": Reason(
+            None,
+            None,
+            "`rs-guard clients`: the clients file is unreadable or invalid",
+            "Fix each listed problem (file, client and field are named).",
+        ),
+        "clients_state_invalid": Reason(
+            None, None, "`rs-guard clients`: the state file is unreadable, foreign or unsafe"
+        ),
+        "clients_secret_undelivered": Reason(
+            None,
+            None,
+            "`rs-guard clients`: an issued client secret could not be delivered",
+            "Fix the secrets directory or command and apply again: the secret is retried.",
+        ),
+        "clients_apply_failed": Reason(
+            None,
+            None,
+            "`rs-guard clients apply`: some changes failed (the rest was done)",
+            "Apply again: the state matches what was done, a rerun converges.",
+        ),
+        "clients_server_error": Reason(
+            None, None, "`rs-guard clients`: the authorization server refused or is unreachable"
+        ),
+        "clients_discovery_failed": Reason(
+            None, None, "`rs-guard clients`: no usable registration endpoint"
+        ),
+        "clients_initial_access_token": Reason(
+            None,
+            None,
+            "`rs-guard clients`: registration refused with 401/403 (RFC 7591 §3)",
+            "Set the environment variable the file's `initial_access_token_env` names.",
+        ),
+        "clients_registration_refused": Reason(
+            None, None, "`rs-guard clients`: an RFC 7591 / 7592 error response (400 ...)"
+        ),
+        "clients_registration_access_token_rejected": Reason(
+            None,
+            None,
+            "`rs-guard clients`: the registration access token was refused (401)",
+            "`rs-guard clients import` with a new token, or `forget` and apply again.",
+        ),
     }
 )
 """Reasons of the failure events (`jwks_refresh_failed`, `introspection_failed`, `ppid_failed`,

@@ -22,23 +22,55 @@ Request errors know their RFC 6750 / RFC 9470 error code, HTTP status and a stab
     │   └── EventError                      rs_guard.events: 400, an RFC 8935 error code
     ├── ConfigurationError                  raised at construction: cannot be secure or work
     ├── FetchError                          an IdP document could not be fetched (reason code)
+    │   └── IdPStateError                   rs_guard.idp: the state directory cannot be used
     └── LookupError
         └── UnknownSubject                  rs_guard.ppid: subjects the IdP does not know
 
-Feature errors (PPID translation, security events, replay stores, outbound token clients)
-are appended in their own section at the bottom.
+and, for `rs-guard clients` (rs_guard.clients re-exports them)::
+
+    RSGuardError
+    └── ClientsError                  anything `rs-guard clients` refuses or fails at
+        ├── ClientsFileError          the clients file: unreadable, bad TOML, or invalid metadata
+        │                             (`problems` holds every one found, each naming
+        │                             file/client/field)
+        ├── StateError                the state file: unreadable, of another issuer, or unsafe
+        ├── SecretDeliveryError       an issued secret could not be handed to its sink
+        ├── ApplyError                some clients of an apply failed (the others were done;
+        │                             `result` tells which, and the state matches it)
+        └── RegistrationError         the authorization server refused or could not be reached
+            ├── DiscoveryError            no usable registration endpoint
+            ├── InitialAccessTokenError   RFC 7591 §3: registration refused with 401/403
+            ├── RegistrationRefused       RFC 7591 §3.2.2 / RFC 7592 error response (400 ...)
+            └── AccessTokenRejected       RFC 7592: the registration access token was refused
+
+No message, `repr` or attribute of the clients errors ever carries a registration access
+token, an initial access token or a client secret: they are safe to print and to log.
+
+Feature errors (PPID translation, security events, replay stores, outbound token clients,
+clients as code, the IdP's state directory) are appended in their own section at the bottom.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .clients._apply import ApplyResult
 
 __all__ = [
+    "AccessTokenRejected",
+    "ApplyError",
+    "ClientsError",
+    "ClientsFileError",
     "ConfigurationError",
     "ConversionDenied",
+    "DiscoveryError",
     "EventError",
     "EventInProgress",
     "FetchError",
+    "IdPStateError",
+    "InitialAccessTokenError",
     "InsufficientScope",
     "InsufficientUserAuthentication",
     "IntrospectionUnavailable",
@@ -48,8 +80,12 @@ __all__ = [
     "MissingToken",
     "PPIDUnavailable",
     "RSGuardError",
+    "RegistrationError",
+    "RegistrationRefused",
     "ReplayStoreUnavailable",
+    "SecretDeliveryError",
     "ServerError",
+    "StateError",
     "TokenRequestRefused",
     "TokenServiceUnavailable",
     "UnknownSubject",
@@ -288,3 +324,100 @@ class ReplayStoreUnavailable(ServerError):
 
     reason = "replay_store_unavailable"
     default_description = "The receiver cannot record events right now"
+
+
+# -- the bundled IdP's state directory ----------------------------------------------------
+
+
+class IdPStateError(ConfigurationError):
+    """`IdP(state_dir=...)` / `--state-dir`: the directory is unsafe (group or others may
+    read it), in use by another IdP, corrupt, or belongs to another issuer. Nothing in it is
+    overwritten; the message names the file and the way out."""
+
+
+# -- clients as code (rs_guard.clients re-exports these) ----------------------------------
+
+
+class ClientsError(RSGuardError):
+    """Base of every clients-as-code error; `str(error)` is the full, printable explanation."""
+
+    reason = "clients_error"
+
+    def __init_subclass__(cls, *, reason: str | None = None, **kwargs: object) -> None:
+        # `class X(ClientsError, reason="..."):` sets the stable log/metric code of X.
+        super().__init_subclass__(**kwargs)
+        if reason is not None:
+            cls.reason = reason
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ClientsFileError(ClientsError, reason="clients_file_invalid"):
+    """The clients file cannot be used; `problems` lists each, as `FILE: client "x": field: why`."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        count = len(self.problems)
+        head = "" if count == 1 else f"{count} problems in the clients file:\n"
+        super().__init__(head + "\n".join(self.problems))
+
+
+class StateError(ClientsError, reason="clients_state_invalid"):
+    """The state file is unreadable, malformed, of another server, or unsafe to use."""
+
+
+class SecretDeliveryError(ClientsError, reason="clients_secret_undelivered"):
+    """An issued client secret could not be delivered (the secret itself is never named)."""
+
+
+class RegistrationError(ClientsError, reason="clients_server_error"):
+    """The authorization server refused a request or could not be reached."""
+
+    def __init__(self, message: str, *, client: str | None = None, status: int | None = None):
+        super().__init__(message)
+        self.client = client
+        self.status = status
+
+
+class DiscoveryError(RegistrationError, reason="clients_discovery_failed"):
+    """Discovery failed, or the server has no registration endpoint."""
+
+
+class InitialAccessTokenError(RegistrationError, reason="clients_initial_access_token"):
+    """Registration needs an initial access token (RFC 7591 §3) that is missing or refused."""
+
+
+class RegistrationRefused(RegistrationError, reason="clients_registration_refused"):
+    """The server answered an RFC 7591 / RFC 7592 request with an error (e.g. 400)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        client: str | None = None,
+        status: int | None = None,
+        error: str | None = None,
+        error_description: str | None = None,
+    ) -> None:
+        super().__init__(message, client=client, status=status)
+        self.error = error
+        self.error_description = error_description
+
+
+class AccessTokenRejected(RegistrationError, reason="clients_registration_access_token_rejected"):
+    """RFC 7592 §2: the registration access token was refused (revoked, rotated elsewhere,
+    or the client no longer exists: a server answers all three with 401)."""
+
+
+class ApplyError(ClientsError, reason="clients_apply_failed"):
+    """Some changes of an apply failed; every other change was made and saved in the state,
+    so running apply again converges. `result` is the `ApplyResult` (done and failed)."""
+
+    def __init__(self, message: str, result: ApplyResult) -> None:
+        super().__init__(message)
+        self.result = result

@@ -18,19 +18,10 @@ asyncio.run(main())
 ```
 
 The command line is the same: `rs-guard clients plan|apply|destroy|validate|import|forget`.
-Every error is a `ClientsError` (under `rs_guard.errors.RSGuardError`); see `.errors`.
+Every error is a `ClientsError` (under `rs_guard.errors.RSGuardError`, where the tree is drawn).
 """
 
-from ._apply import ApplyResult, Outcome, apply, destroy
-from ._load import load, parse
-from ._manage import forget, import_client
-from ._model import ClientsFile, ClientSpec, ServerSpec
-from ._plan import ClientChange, FieldChange, Plan
-from ._plan import make_plan as plan
-from ._registrar import Registrar, Registration
-from ._secrets import IssuedSecret, SecretsCommand, SecretsDir, SecretSink
-from ._state import ClientRecord, State
-from .errors import (
+from ..errors import (
     AccessTokenRejected,
     ApplyError,
     ClientsError,
@@ -42,6 +33,15 @@ from .errors import (
     SecretDeliveryError,
     StateError,
 )
+from ._apply import ApplyResult, Outcome, apply, destroy
+from ._load import load, parse
+from ._manage import forget, import_client
+from ._model import ClientsFile, ClientSpec, ServerSpec
+from ._plan import ClientChange, FieldChange, Plan
+from ._plan import make_plan as plan
+from ._registrar import Registrar, Registration
+from ._secrets import IssuedSecret, SecretsCommand, SecretsDir, SecretSink
+from ._state import ClientRecord, State
 
 __all__ = [
     "AccessTokenRejected",

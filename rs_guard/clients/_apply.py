@@ -7,12 +7,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import AccessTokenRejected, ApplyError, ClientsError, SecretDeliveryError
 from ._model import DEFAULT_AUTH_METHOD, SECRET_METHODS, ClientsFile
 from ._plan import ClientChange, Plan, answered_fields, follow, make_plan, recovery, same
 from ._registrar import Registrar, Registration
 from ._secrets import IssuedSecret, SecretSink
 from ._state import ClientRecord, State
-from .errors import AccessTokenRejected, ApplyError, ClientsError, SecretDeliveryError
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from ..errors import ApplyError, ClientsError, InitialAccessTokenError
 from ._apply import ApplyResult, apply
 from ._load import load
 from ._manage import forget, import_client
@@ -24,7 +25,6 @@ from ._plan import Plan, make_plan
 from ._registrar import Registrar
 from ._secrets import SecretsCommand, SecretsDir, SecretSink
 from ._state import State
-from .errors import ApplyError, ClientsError, InitialAccessTokenError
 
 EXIT_ERROR = 1
 EXIT_CHANGES = 2

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..errors import ClientsFileError
 from ._model import ClientsFile, ClientSpec, ServerSpec
 from ._validate import KNOWN_MEMBERS, SERVER_ISSUED, MetadataRules, check_web_url
-from .errors import ClientsFileError
 
 # A local name is also a file name (--secrets-dir) and a command argument: keep it plain.
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from ..errors import AccessTokenRejected, ClientsError, StateError
 from ._model import ClientsFile
 from ._plan import follow
 from ._registrar import Registrar
 from ._state import ClientRecord, State
 from ._validate import check_web_url
-from .errors import AccessTokenRejected, ClientsError, StateError
 
 
 async def import_client(

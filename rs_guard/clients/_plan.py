@@ -20,11 +20,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..errors import AccessTokenRejected, StateError
 from ._model import ClientsFile
 from ._registrar import Registrar, Registration
 from ._secrets import secret_hash
 from ._state import ClientRecord, State
-from .errors import AccessTokenRejected, StateError
 
 Action = Literal["create", "update", "delete", "none"]
 FieldAction = Literal["add", "change", "remove"]

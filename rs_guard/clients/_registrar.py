@@ -11,16 +11,16 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ._model import ServerSpec
-from ._validate import SERVER_ISSUED as ISSUED
-from ._validate import check_web_url
-from .errors import (
+from ..errors import (
     AccessTokenRejected,
     DiscoveryError,
     InitialAccessTokenError,
     RegistrationError,
     RegistrationRefused,
 )
+from ._model import ServerSpec
+from ._validate import SERVER_ISSUED as ISSUED
+from ._validate import check_web_url
 
 MAX_ANSWER_BYTES = 1024 * 1024
 VSCHARS = re.compile(r"[\x20-\x7e]{1,2048}")

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from ..errors import SecretDeliveryError, StateError
 from ._state import write_private
-from .errors import SecretDeliveryError, StateError
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..errors import StateError
 from ._model import ClientsFile
-from .errors import StateError
 
 FORMAT = "rs_guard.clients.state/1"
 MAX_STATE_BYTES = 16 * 1024 * 1024

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -129,3 +129,27 @@ class ClientRegistry:
     def view(self) -> Mapping[str, Client]:
         """A read-only view of client id -> registered Client."""
         return MappingProxyType(self._clients)
+
+    # ----- persistence (see _persistence.py) ------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """Every registered client (secrets as issued, registration access tokens by hash);
+        metadata-document clients are a cache and are fetched again."""
+        return {"clients": [asdict(c) for c in self._clients.values()]}
+
+    def restore(self, doc: dict[str, Any]) -> None:
+        """Replace the registered clients with a snapshot's (ValueError when it is not one)."""
+        names = {f.name for f in fields(Client)}
+        clients: dict[str, Client] = {}
+        for entry in doc.get("clients") or []:
+            if not isinstance(entry, dict) or not isinstance(entry.get("client_id"), str):
+                raise ValueError("clients: each entry needs a client_id")
+            unknown = set(entry) - names
+            if unknown:
+                raise ValueError(f"clients: unknown member(s) {', '.join(sorted(unknown))}")
+            try:
+                client = Client(**entry)
+            except TypeError as exc:
+                raise ValueError(f"clients: {entry['client_id']!r}: {exc}") from None
+            clients[client.client_id] = client
+        self._clients = clients

@@ -223,3 +223,35 @@ class KeyStore:
         except (jwt.PyJWTError, ValueError):
             return None
         return claims
+
+    # ----- persistence (see _persistence.py) ------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """Every published key (private half included) and which one signs for each alg."""
+        keys = self.private_jwks()["keys"]
+        created = {k.kid: k.created_at for k in self._keys.values()}
+        for jwk in keys:
+            jwk["created_at"] = created[jwk["kid"]]
+        return {"keys": keys, "active": dict(self._active)}
+
+    def restore(self, doc: dict[str, Any]) -> None:
+        """Replace the keys with a snapshot's (ValueError when it is not one)."""
+        keys, active = doc.get("keys"), doc.get("active")
+        if not isinstance(keys, list) or not isinstance(active, dict):
+            raise ValueError("keys: expected 'keys' and 'active'")
+        previous = (self._keys, self._active)
+        self._keys, self._active = {}, {}
+        try:
+            created = {
+                str(k.get("kid")): k.pop("created_at", None) for k in keys if isinstance(k, dict)
+            }
+            self._load({"keys": keys})
+            for kid, at in created.items():
+                if kid in self._keys and isinstance(at, int | float):
+                    self._keys[kid].created_at = float(at)
+            if not all(isinstance(k, str) and k in self._keys for k in active.values()):
+                raise ValueError("keys: an active key is not among the keys")
+            self._active = {str(alg): str(kid) for alg, kid in active.items()}
+        except Exception:
+            self._keys, self._active = previous
+            raise

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from ._users import ACR_AMR, UserDirectory
 from ._util import random_token
@@ -97,3 +98,26 @@ class Sessions:
         if entry is None or entry[0] < self._now():
             return None
         return entry[1]
+
+    # ----- persistence (see _persistence.py) ------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """The session, the login script and the consents (open login forms are not kept:
+        they live ten minutes and the browser simply starts again)."""
+        return {
+            "session": asdict(self.session) if self.session is not None else None,
+            "login_script": asdict(self.login_script) if self.login_script is not None else None,
+            "consents": sorted([user, client] for user, client in self.consents),
+        }
+
+    def restore(self, doc: dict[str, Any]) -> None:
+        """Replace the sessions with a snapshot's (ValueError when it is not one)."""
+        try:
+            session = doc.get("session")
+            script = doc.get("login_script")
+            consents = {(str(u), str(c)) for u, c in doc.get("consents") or []}
+            self.session = Session(**session) if session is not None else None
+            self.login_script = LoginScript(**script) if script is not None else None
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"sessions: {exc}") from None
+        self.consents = consents

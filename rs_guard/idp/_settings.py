@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import hmac
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from ._initial_tokens import InitialAccessTokens
 from ._resources import validate_resources
 
 
@@ -33,6 +35,11 @@ class Settings:
     refresh_token_lifetime: int = 86_400
     access_token_lifetime: int = 300
     rotate_secrets_on_update: bool = False
+    # RFC 7592 §2.2: the server may issue a new registration access token on an update.
+    rotate_registration_access_token: bool = False
+    # More initial access tokens (several, one-time, expiring, or a validator) than the one
+    # string of `initial_access_token`; built by the IdP with its clock.
+    initial_access_tokens: InitialAccessTokens | None = field(default=None, repr=False)
 
     @property
     def path_prefix(self) -> str:
@@ -50,3 +57,17 @@ class Settings:
     def validate_resources(self, uris: Sequence[str]) -> list[str]:
         """RFC 8707 checks against the IdP's allow-list."""
         return validate_resources(uris, self.resource_allowlist)
+
+    def registration_needs_token(self) -> bool:
+        """RFC 7591 §3: whether /register demands an initial access token."""
+        tokens = self.initial_access_tokens
+        return self.initial_access_token is not None or (tokens is not None and tokens.required)
+
+    def accept_initial_access_token(self, presented: str) -> bool:
+        """True when `presented` is an initial access token /register accepts now."""
+        if self.initial_access_token is not None and hmac.compare_digest(
+            presented.encode(), self.initial_access_token.encode()
+        ):
+            return True
+        tokens = self.initial_access_tokens
+        return tokens is not None and bool(presented) and tokens.accept(presented)

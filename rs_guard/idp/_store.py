@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ._claims import ClaimSpec
 from ._keys import KeyStore
 from ._records import AccessTokenRecord, AuthorizationCode, Grant, RefreshTokenRecord
 from ._util import random_token, token_hash
@@ -165,3 +166,134 @@ class TokenStore:
         self._assertion_jtis = {k: v for k, v in self._assertion_jtis.items() if v > now}
         live = len(self._access) + len(self._codes) + len(self._refresh)
         self._prune_at = max(PRUNE_AT, 2 * live)
+
+    # ----- persistence (see _persistence.py) ------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """What must survive a restart: unexpired access- and refresh-token records (by hash,
+        so introspection, refresh and revocation go on), their grants, deleted client ids and
+        seen assertion ids. Authorization codes are not kept: they live a minute, and a code
+        in flight at a restart fails with invalid_grant (the user signs in again)."""
+        now = self._now()
+        access = {k: v for k, v in self._access.items() if v.expires_at > now}
+        refresh = {k: v for k, v in self._refresh.items() if v.expires_at > now}
+        grant_ids = {r.grant.grant_id for r in refresh.values()}
+        grant_ids |= {r.grant_id for r in access.values() if r.grant_id is not None}
+        return {
+            "grants": [_grant_doc(g) for g in self._grants.values() if g.grant_id in grant_ids],
+            "access": [{"hash": k, **_plain(v)} for k, v in access.items()],
+            "refresh": [
+                {
+                    "hash": k,
+                    "grant_id": r.grant.grant_id,
+                    "scope": r.scope,
+                    "issued_at": r.issued_at,
+                    "expires_at": r.expires_at,
+                    "used": r.used,
+                    "revoked": r.revoked,
+                }
+                for k, r in refresh.items()
+            ],
+            "dead_clients": sorted(self._dead_clients),
+            "assertion_ids": {k: v for k, v in self._assertion_jtis.items() if v > now},
+        }
+
+    def restore(self, doc: dict[str, Any]) -> None:
+        """Replace the records with a snapshot's (ValueError when it is not one)."""
+        try:
+            grants = {g.grant_id: g for g in map(_grant_from, doc.get("grants") or [])}
+            access = {
+                e["hash"]: AccessTokenRecord(**{k: v for k, v in e.items() if k != "hash"})
+                for e in doc.get("access") or []
+            }
+            refresh = {
+                e["hash"]: RefreshTokenRecord(
+                    grants[e["grant_id"]],
+                    list(e["scope"]),
+                    int(e["issued_at"]),
+                    int(e["expires_at"]),
+                    bool(e["used"]),
+                    bool(e["revoked"]),
+                )
+                for e in doc.get("refresh") or []
+            }
+            dead = {str(c) for c in doc.get("dead_clients") or []}
+            jtis = {str(k): int(v) for k, v in (doc.get("assertion_ids") or {}).items()}
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"tokens: malformed record ({exc!r})") from None
+        self._grants, self._access, self._refresh = grants, access, refresh
+        self._dead_clients, self._assertion_jtis = dead, jtis
+        self._codes = {}
+
+
+def _plain(record: AccessTokenRecord) -> dict[str, Any]:
+    return {
+        "jti": record.jti,
+        "claims": record.claims,
+        "client_id": record.client_id,
+        "user_id": record.user_id,
+        "expires_at": record.expires_at,
+        "grant_id": record.grant_id,
+        "revoked": record.revoked,
+    }
+
+
+def _grant_doc(grant: Grant) -> dict[str, Any]:
+    claims = grant.claims_request
+    return {
+        "grant_id": grant.grant_id,
+        "client_id": grant.client_id,
+        "user_id": grant.user_id,
+        "scope": grant.scope,
+        "resources": grant.resources,
+        "acr": grant.acr,
+        "amr": grant.amr,
+        "auth_time": grant.auth_time,
+        "nonce": grant.nonce,
+        "claims_request": {
+            "userinfo": {n: _spec_doc(c) for n, c in claims.userinfo.items()},
+            "id_token": {n: _spec_doc(c) for n, c in claims.id_token.items()},
+        },
+        "revoked": grant.revoked,
+    }
+
+
+def _spec_doc(spec: ClaimSpec) -> dict[str, Any]:
+    values = list(spec.values) if spec.values is not None else None
+    return {
+        "essential": spec.essential,
+        "value": spec.value,
+        "has_value": spec.has_value,
+        "values": values,
+    }
+
+
+def _grant_from(doc: dict[str, Any]) -> Grant:
+    from ._claims import ClaimsRequest
+
+    def specs(part: dict[str, Any]) -> dict[str, ClaimSpec]:
+        out = {}
+        for name, spec in part.items():
+            values = spec.get("values")
+            out[str(name)] = ClaimSpec(
+                bool(spec["essential"]),
+                spec.get("value"),
+                bool(spec["has_value"]),
+                tuple(values) if values is not None else None,
+            )
+        return out
+
+    request = doc["claims_request"]
+    return Grant(
+        grant_id=str(doc["grant_id"]),
+        client_id=str(doc["client_id"]),
+        user_id=doc["user_id"],
+        scope=list(doc["scope"]),
+        resources=list(doc["resources"]),
+        acr=doc["acr"],
+        amr=doc["amr"],
+        auth_time=doc["auth_time"],
+        nonce=doc["nonce"],
+        claims_request=ClaimsRequest(specs(request["userinfo"]), specs(request["id_token"])),
+        revoked=bool(doc["revoked"]),
+    )

@@ -3,9 +3,10 @@ which client may convert subjects from or into which other client's namespace.""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ._util import b64url
 
@@ -55,6 +56,26 @@ class SubjectMapper:
                 if self.pairwise(client.sector, uid) == sub:
                     return uid
         return user_id
+
+    # ----- persistence (see _persistence.py) ------------------------------------------------
+
+    def snapshot(self) -> dict[str, str]:
+        """The pairwise secret: without it every pairwise `sub` changes at a restart."""
+        return {"pairwise_secret": b64url(self._secret)}
+
+    def restore(self, doc: dict[str, Any]) -> None:
+        """Take the pairwise secret of a snapshot (ValueError when it is not one)."""
+        raw = doc.get("pairwise_secret")
+        if not isinstance(raw, str):
+            raise ValueError("subjects: pairwise_secret missing")
+        try:
+            secret = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+        except ValueError:
+            raise ValueError("subjects: pairwise_secret is not base64url") from None
+        if len(secret) < 16:
+            raise ValueError("subjects: pairwise_secret is too short")
+        self._secret = secret
+        self._reverse.clear()
 
 
 class ConversionPolicy:

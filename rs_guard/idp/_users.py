@@ -89,3 +89,32 @@ class UserDirectory:
     def view(self) -> Mapping[str, User]:
         """A read-only view of user id -> User."""
         return MappingProxyType(self._users)
+
+    # ----- persistence (see _persistence.py) ------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """Every user with its claims (JSON values, as given to `add`)."""
+        return {
+            "users": [
+                {
+                    "user_id": u.user_id,
+                    "claims": u.claims,
+                    "phone_verification": u.phone_verification,
+                }
+                for u in self._users.values()
+            ]
+        }
+
+    def restore(self, doc: dict[str, Any]) -> None:
+        """Replace the users with a snapshot's (ValueError when it is not one)."""
+        users: dict[str, User] = {}
+        for entry in doc.get("users") or []:
+            if not isinstance(entry, dict) or not isinstance(entry.get("user_id"), str):
+                raise ValueError("users: each entry needs a user_id")
+            claims = entry.get("claims") or {}
+            if not isinstance(claims, dict):
+                raise ValueError(f"users: claims of {entry['user_id']!r} must be an object")
+            users[entry["user_id"]] = User(
+                entry["user_id"], dict(claims), bool(entry.get("phone_verification", False))
+            )
+        self._users = users

@@ -5,6 +5,7 @@ use. State lives in the services (`_store`, `_clients`, `_users`, `_sessions`, `
 from __future__ import annotations
 
 import functools
+import os
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
@@ -17,10 +18,13 @@ from starlette.routing import Route
 
 from ._client_metadata import python_client
 from ._clients import Client
+from ._clients_file import ClientsFileLoader
 from ._events import EventService
 from ._faults import Faults, FaultyTransport
+from ._initial_tokens import InitialAccessTokens, start_state
 from ._keys import KeyStore
 from ._minting import TokenMinter
+from ._persistence import SaveOnResponse, StateDir
 from ._routes import FAULT_SWITCHES, build_app, handler
 from ._services import Services
 from ._sessions import Session
@@ -59,6 +63,7 @@ class IdP:
     refresh_token_lifetime = _Setting[int]()
     access_token_lifetime = _Setting[int]()
     rotate_secrets_on_update = _Setting[bool]()
+    rotate_registration_access_token = _Setting[bool]()
 
     def __init__(
         self,
@@ -70,19 +75,25 @@ class IdP:
         dev: bool = False,
         http_client: httpx.AsyncClient | None = None,
         clock: Callable[[], float] = time.time,
-        initial_access_token: str | None = None,
+        initial_access_token: str | Sequence[str] | Callable[[str], bool] | None = None,
         pairwise_secret: bytes | None = None,
         default_audience: str | None = None,
         code_lifetime: int = 60,
         refresh_token_lifetime: int = 86_400,
         access_token_lifetime: int = 300,
+        state_dir: str | os.PathLike[str] | None = None,
+        clients_file: str | os.PathLike[str] | None = None,
+        client_secrets_dir: str | os.PathLike[str] | None = None,
+        rotate_registration_access_token: bool = False,
     ) -> None:
         issuer = check_issuer(issuer)
         self.settings = Settings(
             issuer,
             dev=dev,
             clock=clock,
-            initial_access_token=initial_access_token,
+            initial_access_token=initial_access_token
+            if isinstance(initial_access_token, str)
+            else None,
             default_audience=default_audience or issuer,
             resource_allowlist=list(resource_allowlist) if resource_allowlist else None,
             code_lifetime=code_lifetime,
@@ -107,6 +118,33 @@ class IdP:
         # POST /ppid/convert: decides which clients may convert subjects.
         self.ppid_policy: ConversionPolicy = s.ppid_policy
         self.faults = Faults(FAULT_SWITCHES)
+        self.clients_file = ClientsFileLoader(self.services.clients, issuer)
+        self._state: StateDir | None = start_state(
+            self, initial_access_token, state_dir, clients_file, client_secrets_dir
+        )
+        self.settings.rotate_registration_access_token = rotate_registration_access_token
+
+    # ----- state directory (see _persistence.py) ---------------------------------------------
+
+    @property
+    def initial_access_tokens(self) -> InitialAccessTokens:
+        """The RFC 7591 §3 initial access tokens /register accepts (add, issue, revoke)."""
+        tokens = self.settings.initial_access_tokens
+        assert tokens is not None
+        return tokens
+
+    def save_state(self) -> None:
+        """Write what changed to the state directory now (no-op without one). HTTP requests
+        save by themselves before answering; call this after changes made from Python."""
+        if self._state is not None:
+            self._state.save()
+
+    def close_state(self) -> None:
+        """Save and release the state directory (another IdP may then use it)."""
+        if self._state is not None:
+            self._state.save()
+            self._state.close()
+            self._state = None
 
     @functools.cached_property
     def app(self) -> Starlette:
@@ -115,7 +153,10 @@ class IdP:
         Built on first use: most tests only mint tokens from Python, and the routes are the
         largest part of an IdP's start-up.
         """
-        return build_app(self.path_prefix, self.services, self.faults)
+        app = build_app(self.path_prefix, self.services, self.faults)
+        if self._state is not None:
+            app.add_middleware(SaveOnResponse, save=self.save_state)
+        return app
 
     # ----- wiring ---------------------------------------------------------------------------
 
@@ -146,7 +187,9 @@ class IdP:
         return self.services.fetcher.client()
 
     async def aclose(self) -> None:
-        """Close the outbound client the IdP created for itself, if any."""
+        """Close the outbound client the IdP created for itself, if any, and save and
+        release the state directory."""
+        self.close_state()
         await self.services.fetcher.aclose()
 
     def now(self) -> int:

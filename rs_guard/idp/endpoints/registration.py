@@ -83,9 +83,9 @@ def _response(ctx: RegistrationContext, client: Client, rat: str | None, status:
 
 async def register(ctx: RegistrationContext, request: Request) -> Response:
     """POST /register: create a client from its metadata."""
-    if ctx.settings.initial_access_token is not None:
+    if ctx.settings.registration_needs_token():
         presented = _bearer(request) or ""
-        if not hmac.compare_digest(presented.encode(), ctx.settings.initial_access_token.encode()):
+        if not ctx.settings.accept_initial_access_token(presented):
             raise _unauthorized(
                 "a valid initial access token is required", _bearer(request) is not None
             )
@@ -107,6 +107,17 @@ def _managed_client(ctx: RegistrationContext, request: Request) -> Client:
     client_id = request.path_params.get("client_id", "")
     presented = _bearer(request)
     client = ctx.clients.registered(client_id)
+    if (
+        presented is not None
+        and client is not None
+        and client.registration_access_token_hash is None
+    ):
+        # Registered from the IdP's clients file or its Python API: no registration access
+        # token exists for it, so none is valid (RFC 7592 §2: 401 invalid_token).
+        raise _unauthorized(
+            "this client is not managed through RFC 7592: it comes from the IdP's clients "
+            "file or its Python API; change it there"
+        )
     if (
         presented is None
         or client is None
@@ -148,5 +159,10 @@ async def manage(ctx: RegistrationContext, request: Request) -> Response:
         secret = random_token(32) if rotate else client.client_secret
     updated = build_client(client.client_id, secret, meta, issued_at=client.client_id_issued_at)
     updated.registration_access_token_hash = client.registration_access_token_hash
+    rat: str | None = None
+    if ctx.settings.rotate_registration_access_token:
+        # RFC 7592 §2.2: a new token in the response; the old one stops working at once.
+        rat = random_token(32)
+        updated.registration_access_token_hash = token_hash(rat)
     ctx.clients.add(updated)
-    return _response(ctx, updated, None, 200)
+    return _response(ctx, updated, rat, 200)
