@@ -97,7 +97,7 @@ class ConversionClient:
         try:
             return await self.target.url()
         except FetchError as exc:
-            raise self.unavailable(f"ppid_discovery_{exc}") from None
+            raise self.unavailable(reason=f"ppid_discovery_{exc}") from None
 
     async def _call(
         self, from_client: str, to_client: str, batch: list[str], deadline: float
@@ -118,7 +118,7 @@ class ConversionClient:
         if status == 403:
             emit(self._observer, "ppid_denied", from_client=from_client, to_client=to_client)
             raise ConversionDenied(retry_after=self.retry_after)
-        raise self.unavailable(f"ppid_http_{status}", retry_after)
+        raise self.unavailable(reason=f"ppid_http_{status}", retry_after=retry_after)
 
     async def _post(
         self, url: str, token: str, payload: dict[str, Any]
@@ -133,7 +133,7 @@ class ConversionClient:
                 headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
             )
         except FetchError as exc:
-            raise self.unavailable(f"ppid_{exc}") from None
+            raise self.unavailable(reason=f"ppid_{exc}") from None
         retry_after = parse_retry_after(answer.headers.get("retry-after"))
         return answer.status, answer.body or {}, retry_after
 
