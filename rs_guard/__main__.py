@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     idp.add_argument("--dev", action="store_true", help="allow http/loopback document URLs")
     idp.add_argument("--log-level", default="info")
     idp.set_defaults(func=_cmd_idp)
+    from rs_guard.clients._cli import add_parser as add_clients_parser
+
+    add_clients_parser(sub)
     return parser
 
 
