@@ -42,6 +42,7 @@ TOP_LEVEL_AWAIT = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
 _FENCE = re.compile(r"^```python\s*$")
 _DIRECTIVE = re.compile(r"^<!--\s*(not-run|pytest|file:\s*([\w./-]+\.py))\s*-->\s*$")
 
+
 @dataclass(frozen=True)
 class Block:
     """One ```python block of a page."""
@@ -241,9 +242,7 @@ def test_the_options_table_is_the_signature() -> None:
     }
     page = (DOCS / "reference" / "options.md").read_text(encoding="utf-8")
     rows = [line for line in page.splitlines() if line.startswith("| `")]
-    documented = {
-        name for row in rows for name in re.findall(r"`(\w+)`", row.split("|")[1])
-    }
+    documented = {name for row in rows for name in re.findall(r"`(\w+)`", row.split("|")[1])}
     assert keywords - documented == set(), "keywords missing from options.md"
     assert documented - keywords == set(), "options.md rows that are no keyword"
 
