@@ -8,7 +8,7 @@ from typing import Self
 import httpx
 
 from ._http import DEFAULT_TIMEOUT
-from .discovery import ServerMetadata
+from .discovery import ServerEndpoint, ServerMetadata
 from .errors import ConfigurationError
 from .keys import JWKSCache
 from .observe import Observer
@@ -92,3 +92,42 @@ def refuse_beside_server(
         raise ConfigurationError(
             f"{owner}: server= cannot be combined with {', '.join(clash)}: the server gives them"
         )
+
+
+def locate_endpoint(
+    owner: str,
+    name: str,
+    *,
+    url: str | None = None,
+    server: AuthorizationServer | None = None,
+    issuer: str | None = None,
+    metadata: ServerMetadata | None = None,
+    http_client: httpx.AsyncClient | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    observer: Observer | None = None,
+) -> ServerEndpoint:
+    """The endpoint `name` (a metadata member such as "token_endpoint") of the issuer a
+    feature (`owner`, for error messages) was configured with, the one way every feature reads
+    its configuration: the shared `server`'s metadata and client; else `metadata` given, or one
+    made for `issuer` (closed with the endpoint); `url` overrides the member.
+
+    ConfigurationError when `server=` comes with what it already gives, or nothing names the
+    endpoint at all.
+    """
+    owned = False
+    if server is not None:
+        refuse_beside_server(owner, server, issuer, metadata=metadata, http_client=http_client)
+        metadata = server.metadata
+    elif metadata is None and issuer is not None:
+        metadata = ServerMetadata(issuer, http_client=http_client, observer=observer)
+        owned = True
+    if url is None and metadata is None:
+        raise ConfigurationError(f"{owner}: give server=, issuer=, metadata= or the {name}")
+    return ServerEndpoint(
+        name,
+        url=url,
+        metadata=metadata,
+        http_client=http_client,
+        timeout=timeout,
+        owns_metadata=owned,
+    )

@@ -28,7 +28,7 @@ class ClientCredentials(TokenSource):
     the token endpoint: `server=` (an `AuthorizationServer` shared with the guard), or
     `issuer=` / `metadata=` / `token_endpoint=` with `http_client=`; and `auth_method=`,
     `timeout=` (the whole request), `refresh_margin=`, `observer=`, `clock=` (see
-    `TokenEndpointClient` for the defaults).
+    `EndpointOptions` for the defaults).
     """
 
     def __init__(

@@ -25,7 +25,7 @@ from typing import Literal, overload
 import httpx
 
 from .._async import MicroBatcher, SingleFlight
-from ..discovery import ServerEndpoint, ServerMetadata
+from ..discovery import ServerMetadata
 from ..errors import (
     ConfigurationError,
     ConversionDenied,
@@ -35,8 +35,7 @@ from ..errors import (
 )
 from ..observe import Observer, emit
 from ..outbound import ClientCredentials
-from ..outbound._token_endpoint import resolve_metadata
-from ..server import AuthorizationServer
+from ..server import AuthorizationServer, locate_endpoint
 from ._cache import ConversionCache, Key, Pair
 from ._client import MAX_SUBJECT_CHARS, ConversionClient
 
@@ -116,24 +115,29 @@ class PPIDTranslator:
             raise ConfigurationError("cache_size, cache_ttl and timeout must be positive")
         if stale_for < 0 or negative_ttl < 0 or batch_window < 0:
             raise ConfigurationError("stale_for, negative_ttl and batch_window must be >= 0")
-        metadata = resolve_metadata(
+        self.target = locate_endpoint(
             "PPIDTranslator",
-            server,
+            "ppid_conversion_endpoint",
+            url=conversion_endpoint,
+            server=server,
             issuer=issuer,
             metadata=metadata,
             http_client=http_client,
+            timeout=timeout,
             observer=observer,
         )
-        if conversion_endpoint is None and metadata is None:
-            raise ConfigurationError("give the server, the issuer, its metadata or the endpoint")
         if token_source is None:
             if client_secret is None:
                 raise ConfigurationError("a client secret (or a token_source) is required")
+            # The same issuer context: a server's, else the one document the conversion
+            # endpoint reads (discovered once for both endpoints).
+            shared = self.target.metadata if server is None else None
             token_source = ClientCredentials(
                 client_id=client_id,
                 client_secret=client_secret,
                 server=server,
-                metadata=metadata if token_endpoint is None and server is None else None,
+                issuer=issuer if server is None and shared is None else None,
+                metadata=shared,
                 token_endpoint=token_endpoint,
                 http_client=http_client,
                 scope=scope,
@@ -144,13 +148,6 @@ class PPIDTranslator:
         self.client_tokens = client_tokens
         self.timeout = timeout
         self.tokens = token_source
-        self.target = ServerEndpoint(
-            "ppid_conversion_endpoint",
-            url=conversion_endpoint,
-            metadata=metadata,
-            http_client=http_client,
-            timeout=timeout,
-        )
         self._client = ConversionClient(
             self.target, token_source, scope=scope, retry_after=retry_after, observer=observer
         )

@@ -273,6 +273,10 @@ def _emitted() -> tuple[set[str], set[str], set[str]]:
     for path in (ROOT / "rs_guard").rglob("*.py"):
         if path.name == "_reasons.py":
             continue
+        if "clients" in path.relative_to(ROOT / "rs_guard").parts:
+            # TODO(lead): `rs-guard clients` error reasons are a CLI's exit reasons, not
+            # answers of the guard; they have no table in the registry yet (#18).
+            continue
         text = path.read_text(encoding="utf-8")
         literal |= set(re.findall(r'\breason\s*=\s*"([a-z0-9_]+)"', text))
         # reason="jwks_" + str(exc), reason=f"ppid_http_{status}": documented as families.
