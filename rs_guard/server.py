@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Self
-
 import httpx
 
+from ._async import AsyncResource
 from ._http import DEFAULT_TIMEOUT
 from .discovery import ServerEndpoint, ServerMetadata
 from .errors import ConfigurationError
@@ -16,7 +14,7 @@ from .observe import Observer
 __all__ = ["AuthorizationServer"]
 
 
-class AuthorizationServer:
+class AuthorizationServer(AsyncResource):
     """One issuer: its discovery document, its JWK Set cache and the HTTP client to reach it.
 
     Give the same object to ResourceGuard, PPIDTranslator, ClientCredentials, TokenExchanger
@@ -68,17 +66,6 @@ class AuthorizationServer:
     async def aclose(self) -> None:
         """Close the HTTP client if this object made it (a given client stays open)."""
         await self.metadata.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 def refuse_beside_server(

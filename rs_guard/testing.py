@@ -44,7 +44,6 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal
 
 import anyio
@@ -573,12 +572,7 @@ class LoopbackServer:
             # that would only end the thread, unreported: __enter__ reports it instead.
             self._startup_failed = True
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self._stop_thread()
 
     def _stop_thread(self) -> None:
@@ -604,13 +598,9 @@ class LoopbackServer:
             raise
         return self.url
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._stop_task(report=exc is None)
+    async def __aexit__(self, *exc_info: object) -> None:
+        # The server's own failure is reported only when no other error is on its way.
+        await self._stop_task(report=exc_info[1] is None)
 
     async def _serve(self) -> None:
         try:
