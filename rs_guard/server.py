@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import httpx
 
 from ._async import AsyncResource
@@ -81,26 +83,36 @@ def refuse_beside_server(
         )
 
 
+class IssuerOptions(TypedDict, total=False):
+    """How a feature names its issuer, the keywords PPIDTranslator, ClientCredentials and
+    TokenExchanger share: the shared `server` (an `AuthorizationServer`), or `issuer` (its
+    metadata is discovered) or its `metadata`, with the `http_client` to call it."""
+
+    server: AuthorizationServer | None
+    issuer: str | None
+    metadata: ServerMetadata | None
+    http_client: httpx.AsyncClient | None
+
+
 def locate_endpoint(
     owner: str,
     name: str,
+    where: IssuerOptions,
     *,
     url: str | None = None,
-    server: AuthorizationServer | None = None,
-    issuer: str | None = None,
-    metadata: ServerMetadata | None = None,
-    http_client: httpx.AsyncClient | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     observer: Observer | None = None,
 ) -> ServerEndpoint:
     """The endpoint `name` (a metadata member such as "token_endpoint") of the issuer a
     feature (`owner`, for error messages) was configured with, the one way every feature reads
-    its configuration: the shared `server`'s metadata and client; else `metadata` given, or one
-    made for `issuer` (closed with the endpoint); `url` overrides the member.
+    its configuration: the shared server's metadata and client; else the metadata given, or one
+    made for the issuer (closed with the endpoint); `url` overrides the member.
 
     ConfigurationError when `server=` comes with what it already gives, or nothing names the
     endpoint at all.
     """
+    server, issuer = where.get("server"), where.get("issuer")
+    metadata, http_client = where.get("metadata"), where.get("http_client")
     owned = False
     if server is not None:
         refuse_beside_server(owner, server, issuer, metadata=metadata, http_client=http_client)

@@ -13,7 +13,7 @@ import base64
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypedDict, Unpack
+from typing import Any, Literal, Unpack
 from urllib.parse import quote_plus
 
 import httpx
@@ -22,10 +22,9 @@ from cachetools import TLRUCache
 from .._async import SingleFlight
 from .._http import FetchError, request_json
 from .._scopes import split_scope
-from ..discovery import ServerMetadata
 from ..errors import ConfigurationError, TokenServiceUnavailable
 from ..observe import Observer, emit
-from ..server import AuthorizationServer, locate_endpoint
+from ..server import IssuerOptions, locate_endpoint
 
 _MAX_RESPONSE_BYTES = 64 * 1024
 # Used when the IdP omits expires_in (RFC 6749 §5.1 only recommends it): assume a short life.
@@ -34,21 +33,17 @@ _DEFAULT_LIFETIME = 60.0
 AuthMethod = Literal["client_secret_basic", "client_secret_post"]
 
 
-class EndpointOptions(TypedDict, total=False):
+class EndpointOptions(IssuerOptions, total=False):
     """How to reach the token endpoint; the keywords `ClientCredentials` and `TokenExchanger`
     pass on to `TokenEndpointClient`.
 
-    `server` (an `AuthorizationServer`), or `issuer` / `metadata` / `token_endpoint` with
-    `http_client`; `auth_method` ("client_secret_basic", or "client_secret_post"), `timeout`
-    (5 s, the whole request), `refresh_margin` (30 s before expiry a cached token is renewed),
-    `observer`, `clock` (`time.time`).
+    The issuer (`server`, or `issuer` / `metadata` with `http_client`, see `IssuerOptions`) or
+    the `token_endpoint` outright; `auth_method` ("client_secret_basic", or
+    "client_secret_post"), `timeout` (5 s, the whole request), `refresh_margin` (30 s before
+    expiry a cached token is renewed), `observer`, `clock` (`time.time`).
     """
 
-    server: AuthorizationServer | None
-    issuer: str | None
     token_endpoint: str | None
-    metadata: ServerMetadata | None
-    http_client: httpx.AsyncClient | None
     auth_method: AuthMethod
     timeout: float
     refresh_margin: float
@@ -121,11 +116,8 @@ class TokenEndpointClient:
         self.target = locate_endpoint(
             type(self).__name__,
             "token_endpoint",
+            options,
             url=options.get("token_endpoint"),
-            server=options.get("server"),
-            issuer=options.get("issuer"),
-            metadata=options.get("metadata"),
-            http_client=options.get("http_client"),
             timeout=self.timeout,
             observer=self.observer,
         )

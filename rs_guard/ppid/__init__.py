@@ -20,12 +20,11 @@ import asyncio
 import time
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
-from typing import Literal, overload
+from typing import Literal, Unpack, overload
 
 import httpx
 
 from .._async import MicroBatcher, SingleFlight
-from ..discovery import ServerMetadata
 from ..errors import (
     ConfigurationError,
     ConversionDenied,
@@ -35,7 +34,7 @@ from ..errors import (
 )
 from ..observe import Observer, emit
 from ..outbound import ClientCredentials
-from ..server import AuthorizationServer, locate_endpoint
+from ..server import IssuerOptions, locate_endpoint
 from ._cache import ConversionCache, Key, Pair
 from ._client import MAX_SUBJECT_CHARS, ConversionClient
 
@@ -84,10 +83,6 @@ class PPIDTranslator:
         *,
         client_id: str,
         client_secret: str | None = None,
-        server: AuthorizationServer | None = None,
-        issuer: str | None = None,
-        metadata: ServerMetadata | None = None,
-        http_client: httpx.AsyncClient | None = None,
         conversion_endpoint: str | None = None,
         token_endpoint: str | None = None,
         token_source: ClientCredentials | None = None,
@@ -104,6 +99,7 @@ class PPIDTranslator:
         client_tokens: ClientTokens = "reject",
         observer: Observer | None = None,
         clock: Callable[[], float] = time.monotonic,
+        **where: Unpack[IssuerOptions],
     ) -> None:
         if not client_id:
             raise ConfigurationError("client_id is this resource's own client id at the IdP")
@@ -118,28 +114,26 @@ class PPIDTranslator:
         self.target = locate_endpoint(
             "PPIDTranslator",
             "ppid_conversion_endpoint",
+            where,
             url=conversion_endpoint,
-            server=server,
-            issuer=issuer,
-            metadata=metadata,
-            http_client=http_client,
             timeout=timeout,
             observer=observer,
         )
         if token_source is None:
             if client_secret is None:
                 raise ConfigurationError("a client secret (or a token_source) is required")
-            # The same issuer context: a server's, else the one document the conversion
-            # endpoint reads (discovered once for both endpoints).
+            # The same issuer context for both endpoints: the server's, else the one document
+            # the conversion endpoint reads (discovered once), else what was given.
+            server = where.get("server")
             shared = self.target.metadata if server is None else None
             token_source = ClientCredentials(
                 client_id=client_id,
                 client_secret=client_secret,
                 server=server,
-                issuer=issuer if server is None and shared is None else None,
+                issuer=where.get("issuer") if server is None and shared is None else None,
                 metadata=shared,
                 token_endpoint=token_endpoint,
-                http_client=http_client,
+                http_client=where.get("http_client"),
                 scope=scope,
                 timeout=timeout,
                 observer=observer,
