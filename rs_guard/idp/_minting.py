@@ -45,6 +45,14 @@ class TokenOptions(TypedDict, total=False):
     alg: str | None
 
 
+class IDTokenOptions(TokenOptions, total=False):
+    """An ID token's own: the authorization request's `nonce`, and the `access_token` issued
+    with it (for `at_hash`)."""
+
+    nonce: str | None
+    access_token: str | None
+
+
 def _add_authentication(payload: dict[str, Any], options: TokenOptions) -> None:
     """Add the authentication event's members that were given (RFC 9068 §2.2.1, OIDC §2)."""
     acr, auth_time, amr = options.get("acr"), options.get("auth_time"), options.get("amr")
@@ -125,15 +133,7 @@ class TokenMinter:
         self._tokens.record_access(token, record)
         return token
 
-    def id_token(
-        self,
-        user_id: str,
-        *,
-        client_id: str,
-        nonce: str | None = None,
-        access_token: str | None = None,
-        **options: Unpack[TokenOptions],
-    ) -> str:
+    def id_token(self, user_id: str, *, client_id: str, **options: Unpack[IDTokenOptions]) -> str:
         """Mint an OIDC ID token (typ JWT, aud = azp = client_id), signed with the client's alg."""
         settings = self._settings
         if user_id not in self._users:
@@ -153,6 +153,7 @@ class TokenMinter:
             "exp": now + (settings.access_token_lifetime if lifetime is None else lifetime),
             "iat": now,
         }
+        nonce, access_token = options.get("nonce"), options.get("access_token")
         if nonce is not None:
             payload["nonce"] = nonce
         _add_authentication(payload, options)

@@ -54,6 +54,14 @@ MAX_BATCH = 100
 ClientTokens = Literal["reject", "keep"]
 
 
+class PPIDEndpoints(IssuerOptions, total=False):
+    """Where a PPIDTranslator finds the IdP: the issuer (`IssuerOptions`), whose metadata names
+    both endpoints, or the `conversion_endpoint` and `token_endpoint` given outright."""
+
+    conversion_endpoint: str | None
+    token_endpoint: str | None
+
+
 class PPIDTranslator:
     """Converts subjects between the callers' namespaces and this resource's own, via the IdP.
 
@@ -83,8 +91,6 @@ class PPIDTranslator:
         *,
         client_id: str,
         client_secret: str | None = None,
-        conversion_endpoint: str | None = None,
-        token_endpoint: str | None = None,
         token_source: ClientCredentials | None = None,
         scope: str = SCOPE,
         cache_size: int = 100_000,
@@ -99,7 +105,7 @@ class PPIDTranslator:
         client_tokens: ClientTokens = "reject",
         observer: Observer | None = None,
         clock: Callable[[], float] = time.monotonic,
-        **where: Unpack[IssuerOptions],
+        **where: Unpack[PPIDEndpoints],
     ) -> None:
         if not client_id:
             raise ConfigurationError("client_id is this resource's own client id at the IdP")
@@ -115,7 +121,7 @@ class PPIDTranslator:
             "PPIDTranslator",
             "ppid_conversion_endpoint",
             where,
-            url=conversion_endpoint,
+            url=where.get("conversion_endpoint"),
             timeout=timeout,
             observer=observer,
         )
@@ -132,7 +138,7 @@ class PPIDTranslator:
                 server=server,
                 issuer=where.get("issuer") if server is None and shared is None else None,
                 metadata=shared,
-                token_endpoint=token_endpoint,
+                token_endpoint=where.get("token_endpoint"),
                 http_client=where.get("http_client"),
                 scope=scope,
                 timeout=timeout,
