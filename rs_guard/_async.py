@@ -1,10 +1,11 @@
-"""Asynchronous plumbing shared by the core and the features: single flight, micro-batching."""
+"""Asynchronous plumbing shared by the core and the features: single flight, micro-batching,
+`async with` for objects that close what they made."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Hashable, Mapping
-from typing import Generic, TypeVar
+from typing import Generic, Self, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -157,3 +158,16 @@ class MicroBatcher(Generic[G, K, R]):
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class AsyncResource:
+    """`async with obj:` for an object whose `aclose()` releases what it made (HTTP clients)."""
+
+    async def aclose(self) -> None:
+        """Release what this object made; subclasses say what."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()

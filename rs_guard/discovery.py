@@ -129,6 +129,7 @@ class ServerEndpoint:
         metadata: ServerMetadata | None = None,
         http_client: httpx.AsyncClient | None = None,
         timeout: float = 5.0,
+        owns_metadata: bool = False,
     ) -> None:
         self.name = name
         self._url = url
@@ -136,6 +137,8 @@ class ServerEndpoint:
         self._client = http_client
         self._own_client: httpx.AsyncClient | None = None
         self._timeout = timeout
+        # A document made for this endpoint alone (from an issuer) is closed with it.
+        self._owns_metadata = owns_metadata
 
     @property
     def http_client(self) -> httpx.AsyncClient:
@@ -157,7 +160,9 @@ class ServerEndpoint:
         return await self.metadata.endpoint(self.name)
 
     async def aclose(self) -> None:
-        """Close the HTTP client made for this endpoint, if one was."""
+        """Close the HTTP client made for this endpoint (or its own metadata), if one was."""
         if self._own_client is not None:
             await self._own_client.aclose()
             self._own_client = None
+        if self._owns_metadata and self.metadata is not None:
+            await self.metadata.aclose()
