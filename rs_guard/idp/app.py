@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from . import _ssf as ssf_events
 from ._client_metadata import python_client
 from ._clients import Client
 from ._events import EventService
@@ -25,6 +26,7 @@ from ._routes import FAULT_SWITCHES, build_app, handler
 from ._services import Services
 from ._sessions import Session
 from ._settings import Settings, check_issuer
+from ._ssf import SignalTransmitter
 from ._store import TokenStore
 from ._subjects import ConversionPolicy, SubjectMapper
 from ._users import User
@@ -106,6 +108,8 @@ class IdP:
         self.events: EventService = s.events
         # POST /ppid/convert: decides which clients may convert subjects.
         self.ppid_policy: ConversionPolicy = s.ppid_policy
+        # SSF transmitter: streams, verification, CAEP/RISC events (rs_guard.ssf receives).
+        self.ssf: SignalTransmitter = s.ssf
         self.faults = Faults(FAULT_SWITCHES)
 
     @functools.cached_property
@@ -223,8 +227,40 @@ class IdP:
         return self.services.sessions.login_as(user_id, acr, amr, **options)
 
     def logout(self) -> None:
-        """End the session and the login script: the next authorization shows the login form."""
+        """End the session and the login script: the next authorization shows the login form.
+
+        SSF receivers are sent a CAEP session-revoked event about the signed-in user.
+        """
+        session = self.services.sessions.session
         self.services.sessions.logout()
+        if session is not None:
+            self.ssf.emit(ssf_events.SESSION_REVOKED, session.user_id)
+
+    def disable_user(self, user_id: str, reason: str | None = None) -> None:
+        """Tell SSF receivers the account is disabled (RISC account-disabled; `reason`:
+        hijacking, bulk-account), ending the browser session if it is theirs."""
+        if self.session is not None and self.session.user_id == user_id:
+            self.services.sessions.logout()
+        self.ssf.emit(ssf_events.ACCOUNT_DISABLED, user_id, {"reason": reason} if reason else {})
+
+    def change_credential(
+        self, user_id: str, credential_type: str = "password", change_type: str = "update"
+    ) -> None:
+        """Tell SSF receivers a credential changed (CAEP credential-change)."""
+        payload = {"credential_type": credential_type, "change_type": change_type}
+        self.ssf.emit(ssf_events.CREDENTIAL_CHANGE, user_id, payload)
+
+    def change_assurance_level(
+        self, user_id: str, current_level: str, previous_level: str, *, namespace: str = "RFC8176"
+    ) -> None:
+        """Tell SSF receivers the user's assurance level went down (CAEP assurance-level-change)."""
+        payload = {
+            "namespace": namespace,
+            "current_level": current_level,
+            "previous_level": previous_level,
+            "change_direction": "decrease",
+        }
+        self.ssf.emit(ssf_events.ASSURANCE_LEVEL_CHANGE, user_id, payload)
 
     def script_phone_verification(self, user_id: str, succeeds: bool = True) -> None:
         """Decide whether `user_id` passes an in-flow phone verification when one is demanded.
