@@ -19,7 +19,16 @@ from starlette.routing import Route
 from ..errors import ConfigurationError, EventError, RSGuardError
 from ..events import EventReceiver, EventVerifier, HandlerFailed, SecurityEvent
 from ..observe import Observer, emit
-from .revocations import AUTHENTICATED, EMAIL, ISSUED, SESSION, SID, STEP_UP, MemoryRevocations
+from .revocations import (
+    AUTHENTICATED,
+    EMAIL,
+    ISSUED,
+    JTI,
+    SESSION,
+    SID,
+    STEP_UP,
+    MemoryRevocations,
+)
 from .subjects import Target, targets
 
 if TYPE_CHECKING:
@@ -179,7 +188,9 @@ class SignalReceiver:
         store = self.revocations
         if target.jti is not None:
             if reaction is Reaction.REVALIDATE:
-                await store.revalidate("jti:" + target.jti)
+                await store.revalidate(JTI + target.jti)
+            elif reaction in _KIND:
+                await store.revoke(JTI + target.jti, ISSUED, cutoff)
             return
         subject = await self._local(target.subject) if target.subject is not None else None
         if reaction is Reaction.REVALIDATE:

@@ -36,6 +36,9 @@ EMAIL = "email:"
 """Prefix of a subject key naming a user by email address (matched with the `email` claim)."""
 SID = "sid:"
 """Prefix of a subject key naming a session only (matched with the `sid` claim)."""
+JTI = "jti:"
+"""Prefix of a subject key naming one token (matched with the `jti` claim)."""
+_INDIRECT = ((EMAIL, "email"), (SID, "sid"), (JTI, "jti"))
 DEFAULT_MAX_TOKEN_LIFETIME = 24 * 3600.0
 DEFAULT_MAX_ENTRIES = 100_000
 
@@ -163,9 +166,9 @@ class MemoryRevocations:
                 )
 
     def _check_indirect(self, access: AccessToken, requirement: Requirement | None) -> None:
-        """Entries naming a user by email, or a session by id alone."""
+        """Entries naming a user by email, a session by id alone, or one token."""
         claims = access.claims
-        for prefix, claim in ((EMAIL, "email"), (SID, "sid")):
+        for prefix, claim in _INDIRECT:
             value = claims.get(claim)
             if isinstance(value, str):
                 entry = self._entries.get(prefix + (value.lower() if claim == "email" else value))
@@ -196,7 +199,7 @@ class MemoryRevocations:
                 logger.error("revocation table full (%d subjects)", len(self._entries))
                 raise ServerError(retry_after=30, reason="revocations_full")
             entry = self._entries[subject] = Revocation()
-            if subject.startswith((EMAIL, SID)):
+            if subject.startswith((EMAIL, SID, JTI)):
                 self._indirect += 1
         changed = entry.raise_cutoff(kind, cutoff)
         entry.expires = max(entry.expires, cutoff + self.max_token_lifetime)
@@ -216,8 +219,8 @@ class MemoryRevocations:
 
     def forget_cached(self, subject: str) -> int:
         """Drop this process's cached results whose subject (or `jti:<id>`) matches."""
-        if subject.startswith("jti:"):
-            jti = subject[4:]
+        if subject.startswith(JTI):
+            jti = subject[len(JTI) :]
             return sum(c.forget_where(lambda a: a.jti == jti) for c in self._caches)
         if subject.startswith(EMAIL):
             email = subject[len(EMAIL) :]
@@ -241,6 +244,6 @@ class MemoryRevocations:
         expired = [s for s, e in self._entries.items() if e.expires <= now]
         for subject in expired:
             del self._entries[subject]
-            if subject.startswith((EMAIL, SID)):
+            if subject.startswith((EMAIL, SID, JTI)):
                 self._indirect -= 1
         return bool(expired)
