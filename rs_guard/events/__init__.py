@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..errors import EventError, EventInProgress, ReplayStoreUnavailable
 from ..jwt import DEFAULT_ALGORITHMS
-from .receiver import SET_MEDIA_TYPE, EventHandler, EventReceiver, HandlerFailed
+from .receiver import SET_MEDIA_TYPE, EventHandler, EventReceiver
 from .replay import MemoryReplayStore, RedisReplayStore, ReplayState, ReplayStore
 from .verifier import SET_TYPE, EventVerifier, SecurityEvent
 
@@ -23,7 +23,6 @@ __all__ = [
     "EventInProgress",
     "EventReceiver",
     "EventVerifier",
-    "HandlerFailed",
     "MemoryReplayStore",
     "RedisReplayStore",
     "ReplayState",

@@ -83,10 +83,10 @@ ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec("ssf-configuration", "/.well-known/ssf-configuration", "ssf:configuration",
               ("GET",), "ssf", well_known=True),
     RouteSpec("ssf/stream", "/ssf/stream", "ssf:stream",
-              ("GET", "POST", "PATCH", "PUT", "DELETE"), "ssf"),
-    RouteSpec("ssf/status", "/ssf/status", "ssf:status", _GET_POST, "ssf"),
-    RouteSpec("ssf/verify", "/ssf/verify", "ssf:verify", _POST, "ssf"),
-    RouteSpec("ssf/poll/{stream_id}", "/ssf/poll/{stream_id}", "ssf:poll", _POST, "ssf"),
+              ("GET", "POST", "PATCH", "PUT", "DELETE"), None),
+    RouteSpec("ssf/status", "/ssf/status", "ssf:status", _GET_POST, None),
+    RouteSpec("ssf/verify", "/ssf/verify", "ssf:verify", _POST, None),
+    RouteSpec("ssf/poll/{stream_id}", "/ssf/poll/{stream_id}", "ssf:poll", _POST, "ssf_poll"),
 )
 # fmt: on
 FAULT_SWITCHES: tuple[str, ...] = tuple(r.fault for r in ROUTES if r.fault is not None)

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 from starlette.routing import Route
 
 from ..errors import ConfigurationError, EventError, RSGuardError
-from ..events import EventReceiver, EventVerifier, HandlerFailed, SecurityEvent
+from ..events import EventReceiver, EventVerifier, SecurityEvent
+from ..events.receiver import HandlerFailed
 from ..observe import Observer, emit
 from .revocations import (
     AUTHENTICATED,

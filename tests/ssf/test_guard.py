@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from rs_guard.idp import IdP
-from rs_guard.ssf import POLL, MemoryRevocations, Reaction
+from rs_guard.ssf import ACCOUNT_DISABLED, POLL, SESSION_REVOKED, MemoryRevocations, Reaction
 from tests.events.conftest import LocalNet
 from tests.support import Clock
 
@@ -40,9 +39,7 @@ async def test_session_revoked_can_refuse_by_authentication_time(
         idp,
         clock,
         MemoryRevocations(clock=clock),
-        reactions={
-            "https://schemas.openid.net/secevent/caep/event-type/session-revoked": "refuse_authenticated"
-        },
+        reactions={SESSION_REVOKED: "refuse_authenticated"},
     )
     net.add("api.example", svc.app)
     await connect(
@@ -158,8 +155,6 @@ async def test_poll_delivery(idp: IdP, clock: Clock, net: LocalNet) -> None:
 
 
 async def test_stream_management(idp: IdP, clock: Clock, service: Service) -> None:
-    from .conftest import connect as _connect  # noqa: F401
-
     stream = idp.ssf.stream_of(RECEIVER)
     assert stream is not None
     transmitter_stream = idp.ssf.config(stream)
@@ -190,9 +185,7 @@ async def test_reactions_are_configurable(idp: IdP, clock: Clock, net: LocalNet)
         idp,
         clock,
         MemoryRevocations(clock=clock),
-        reactions={
-            "https://schemas.openid.net/secevent/risc/event-type/account-disabled": Reaction.IGNORE
-        },
+        reactions={ACCOUNT_DISABLED: Reaction.IGNORE},
     )
     net.add("api.example", svc.app)
     await connect(
@@ -205,6 +198,3 @@ async def test_reactions_are_configurable(idp: IdP, clock: Clock, net: LocalNet)
     await idp.ssf.drain()
     assert (await svc.get(token)).status_code == 200
     await svc.aclose()
-
-
-def _unused(_: httpx.Response) -> None: ...
