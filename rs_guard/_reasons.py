@@ -381,7 +381,7 @@ REASONS: Final[Mapping[str, Reason]] = _freeze(
             "invalid_token",
             '`RedisRevocations(on_outage="refuse")`: Redis is unreachable and the token was '
             "issued before the outage began",
-            "bring Redis back; or choose `on_outage=\"serve\"`",
+            'bring Redis back; or choose `on_outage="serve"`',
         ),
     }
 )
