@@ -152,7 +152,8 @@ class MemoryRevocations:
 
     def check(self, access: AccessToken, requirement: Requirement | None) -> None:
         """Refuse `access` if its subject was revoked; costs one dict lookup otherwise."""
-        entry = self._entries.get(access.local_subject or access.subject)
+        # `claims.get("sub")`, not `access.subject`: a property call and a str() fewer.
+        entry = self._entries.get(access.local_subject or access.claims.get("sub"))  # type: ignore[arg-type]
         if entry is not None:
             entry.enforce(access, requirement)
         if self._indirect:
