@@ -31,21 +31,21 @@ POLL = "urn:ietf:rfc:8936"
 SCOPE = "ssf"
 _CAEP = "https://schemas.openid.net/secevent/caep/event-type/"
 _RISC = "https://schemas.openid.net/secevent/risc/event-type/"
-SESSION_REVOKED = _CAEP + "session-revoked"
-CREDENTIAL_CHANGE = _CAEP + "credential-change"
-ASSURANCE_LEVEL_CHANGE = _CAEP + "assurance-level-change"
-TOKEN_CLAIMS_CHANGE = _CAEP + "token-claims-change"
-ACCOUNT_DISABLED = _RISC + "account-disabled"
-ACCOUNT_PURGED = _RISC + "account-purged"
-VERIFICATION = "https://schemas.openid.net/secevent/ssf/event-type/verification"
 EVENTS_SUPPORTED = (
+    *(_CAEP + name for name in ("session-revoked", "credential-change")),
+    *(_CAEP + name for name in ("assurance-level-change", "token-claims-change")),
+    *(_RISC + name for name in ("account-disabled", "account-purged")),
+)
+"""What the transmitter sends: the events by which it takes access away."""
+(
     SESSION_REVOKED,
     CREDENTIAL_CHANGE,
     ASSURANCE_LEVEL_CHANGE,
     TOKEN_CLAIMS_CHANGE,
     ACCOUNT_DISABLED,
     ACCOUNT_PURGED,
-)
+) = EVENTS_SUPPORTED
+VERIFICATION = "https://schemas.openid.net/secevent/ssf/event-type/verification"
 MAX_QUEUE = 10_000
 
 

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal
 
+from .._redis import redis_client
 from ..errors import ConfigurationError, ServerError
 from ..observe import Observer, emit
 from .revocations import DEFAULT_MAX_ENTRIES, DEFAULT_MAX_TOKEN_LIFETIME, MemoryRevocations
@@ -74,36 +75,19 @@ class RedisRevocations(MemoryRevocations):
         observer: Observer | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        try:
-            # Imported here: redis is an optional extra and the core must import without it.
-            import redis.asyncio as redis_asyncio
-            import redis.exceptions as redis_exceptions
-        except ImportError:  # pragma: no cover - depends on the environment
-            raise ConfigurationError(
-                "RedisRevocations needs the redis package: pip install 'rs_guard[redis]'"
-            ) from None
-        if (client is None) == (url is None):
-            raise ConfigurationError("give RedisRevocations either a client or a url")
         if on_outage not in ("serve", "refuse"):
             raise ConfigurationError('on_outage must be "serve" or "refuse"')
         super().__init__(
             max_token_lifetime=max_token_lifetime, max_entries=max_entries, clock=clock
         )
-        self._owns_client = client is None
-        if url is not None:
-            client = redis_asyncio.Redis.from_url(
-                url, socket_timeout=timeout, socket_connect_timeout=timeout
-            )
+        client, self._owns_client, self._errors = redis_client(
+            "RedisRevocations", client, url, timeout
+        )
         self.client = client
         self.prefix, self.channel, self.on_outage = prefix, channel, on_outage
         self.reconnect_delay = reconnect_delay
         self.outage_log_interval = outage_log_interval
         self._observer = observer
-        self._errors: tuple[type[BaseException], ...] = (
-            redis_exceptions.RedisError,
-            OSError,
-            TimeoutError,
-        )
         self._raise = client.register_script(_RAISE)
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
