@@ -51,6 +51,7 @@ class Service:
         revocations: MemoryRevocations,
         *,
         host: str = "api.example",
+        guard_options: dict[str, Any] | None = None,
         **receiver_options: Any,
     ) -> None:
         self.revocations = revocations
@@ -80,6 +81,7 @@ class Service:
             public_paths=["/ssf/events"],
             revocations=revocations,
             clock=clock,
+            **(guard_options or {}),
         )
         self.app = self.guard
         self.client = httpx.AsyncClient(
