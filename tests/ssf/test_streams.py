@@ -197,11 +197,6 @@ def pairwise_setup(idp: IdP) -> None:
     idp.events.backoff = 0.01
 
 
-@pytest.fixture
-def idp_setup_pairwise() -> Any:
-    return pairwise_setup
-
-
 async def test_pairwise_subjects_match_in_the_resources_namespace(
     clock: Clock, net: LocalNet, idp_options: dict[str, Any]
 ) -> None:
@@ -215,11 +210,10 @@ async def test_pairwise_subjects_match_in_the_resources_namespace(
         idp,
         clock,
         MemoryRevocations(clock=clock),
+        guard_options={"subject_translator": translator},  # a pairwise resource
         subject_translator=translator,
         subject_client=APP,
     )
-    svc.guard.subject_translator = translator  # the guard translates too (a pairwise resource)
-    svc.guard._hot = None
     net.add("api.example", svc.app)
     web_sub = idp.subject_for("alice", APP)
     api_sub = idp.subject_for("alice", RECEIVER)
