@@ -201,6 +201,23 @@ class SignalTransmitter:
             sent += 1
         return sent
 
+    def credential_changed(self, user_id: str, credential_type: str, change: str = "update") -> int:
+        """CAEP credential-change about `user_id`."""
+        payload = {"credential_type": credential_type, "change_type": change}
+        return self.emit(CREDENTIAL_CHANGE, user_id, payload)
+
+    def assurance_lowered(
+        self, user_id: str, current: str, previous: str, namespace: str = "RFC8176"
+    ) -> int:
+        """CAEP assurance-level-change (decrease) about `user_id`."""
+        payload = {
+            "namespace": namespace,
+            "current_level": current,
+            "previous_level": previous,
+            "change_direction": "decrease",
+        }
+        return self.emit(ASSURANCE_LEVEL_CHANGE, user_id, payload)
+
     def token_revoked(self, user_id: str | None, jti: str | None) -> None:
         """A token was revoked here: a whole grant ends the user's session (session-revoked
         about the user); one access token is named by its `jti` (`jwt_id` subject)."""

@@ -237,30 +237,18 @@ class IdP:
             self.ssf.emit(ssf_events.SESSION_REVOKED, session.user_id)
 
     def disable_user(self, user_id: str, reason: str | None = None) -> None:
-        """Tell SSF receivers the account is disabled (RISC account-disabled; `reason`:
-        hijacking, bulk-account), ending the browser session if it is theirs."""
+        """RISC account-disabled to SSF receivers (`reason`: hijacking, bulk-account)."""
         if self.session is not None and self.session.user_id == user_id:
             self.services.sessions.logout()
         self.ssf.emit(ssf_events.ACCOUNT_DISABLED, user_id, {"reason": reason} if reason else {})
 
-    def change_credential(
-        self, user_id: str, credential_type: str = "password", change_type: str = "update"
-    ) -> None:
-        """Tell SSF receivers a credential changed (CAEP credential-change)."""
-        payload = {"credential_type": credential_type, "change_type": change_type}
-        self.ssf.emit(ssf_events.CREDENTIAL_CHANGE, user_id, payload)
+    def change_credential(self, user_id: str, credential_type: str = "password") -> None:
+        """CAEP credential-change (`change_type` update) to SSF receivers."""
+        self.ssf.credential_changed(user_id, credential_type)
 
-    def change_assurance_level(
-        self, user_id: str, current_level: str, previous_level: str, *, namespace: str = "RFC8176"
-    ) -> None:
-        """Tell SSF receivers the user's assurance level went down (CAEP assurance-level-change)."""
-        payload = {
-            "namespace": namespace,
-            "current_level": current_level,
-            "previous_level": previous_level,
-            "change_direction": "decrease",
-        }
-        self.ssf.emit(ssf_events.ASSURANCE_LEVEL_CHANGE, user_id, payload)
+    def change_assurance_level(self, user_id: str, current: str, previous: str) -> None:
+        """CAEP assurance-level-change (decrease, namespace RFC8176) to SSF receivers."""
+        self.ssf.assurance_lowered(user_id, current, previous)
 
     def script_phone_verification(self, user_id: str, succeeds: bool = True) -> None:
         """Decide whether `user_id` passes an in-flow phone verification when one is demanded.
