@@ -4,7 +4,7 @@ Two guards over the same app, tokens and cache state, one with `revocations=Memo
 holding `--revoked` other subjects (so the lookup is a real dict probe that misses), one
 without. Each round calls both guards as ASGI apps (no HTTP client in the measured path) with
 `--requests` cached tokens, alternating which goes first; the figure is the median difference
-per request. Also times `MemoryRevocations.check` alone. Run:
+per request (requests interleaved one by one). Also times `MemoryRevocations.check` alone. Run:
 `.venv/bin/python benchmarks/revocations.py [--requests 4000] [--rounds 30] [--revoked 10000]`.
 """
 
@@ -49,6 +49,24 @@ async def run(guard: ResourceGuard, scopes: list[Scope]) -> float:
     return elapsed
 
 
+async def interleaved(
+    plain: ResourceGuard, checked: ResourceGuard, scopes: list[Scope]
+) -> tuple[float, float]:
+    """Seconds spent in each guard over the same requests, one of each at a time."""
+
+    async def send(message: Message) -> None:
+        pass
+
+    clock = time.perf_counter
+    spent = {id(plain): 0.0, id(checked): 0.0}
+    for i, scope in enumerate(scopes):
+        for guard in (plain, checked) if i % 2 else (checked, plain):
+            started = clock()
+            await guard(dict(scope), receive, send)
+            spent[id(guard)] += clock() - started
+    return spent[id(plain)], spent[id(checked)]
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=4_000)
@@ -80,16 +98,22 @@ async def main() -> None:
         }
         for t in tokens
     ]
-    for guard in (plain, checked):
+    # The control: a second guard configured exactly like `plain`. What it "costs" is the
+    # noise floor of this machine, against which the figure above is to be read.
+    twin = ResourceGuard(endpoint, resource=API, issuer=ISSUER, http_client=idp.http_client())
+    for guard in (plain, checked, twin):
         await run(guard, scopes)  # warm: every token validated and cached
     diffs: list[float] = []
+    noise: list[float] = []
     plain_us: list[float] = []
-    for round_ in range(args.rounds):
-        order = (plain, checked) if round_ % 2 == 0 else (checked, plain)
-        times = {id(g): await run(g, scopes) for g in order}
-        p, c = times[id(plain)], times[id(checked)]
+    for _ in range(args.rounds):
+        # Interleaved request by request, alternating which guard goes first, so that drift
+        # in a machine shared with other work falls on both alike.
+        p, c = await interleaved(plain, checked, scopes)
         plain_us.append(p / len(scopes) * 1e6)
         diffs.append((c - p) / len(scopes) * 1e6)
+        p, t = await interleaved(plain, twin, scopes)
+        noise.append((t - p) / len(scopes) * 1e6)
 
     access = plain.validator.cached(tokens[0])  # type: ignore[attr-defined]
     assert access is not None
@@ -105,6 +129,7 @@ async def main() -> None:
         f"revocations= on the warm path:  {statistics.median(diffs):+.3f} us/request "
         f"(median of {args.rounds} rounds; {args.revoked} other subjects revoked)"
     )
+    print(f"identical guards (noise floor): {statistics.median(noise):+.3f} us/request")
     print(f"MemoryRevocations.check alone:  {alone:.3f} us/call")
     await idp.aclose()
 
