@@ -198,3 +198,34 @@ async def test_reactions_are_configurable(idp: IdP, clock: Clock, net: LocalNet)
     await idp.ssf.drain()
     assert (await svc.get(token)).status_code == 200
     await svc.aclose()
+
+
+async def test_poll_reports_refused_sets_and_acknowledges_good_ones(
+    idp: IdP, clock: Clock, net: LocalNet
+) -> None:
+    svc = Service(idp, clock, MemoryRevocations(clock=clock))
+    transmitter, stream = await connect(idp, svc, delivery=None)
+    record = idp.ssf.streams[stream.stream_id]
+    forged = idp.keys.sign(
+        {
+            "iss": "https://evil.example",
+            "aud": RECEIVER,
+            "iat": idp.now(),
+            "jti": "bad-1",
+            "sub_id": {"format": "opaque", "id": "x"},
+            "events": {SESSION_REVOKED: {}},
+        },
+        typ="secevent+jwt",
+    )
+    record.queue["bad-1"] = forged
+    idp.disable_user("alice")
+    assert await svc.receiver.poll(transmitter, stream) == 1
+    assert record.errors == {
+        "bad-1": {
+            "err": "invalid_issuer",
+            "description": "The event was not issued by the expected issuer",
+        }
+    }
+    assert not record.queue
+    assert svc.revocations.get("alice") is not None
+    await svc.aclose()
