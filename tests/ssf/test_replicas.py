@@ -163,3 +163,37 @@ async def _tick() -> None:
     import asyncio
 
     await asyncio.sleep(0.001)
+
+
+async def test_recovery_after_redis_comes_back(
+    idp: IdP, clock: Clock, make_store: Callable[..., RedisRevocations]
+) -> None:
+    import asyncio
+    import shutil
+    import subprocess
+
+    binary = shutil.which("redis-server")
+    assert binary is not None  # the redis_url fixture already skipped otherwise
+    port = free_port()
+    store = make_store(
+        url=f"redis://127.0.0.1:{port}/0", timeout=0.2, reconnect_delay=0.05, on_outage="refuse"
+    )
+    await store.start(wait=0.3)
+    assert store.outage_since is not None
+    proc = await asyncio.create_subprocess_exec(
+        *[binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        started = time.perf_counter()
+        while store.outage_since is not None:
+            assert time.perf_counter() - started < 10, "the listener never reconnected"
+            await asyncio.sleep(0.02)
+        svc = Service(idp, clock, store)
+        assert (await svc.get(access_token(idp))).status_code == 200  # refusing no more
+        await svc.aclose()
+    finally:
+        await store.aclose()
+        proc.terminate()
+        await asyncio.wait_for(proc.wait(), 5)
