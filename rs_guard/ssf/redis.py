@@ -36,7 +36,9 @@ local current = redis.call('GET', KEYS[1])
 if current then
   local old = cjson.decode(current)
   if tonumber(old[3]) >= tonumber(ARGV[2]) then
-    redis.call('PEXPIRE', KEYS[1], ARGV[3], 'GT')
+    if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then
+      redis.call('PEXPIRE', KEYS[1], ARGV[3])  -- never shorten (no 'GT': Redis 6 too)
+    end
     return 0
   end
 end

@@ -197,3 +197,18 @@ async def test_recovery_after_redis_comes_back(
         await store.aclose()
         proc.terminate()
         await asyncio.wait_for(proc.wait(), 5)
+
+
+async def test_an_older_cutoff_never_moves_the_shared_one_back(
+    clock: Clock, make_store: Callable[..., RedisRevocations]
+) -> None:
+    store = make_store()
+    await store.start()
+    assert await store.revoke("alice", "issued", clock.now)
+    assert not await store.revoke("alice", "issued", clock.now - 100)
+    late = make_store()
+    await late.start()
+    entry = late.get("alice")
+    assert entry is not None and entry.issued == clock.now
+    ttl = await store.client.pttl(store.key("alice", "issued"))
+    assert ttl > (store.max_token_lifetime - 5) * 1000
