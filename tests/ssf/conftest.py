@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from rs_guard import Requirement, ResourceGuard
+from rs_guard.decorators import check, exception_handlers
 from rs_guard.events import EventVerifier
 from rs_guard.idp import IdP
 from rs_guard.outbound import ClientCredentials
@@ -39,6 +40,12 @@ ALL_EVENTS = [
 
 async def data(request: Request) -> JSONResponse:
     return JSONResponse({"sub": request.user.identity})
+
+
+async def pay(request: Request) -> JSONResponse:
+    # A level only the handler decides on (rs_guard.check), as for a large payment.
+    check(request, Requirement(acr_values=("mfa",)))
+    return JSONResponse({"paid": True})
 
 
 class Service:
@@ -68,8 +75,10 @@ class Service:
             routes=[
                 Route("/data", data),
                 Route("/strong", data),
+                Route("/pay", pay),
                 self.receiver.route("/ssf/events"),
-            ]
+            ],
+            exception_handlers=exception_handlers,
         )
         self.guard = ResourceGuard(
             inner,

@@ -95,6 +95,8 @@ async def test_assurance_level_down_asks_for_step_up(
     challenge = answer.headers["www-authenticate"]
     assert 'error="insufficient_user_authentication"' in challenge
     assert 'acr_values="mfa"' in challenge
+    # A level a handler asks for itself (rs_guard.check) is refused the same way.
+    assert (await service.get(strong, "/pay")).status_code == 401
     # Routes that need no particular level keep working with the same token.
     assert (await service.get(strong, "/data")).status_code == 200
     # A fresh strong authentication passes.
