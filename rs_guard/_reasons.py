@@ -355,6 +355,41 @@ REASONS: Final[Mapping[str, Reason]] = _freeze(
         "server_error": Reason(
             503, None, "the IdP could not be asked", "retry after `Retry-After`"
         ),
+        # continuous access evaluation (rs_guard.ssf): the guard's `revocations=`
+        "subject_revoked": Reason(
+            401,
+            "invalid_token",
+            "an SSF event (CAEP session-revoked, RISC account-disabled / account-purged, a "
+            "revoked token) refused the subject's tokens issued at or before it",
+            "sign in again: tokens issued after the event are accepted",
+        ),
+        "credential_changed": Reason(
+            401,
+            "invalid_token",
+            "CAEP credential-change (or `refuse_authenticated`): the token's `auth_time` is "
+            "not newer than the event",
+            "authenticate again",
+        ),
+        "session_revoked": Reason(
+            401,
+            "invalid_token",
+            "CAEP session-revoked named the token's session (`sid`)",
+            "sign in again",
+        ),
+        "assurance_lowered": Reason(
+            401,
+            "insufficient_user_authentication",
+            "CAEP assurance-level-change (down): a route that needs an `acr` refuses "
+            "authentications not newer than the event (RFC 9470 challenge)",
+            "authenticate again at the level the challenge names",
+        ),
+        "revocations_unavailable": Reason(
+            401,
+            "invalid_token",
+            '`RedisRevocations(on_outage="refuse")`: Redis is unreachable and the token was '
+            "issued before the outage began",
+            'bring Redis back; or choose `on_outage="serve"`',
+        ),
     }
 )
 """Reasons of `token_rejected`: what the client of a guarded route was answered, and why."""
@@ -474,11 +509,50 @@ EVENT_REASONS: Final[Mapping[str, Reason]] = _freeze(
         "handler_timeout": Reason(
             503, None, "a handler ran past `handler_timeout`", "make the handler faster"
         ),
+        # SSF receiver (rs_guard.ssf.SignalReceiver)
+        "bad_subject": Reason(
+            400,
+            "invalid_request",
+            "`sub_id` (or the event's `subject`) is not an RFC 9493 subject identifier",
+            "fix the transmitter",
+        ),
+        "bad_stream": Reason(
+            400,
+            "invalid_request",
+            "a verification event for another stream than the receiver's `stream_id`",
+            "check the stream the receiver was configured with",
+        ),
+        "bad_state": Reason(
+            400,
+            "invalid_state",
+            "a verification event whose `state` was never requested (SSF 1.0 §8.1.4.1)",
+            "request verification with `Transmitter.request_verification`",
+        ),
+        "revocations_full": Reason(
+            503,
+            None,
+            "the revocation table holds `max_entries` subjects (nothing is evicted)",
+            "raise `max_entries`; the transmitter retries",
+        ),
+        "revocations_unreachable": Reason(
+            503,
+            None,
+            "Redis is unreachable: the revocation is enforced on this replica only",
+            "bring Redis back; the transmitter retries and every replica then enforces it",
+        ),
     }
 )
 """Reasons of `event_rejected`: what `EventReceiver` answered a webhook delivery (RFC 8935)."""
 
 _FETCH = "the fetch failed that way"
+_SSF_CALL = Reason(
+    None,
+    None,
+    "`TransmitterUnavailable`: the transmitter's answer or configuration is unusable (a "
+    "stream without the required members or from another issuer, an endpoint it does not "
+    "advertise, poll on a push stream, an issuer that is not https, metadata naming another "
+    "issuer: SSF 1.0 §7.2.4)",
+)
 
 FAILURE_REASONS: Final[Mapping[str, Reason]] = _freeze(
     {
@@ -521,6 +595,23 @@ FAILURE_REASONS: Final[Mapping[str, Reason]] = _freeze(
             None,
             None,
             "`token_request_failed`: the issuer's discovery document could not be fetched",
+        ),
+        "transmitter_unavailable": Reason(
+            None, None, "`TransmitterUnavailable`: an SSF transmitter call failed"
+        ),
+        "ssf_<kind>": Reason(
+            None,
+            None,
+            "`TransmitterUnavailable`: the transmitter could not be fetched that way "
+            "(`ssf_timeout`, `ssf_unreachable`, `ssf_response_not_json`...)",
+        ),
+        "ssf_bad_answer": _SSF_CALL,
+        "ssf_no_endpoint": _SSF_CALL,
+        "ssf_not_poll": _SSF_CALL,
+        "ssf_not_https": _SSF_CALL,
+        "ssf_issuer_mismatch": _SSF_CALL,
+        "ssf_http_<status>": Reason(
+            None, None, "`TransmitterUnavailable`: the transmitter answered that HTTP status"
         ),
         "replay_store": Reason(
             None,

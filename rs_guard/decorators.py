@@ -45,6 +45,8 @@ def check(connection: HTTPConnection, requirement: Requirement) -> AccessToken:
         hierarchy=guard.hierarchy if guard is not None else None,
         now=guard.clock() if guard is not None else None,
     )
+    if guard is not None and guard.revocations is not None and requirement.acr_values:
+        guard.revocations.check(token, requirement)  # an assurance level lowered since (CAEP)
     return token
 
 

@@ -99,6 +99,10 @@ class JWTValidator:
             emit_hot(self._observer, "token_cache_hit")
         return hit.access
 
+    def forget_where(self, predicate: Callable[[AccessToken], bool]) -> int:
+        """Drop cached results matching `predicate` (continuous access evaluation)."""
+        return self._cache.discard_where(predicate)
+
     async def validate(self, token: str) -> AccessToken:
         """The validated token, or InvalidToken (401) / KeysUnavailable (503)."""
         access = self.cached(token)

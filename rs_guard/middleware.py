@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 from starlette.authentication import AuthCredentials, UnauthenticatedUser
@@ -23,6 +23,9 @@ from .observe import Observer
 from .policy import Requirement, ScopeHierarchy
 from .resource_metadata import WELL_KNOWN, ProtectedResourceMetadata
 from .server import AuthorizationServer, refuse_beside_server
+
+if TYPE_CHECKING:
+    from .ssf.revocations import Revocations
 
 __all__ = ["ResourceGuard", "SubjectTranslator", "UserResolver", "guard_of"]
 
@@ -74,6 +77,7 @@ class ResourceGuard:
         metadata: ProtectedResourceMetadata | None = None,
         subject_translator: SubjectTranslator | None = None,
         user_resolver: UserResolver | None = None,
+        revocations: Revocations | None = None,
         observer: Observer | None = None,
         retry_after: int = 5,
         clock: Callable[[], float] = time.time,
@@ -107,6 +111,10 @@ class ResourceGuard:
             observer=observer,
         )
         self.clock = clock
+        # Continuous access evaluation (rs_guard.ssf): consulted after every authentication.
+        self.revocations = revocations
+        if revocations is not None:
+            revocations.attach(self.validator)
         # The hot path, prebuilt: with no scope expansion and no translation, a cache hit
         # (a plain function call, no await) is the whole answer.
         self._lookup = _cache_lookup(self.validator)
@@ -165,6 +173,8 @@ class ResourceGuard:
                 access = hot(token) if hot is not None else None
                 if access is None:
                     access = await self.authenticate(token)
+                if self.revocations is not None:
+                    self.revocations.check(access, requirement)
                 if requirement is not None:
                     # max_age / auth_time are checked without the `exp` leeway for now (#13).
                     requirement.check(access, hierarchy=self.hierarchy, now=self.clock())

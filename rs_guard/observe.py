@@ -56,6 +56,12 @@ EVENTS: Mapping[str, str] = {
     "event_rejected": "a security event token was refused; `reason`, `status`",
     "event_commit_failed": "the replay store could not record an accepted event",
     "event_release_failed": "the replay store could not release a failed event's lease",
+    # continuous access evaluation (rs_guard.ssf)
+    "revocation_received": "an SSF event changed the revocation state; `type`, `reaction`, "
+    "`subjects`",
+    "revocations_unreachable": "Redis holding the shared revocations is unreachable; `where`, "
+    "`on_outage`",
+    "revocations_recovered": "the shared revocations are readable again; `since`",
 }
 """Every event name rs_guard emits, with what it means (the fields it carries in backquotes)."""
 
@@ -76,6 +82,9 @@ _INFO_EVENTS = frozenset(
         "event_accepted",
         "event_commit_failed",
         "event_release_failed",
+        "revocation_received",
+        "revocations_unreachable",
+        "revocations_recovered",
     }
 )
 
