@@ -7,10 +7,11 @@ import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
-from ._responses import error_body
+from ._responses import error_body, log_unguarded
 from .access_token import AccessToken
 from .errors import MissingToken, RSGuardError
 from .middleware import guard_of
@@ -29,7 +30,9 @@ def _connection(args: Sequence[Any], kwargs: Mapping[str, Any]) -> HTTPConnectio
     raise TypeError("@require needs an endpoint that takes a Request or WebSocket")
 
 
-def check(connection: HTTPConnection, requirement: Requirement) -> AccessToken:
+def check(
+    connection: HTTPConnection, requirement: Requirement, *, owner: str = "check()"
+) -> AccessToken:
     """The request's token if it meets `requirement`; raises the error to answer with otherwise.
 
     For decisions only a handler can make (the amount of a payment decides the level):
@@ -37,14 +40,19 @@ def check(connection: HTTPConnection, requirement: Requirement) -> AccessToken:
     raised error as the same challenge a route-level requirement gives.
     """
     token = connection.scope.get("auth")
-    if not isinstance(token, AccessToken):
-        raise MissingToken()
     guard = guard_of(connection.scope)
-    requirement.check(
-        token,
-        hierarchy=guard.hierarchy if guard is not None else None,
-        now=guard.clock() if guard is not None else None,
-    )
+    if not isinstance(token, AccessToken):
+        if guard is None:
+            # Nothing would render MissingToken here: fail closed, saying what is missing.
+            log_unguarded(owner)
+            raise HTTPException(500, "The resource is not configured to check access tokens")
+        raise MissingToken()
+    if guard is None:
+        requirement.check(token)
+    else:
+        requirement.check(
+            token, hierarchy=guard.hierarchy, now=guard.clock(), leeway=guard.clock_leeway
+        )
     return token
 
 
@@ -79,7 +87,7 @@ def require(
 
             @functools.wraps(func)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                check(_connection(args, kwargs), requirement)
+                check(_connection(args, kwargs), requirement, owner="@require")
                 return await func(*args, **kwargs)
 
             wrapper: Any = async_wrapper
@@ -87,7 +95,7 @@ def require(
 
             @functools.wraps(func)
             def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
-                check(_connection(args, kwargs), requirement)
+                check(_connection(args, kwargs), requirement, owner="@require")
                 return func(*args, **kwargs)
 
             wrapper = sync_wrapper

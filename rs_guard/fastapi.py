@@ -104,7 +104,7 @@ class OAuth2Guard:
                 requirement = replace(base, scopes=key)
                 if len(by_scopes) < 256:  # one entry per distinct route scope set
                     by_scopes[key] = requirement
-            return check(request, requirement)
+            return check(request, requirement, owner="OAuth2Guard")
 
         return dependency
 

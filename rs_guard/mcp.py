@@ -20,9 +20,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ._asgi import BodyTooLarge, ClientDisconnected, read_body, replay, send_response
 from ._json import JSONError, no_duplicates
+from ._responses import send_unguarded
 from .decorators import check
 from .errors import InvalidRequest
-from .middleware import guard_of
+from .middleware import endpoint_requirement, guard_of
 from .policy import Requirement
 
 __all__ = ["MAX_BODY", "ToolGuard", "ToolPolicy"]
@@ -69,8 +70,10 @@ class ToolGuard:
                 "The request body has duplicate JSON members", reason="duplicate_member"
             ) from None
         if requirements:
-            guard = guard_of(scope)
-            endpoint = guard.requirement_for(scope["path"]) if guard is not None else None
+            if guard_of(scope) is None:
+                await send_unguarded(send, "ToolGuard")  # fail closed, naming the fix
+                return
+            endpoint = endpoint_requirement(scope)  # matched on the guard's own route path
             connection = HTTPConnection(scope)
             for requirement in requirements:
                 if endpoint is not None and endpoint.scopes and requirement.scopes:

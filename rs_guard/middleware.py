@@ -4,29 +4,32 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
+from urllib.parse import unquote
 
 import httpx
 from starlette.authentication import AuthCredentials, UnauthenticatedUser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from . import _guard_setup as setup
 from ._asgi import has_header
 from ._responses import Refusals
-from ._routing import PathPolicy, declared
+from ._routing import PathPolicy, declared, route_path
 from .access_token import AccessToken, Limits, TokenValidator
 from .credentials import BearerCredentials
-from .errors import ConfigurationError, InvalidToken, MissingToken, RSGuardError
-from .introspection import CompositeValidator, Introspection, IntrospectionValidator
-from .jwt import DEFAULT_ALGORITHMS, DEFAULT_LEEWAY, JWTValidator
+from .errors import InvalidToken, MissingToken, RSGuardError
+from .health import run_lifespan
+from .introspection import Introspection
 from .keys import JWKSCache
-from .observe import Observer
+from .observe import Observer, emit
 from .policy import Requirement, ScopeHierarchy
 from .resource_metadata import WELL_KNOWN, ProtectedResourceMetadata
-from .server import AuthorizationServer, refuse_beside_server
+from .server import AuthorizationServer
 
-__all__ = ["ResourceGuard", "SubjectTranslator", "UserResolver", "guard_of"]
+__all__ = ["ResourceGuard", "SubjectTranslator", "UserResolver", "endpoint_requirement", "guard_of"]
 
 _SCOPE_KEY = "rs_guard"
+_REQUIREMENT_KEY = "rs_guard.requirement"
 
 
 class SubjectTranslator(Protocol):
@@ -46,7 +49,9 @@ class ResourceGuard:
     (a `TokenUser`), as with Starlette's AuthenticationMiddleware; invalid ones get the RFC 6750
     / RFC 9470 status and challenge. Less common settings come as collaborators:
     `server=AuthorizationServer(...)` (discovery, JWKS cache, HTTP client), `validator=`,
-    `limits=Limits(...)`, `introspection=Introspection(...)`, `metadata=`.
+    `limits=Limits(...)`, `introspection=Introspection(...)`, `metadata=`. Paths are matched on
+    the route path (`scope["path"]` minus `root_path`), so the table works under a `Mount`.
+    `prefetch="warn"` / `"require"` fetches discovery and keys at lifespan start-up.
     """
 
     def __init__(
@@ -76,9 +81,10 @@ class ResourceGuard:
         user_resolver: UserResolver | None = None,
         observer: Observer | None = None,
         retry_after: int = 5,
+        prefetch: Literal["off", "warn", "require"] = "off",
         clock: Callable[[], float] = time.time,
     ) -> None:
-        _refuse_conflicts(locals())
+        setup.refuse_conflicts(locals())
         self.app = app
         # The simple keyword path builds the issuer context.
         self.server = server or AuthorizationServer(
@@ -86,30 +92,36 @@ class ResourceGuard:
         )
         self.issuer, self.resource, self.realm = self.server.issuer, resource, realm
         self.credentials = BearerCredentials(bearer_methods)
-        self.hierarchy = _hierarchy(scope_hierarchy)
+        self.hierarchy = setup.hierarchy(scope_hierarchy)
+        audiences = audience if audience is not None else resource
         if validator is None:
-            audiences = audience if audience is not None else resource
-            validator = _default_validator(
+            validator = setup.default_validator(
                 self.server, audiences, algorithms, leeway, limits, introspection, observer, clock
             )
-        self.validator = validator
+        self.validator, self.clock_leeway = validator, setup.leeway_of(validator)
         self.subject_translator, self.user_resolver = subject_translator, user_resolver
         self.paths = PathPolicy(requirements, public_paths, default_requirement)
-        self.default_requirement = default_requirement
-        self.metadata = _metadata(
+        self.default_requirement, self.prefetch = default_requirement, prefetch
+        self.observer = observer
+        self.metadata = setup.build_metadata(
             resource, self.issuer, metadata, serve_metadata, scopes_supported, self.credentials
         )
         self.resource_metadata_url = self.metadata.url if self.metadata is not None else None
+        # scope["path"] is percent-decoded; the document's path is kept encoded (RFC 9728 §3.1).
+        paths = (unquote(self.metadata.path), WELL_KNOWN) if self.metadata is not None else ()
+        self._metadata_paths = frozenset(paths)
         self.refusals = Refusals(
             realm=realm,
             resource_metadata_url=self.resource_metadata_url,
             retry_after=retry_after,
             observer=observer,
+            issuer=self.issuer,
+            audiences=[audiences] if isinstance(audiences, str) else audiences,
         )
         self.clock = clock
         # The hot path, prebuilt: with no scope expansion and no translation, a cache hit
         # (a plain function call, no await) is the whole answer.
-        self._lookup = _cache_lookup(self.validator)
+        self._lookup = setup.cache_lookup(self.validator)
         plain = subject_translator is None and user_resolver is None and not self.hierarchy
         self._hot = self._lookup if plain else None
         self._exact_requirement = self.paths.exact.get
@@ -124,10 +136,15 @@ class ResourceGuard:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind != "http" and kind != "websocket":
-            await self.app(scope, receive, send)
+            if kind == "lifespan":
+                scope[_SCOPE_KEY] = self  # ToolGuard checks at start-up that a guard is in front
+                await run_lifespan(self, scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
             return
-        path: str = scope["path"]
-        if kind == "http" and path.startswith(WELL_KNOWN) and self._is_metadata_request(path):
+        # The path the router dispatches on (uvicorn --root-path, Starlette Mount).
+        path: str = route_path(scope) if scope.get("root_path") else scope["path"]
+        if kind == "http" and path.startswith(WELL_KNOWN) and path in self._metadata_paths:
             await self.metadata(scope, receive, send)  # type: ignore[misc]
             return
         if (
@@ -144,6 +161,7 @@ class ResourceGuard:
         requirement = self._exact_requirement(path)
         if requirement is None and self._search_paths:
             requirement = self.paths.requirement_for(path)
+        token: str | None = None
         try:
             # 1. extract (RFC 6750 §2)
             token = self._find_token(scope)
@@ -166,14 +184,16 @@ class ResourceGuard:
                 if access is None:
                     access = await self.authenticate(token)
                 if requirement is not None:
-                    # max_age / auth_time are checked without the `exp` leeway for now (#13).
-                    requirement.check(access, hierarchy=self.hierarchy, now=self.clock())
+                    # max_age gets the same clock leeway as `exp`.
+                    requirement.check(
+                        access, hierarchy=self.hierarchy, now=self.clock(), leeway=self.clock_leeway
+                    )
                 scope["auth"] = access
                 scope["user"] = access.user
         except RSGuardError as exc:
-            await self.refusals.send(exc, scope, send, requirement)  # 4. reject
+            await self.refusals.send(exc, scope, send, requirement, token)  # 4. reject
             return
-        scope[_SCOPE_KEY] = self
+        scope[_SCOPE_KEY], scope[_REQUIREMENT_KEY] = self, requirement
         started = False
         # RFC 6750 §2.3: a success answer to a request whose token rode in the URI SHOULD be
         # `Cache-Control: private` (a token in the query only gets this far when allowed).
@@ -188,7 +208,7 @@ class ResourceGuard:
             if message["type"] in ("http.response.start", "websocket.accept", "websocket.close"):
                 started = True
                 if private and message["type"] == "http.response.start":
-                    message = _private(message)
+                    message = setup.private(message)
             await send(message)
 
         try:
@@ -199,12 +219,8 @@ class ResourceGuard:
                 raise
             await self.refusals.send(exc, scope, send, requirement)
 
-    def _is_metadata_request(self, path: str) -> bool:
-        metadata = self.metadata
-        return metadata is not None and (path == metadata.path or path == WELL_KNOWN)
-
     def requirement_for(self, path: str) -> Requirement | None:
-        """The configured requirement for a path (exact match, then longest prefix)."""
+        """The configured requirement for a route path (exact match, then longest prefix)."""
         return self.paths.requirement_for(path)
 
     async def authenticate(self, token: str) -> AccessToken:
@@ -215,7 +231,10 @@ class ResourceGuard:
         """
         lookup = self._lookup
         base = lookup(token) if lookup is not None else None
-        base = base or await self.validator.validate(token)
+        if base is None:
+            started = time.perf_counter()
+            base = await self.validator.validate(token)
+            emit(self.observer, "token_validated", seconds=time.perf_counter() - started)
         derived = base._derived
         if derived is not None and derived[0] is self and self.user_resolver is None:
             return derived[1]
@@ -243,119 +262,7 @@ def guard_of(scope: Scope) -> ResourceGuard | None:
     return guard if isinstance(guard, ResourceGuard) else None
 
 
-def _private(start: Message) -> Message:
-    """A 2xx start message with `Cache-Control: private` added (unless the app set one)."""
-    if not 200 <= start["status"] < 300:
-        return start
-    headers = list(start.get("headers", ()))
-    if any(k.lower() == b"cache-control" for k, _ in headers):
-        return start
-    headers.append((b"cache-control", b"private"))
-    return {**start, "headers": headers}
-
-
-def _hierarchy(value: ScopeHierarchy | Mapping[str, Sequence[str]] | None) -> ScopeHierarchy:
-    return value if isinstance(value, ScopeHierarchy) else ScopeHierarchy(value)
-
-
-def _cache_lookup(validator: TokenValidator) -> Callable[[str], AccessToken | None] | None:
-    """The validator's synchronous cache look-up, if it has one (the hot path calls it)."""
-    if isinstance(validator, CompositeValidator) and validator.opaque is None:
-        return validator.jwt.cached  # one call fewer on every request
-    lookup = getattr(validator, "cached", None)
-    return lookup if callable(lookup) else None
-
-
-def _metadata(
-    resource: str,
-    issuer: str,
-    given: ProtectedResourceMetadata | None,
-    serve: bool,
-    scopes_supported: Sequence[str] | None,
-    credentials: BearerCredentials,
-) -> ProtectedResourceMetadata | None:
-    """The RFC 9728 document to serve: the one given, or one built from the options."""
-    if not serve or given is not None:
-        return given if serve else None
-    return ProtectedResourceMetadata(
-        resource,
-        [issuer],
-        scopes_supported=scopes_supported,
-        bearer_methods_supported=sorted(credentials.methods),
-    )
-
-
-def _refuse_conflicts(options: Mapping[str, Any]) -> None:
-    """ConfigurationError, naming the options, for options that cannot apply together."""
-
-    def given(*names: str) -> list[str]:
-        return [f"{n}=" for n in names if options[n] is not None]
-
-    def refuse(first: str, others: list[str], why: str) -> None:
-        if others:
-            raise ConfigurationError(f"{first} cannot be combined with {', '.join(others)}: {why}")
-
-    server: AuthorizationServer | None = options["server"]
-    metadata: ProtectedResourceMetadata | None = options["metadata"]
-    if server is None and options["issuer"] is None:
-        raise ConfigurationError("ResourceGuard needs issuer= or server=")
-    if server is not None:
-        refuse_beside_server(
-            "ResourceGuard", server, options["issuer"], http_client=options["http_client"]
-        )
-    if options["validator"] is not None:
-        refuse(
-            "validator=",
-            given("algorithms", "leeway", "limits", "introspection"),
-            "they configure the validator ResourceGuard builds; configure yours instead",
-        )
-    if metadata is not None:
-        if not options["serve_metadata"]:
-            raise ConfigurationError("metadata= cannot be combined with serve_metadata=False")
-        refuse("metadata=", given("scopes_supported"), "set them on the metadata document")
-        if metadata.resource != options["resource"]:
-            raise ConfigurationError("metadata= describes another resource than resource=")
-        advertised = metadata.document.get("bearer_methods_supported")
-        if advertised != sorted(set(options["bearer_methods"])):
-            raise ConfigurationError(
-                "metadata= advertises other bearer_methods_supported than bearer_methods="
-            )
-
-
-def _default_validator(
-    server: AuthorizationServer,
-    audiences: str | Sequence[str],
-    algorithms: Sequence[str] | None,
-    leeway: float | None,
-    limits: Limits | None,
-    introspection: Introspection | None,
-    observer: Observer | None,
-    clock: Callable[[], float],
-) -> CompositeValidator:
-    """JWT access tokens, plus introspection of opaque ones when it is configured."""
-    limits = limits or Limits()
-    jwt = JWTValidator(
-        server=server,
-        audience=audiences,
-        algorithms=DEFAULT_ALGORITHMS if algorithms is None else algorithms,
-        leeway=DEFAULT_LEEWAY if leeway is None else leeway,
-        max_token_bytes=limits.max_token_bytes,
-        cache_size=limits.cache_size,
-        observer=observer,
-        clock=clock,
-    )
-    opaque = None
-    if introspection is not None:
-        opaque = IntrospectionValidator(
-            server=server,
-            audience=audiences,
-            client_id=introspection.client_id,
-            client_secret=introspection.client_secret,
-            introspection_endpoint=introspection.endpoint,
-            cache_ttl=introspection.cache_ttl,
-            cache_size=limits.cache_size,
-            max_token_bytes=limits.max_token_bytes,
-            observer=observer,
-            clock=clock,
-        )
-    return CompositeValidator(jwt, opaque)
+def endpoint_requirement(scope: Scope) -> Requirement | None:
+    """The requirement the guard's own table gave this request (on the guard's route path)."""
+    req = scope.get(_REQUIREMENT_KEY)
+    return req if isinstance(req, Requirement) else None
