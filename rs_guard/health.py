@@ -20,6 +20,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from ._asgi import send_response
 from ._json import dumps
+from .discovery import metadata_urls
 from .errors import FetchError, ServerError
 from .server import AuthorizationServer
 
@@ -35,10 +36,13 @@ async def prefetch(server: AuthorizationServer) -> str | None:
     """Fetch discovery and keys of `server` now; None when usable keys are held, else why not."""
     try:
         await server.metadata.get()
+    except FetchError as exc:
+        tried = ", ".join(metadata_urls(server.issuer))
+        return f"issuer {server.issuer}: discovery failed ({exc}; tried {tried})"
+    try:
         await server.keys.ensure()
-    except (FetchError, ServerError) as exc:
-        reason = getattr(exc, "reason", None) or str(exc)
-        return f"issuer {server.issuer}: {reason}"
+    except ServerError as exc:
+        return f"issuer {server.issuer}: no usable keys ({exc.reason})"
     return None
 
 
