@@ -21,7 +21,7 @@ from .errors import InvalidToken, MissingToken, RSGuardError
 from .health import run_lifespan
 from .introspection import Introspection
 from .keys import JWKSCache
-from .observe import Observer, emit
+from .observe import Observer, emit, emit_hot
 from .policy import Requirement, ScopeHierarchy
 from .resource_metadata import WELL_KNOWN, ProtectedResourceMetadata
 from .server import AuthorizationServer
@@ -194,6 +194,8 @@ class ResourceGuard:
             await self.refusals.send(exc, scope, send, requirement, token)  # 4. reject
             return
         scope[_SCOPE_KEY], scope[_REQUIREMENT_KEY] = self, requirement
+        if self.observer is not None and token is not None:
+            emit_hot(self.observer, "request_accepted")  # counters only (e.g. OpenTelemetry)
         started = False
         # RFC 6750 §2.3: a success answer to a request whose token rode in the URI SHOULD be
         # `Cache-Control: private` (a token in the query only gets this far when allowed).

@@ -36,6 +36,7 @@ Observer = Callable[[str, dict[str, Any]], None]
 EVENTS: Mapping[str, str] = {
     # requests
     "token_rejected": "a request was refused; `reason` (stable code) and `status`",
+    "request_accepted": "a request's token was valid and met its requirement (observer only)",
     "token_cache_hit": "a token was answered from the verified-token cache (observer only)",
     "token_cache_miss": "a token needed full validation (observer only)",
     "token_validated": "a token passed full validation; `seconds` it took",
