@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from starlette.types import Message
 
@@ -18,7 +18,7 @@ from .introspection import CompositeValidator, Introspection, IntrospectionValid
 from .jwt import DEFAULT_ALGORITHMS, DEFAULT_LEEWAY, JWTValidator
 from .observe import Observer
 from .policy import ScopeHierarchy
-from .resource_metadata import ProtectedResourceMetadata
+from .resource_metadata import WELL_KNOWN, ProtectedResourceMetadata
 from .server import AuthorizationServer, refuse_beside_server
 
 PREFETCH_MODES = ("off", "warn", "require")
@@ -64,6 +64,21 @@ def build_metadata(
         scopes_supported=scopes_supported,
         bearer_methods_supported=sorted(credentials.methods),
     )
+
+
+def audiences(audience: str | Sequence[str] | None, resource: str) -> list[str]:
+    """The accepted `aud` values: `audience=`, by default the resource identifier."""
+    if audience is None:
+        return [resource]
+    return [audience] if isinstance(audience, str) else list(audience)
+
+
+def metadata_paths(metadata: ProtectedResourceMetadata | None) -> frozenset[str]:
+    """The request paths answered with the document: percent-decoded, as `scope["path"]` is
+    (the document keeps its path encoded, RFC 9728 §3.1), and the bare well-known path."""
+    if metadata is None:
+        return frozenset()
+    return frozenset((unquote(metadata.path), WELL_KNOWN))
 
 
 def refuse_conflicts(options: Mapping[str, Any]) -> None:

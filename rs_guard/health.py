@@ -47,7 +47,15 @@ async def prefetch(server: AuthorizationServer) -> str | None:
 
 
 async def run_lifespan(guard: ResourceGuard, scope: Scope, receive: Receive, send: Send) -> None:
-    """Run the app's lifespan; with `prefetch` on, fetch keys once the app has started."""
+    """Run the app's lifespan; with `prefetch` on, fetch keys once the app has started.
+
+    Other scope types are passed on untouched. The lifespan scope is marked with the guard,
+    so what runs inside can tell at start-up that a guard is in front of it.
+    """
+    if scope["type"] != "lifespan":
+        await guard.app(scope, receive, send)
+        return
+    scope["rs_guard"] = guard
     if guard.prefetch == "off":
         await guard.app(scope, receive, send)
         return

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal, Protocol
-from urllib.parse import unquote
 
 import httpx
 from starlette.authentication import AuthCredentials, UnauthenticatedUser
@@ -85,15 +84,14 @@ class ResourceGuard:
         clock: Callable[[], float] = time.time,
     ) -> None:
         setup.refuse_conflicts(locals())
-        self.app = app
+        self.app, self.resource, self.realm, self.clock = app, resource, realm, clock
         # The simple keyword path builds the issuer context.
         self.server = server or AuthorizationServer(
             issuer or "", http_client=http_client, observer=observer
         )
-        self.issuer, self.resource, self.realm = self.server.issuer, resource, realm
-        self.credentials = BearerCredentials(bearer_methods)
+        self.issuer, self.credentials = self.server.issuer, BearerCredentials(bearer_methods)
         self.hierarchy = setup.hierarchy(scope_hierarchy)
-        audiences = audience if audience is not None else resource
+        audiences = setup.audiences(audience, resource)
         if validator is None:
             validator = setup.default_validator(
                 self.server, audiences, algorithms, leeway, limits, introspection, observer, clock
@@ -107,18 +105,15 @@ class ResourceGuard:
             resource, self.issuer, metadata, serve_metadata, scopes_supported, self.credentials
         )
         self.resource_metadata_url = self.metadata.url if self.metadata is not None else None
-        # scope["path"] is percent-decoded; the document's path is kept encoded (RFC 9728 §3.1).
-        paths = (unquote(self.metadata.path), WELL_KNOWN) if self.metadata is not None else ()
-        self._metadata_paths = frozenset(paths)
+        self._metadata_paths = setup.metadata_paths(self.metadata)
         self.refusals = Refusals(
             realm=realm,
             resource_metadata_url=self.resource_metadata_url,
             retry_after=retry_after,
             observer=observer,
             issuer=self.issuer,
-            audiences=[audiences] if isinstance(audiences, str) else audiences,
+            audiences=audiences,
         )
-        self.clock = clock
         # The hot path, prebuilt: with no scope expansion and no translation, a cache hit
         # (a plain function call, no await) is the whole answer.
         self._lookup = setup.cache_lookup(self.validator)
@@ -136,28 +131,16 @@ class ResourceGuard:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind != "http" and kind != "websocket":
-            if kind == "lifespan":
-                scope[_SCOPE_KEY] = self  # ToolGuard checks at start-up that a guard is in front
-                await run_lifespan(self, scope, receive, send)
-            else:
-                await self.app(scope, receive, send)
+            await run_lifespan(self, scope, receive, send)  # lifespan (prefetch), or passed on
             return
         # The path the router dispatches on (uvicorn --root-path, Starlette Mount).
         path: str = route_path(scope) if scope.get("root_path") else scope["path"]
-        if kind == "http" and path.startswith(WELL_KNOWN) and path in self._metadata_paths:
-            await self.metadata(scope, receive, send)  # type: ignore[misc]
-            return
         if (
             kind == "http"
-            and scope["method"] == "OPTIONS"
-            and has_header(scope["headers"], b"access-control-request-method")
+            and (path.startswith(WELL_KNOWN) or scope["method"] == "OPTIONS")
+            and await served_without_token(self, scope, receive, send, path)
         ):
-            # CORS preflight never carries credentials; the app's CORS handling answers it.
-            # A handler that sees it anyway sees an anonymous user (not a 500 from a missing
-            # `request.auth`, and never someone's credentials).
-            scope["auth"], scope["user"] = AuthCredentials(), UnauthenticatedUser()
-            await self.app(scope, receive, send)
-            return
+            return  # the metadata document, or a CORS preflight (no await on the hot path)
         requirement = self._exact_requirement(path)
         if requirement is None and self._search_paths:
             requirement = self.paths.requirement_for(path)
@@ -169,13 +152,9 @@ class ResourceGuard:
                 token, receive = await self.credentials.find_in_body(scope, receive, token)
             if token is None:
                 # 2a. no credentials: only public routes go on, anonymously
-                if not self.paths.is_public(path):
-                    route = declared(self.app, scope)
-                    if not route.public:
-                        # Tell the client up front which scope the route needs (MCP).
-                        if requirement is None:
-                            requirement = route.requirement
-                        raise MissingToken()
+                public, requirement = anonymous(self, scope, path, requirement)
+                if not public:
+                    raise MissingToken()
                 scope["auth"], scope["user"] = AuthCredentials(), UnauthenticatedUser()
             else:
                 # 2b. authenticate (a cache hit awaits nothing), 3. authorize
@@ -196,30 +175,7 @@ class ResourceGuard:
         scope[_SCOPE_KEY], scope[_REQUIREMENT_KEY] = self, requirement
         if self.observer is not None and token is not None:
             emit_hot(self.observer, "request_accepted")  # counters only (e.g. OpenTelemetry)
-        started = False
-        # RFC 6750 §2.3: a success answer to a request whose token rode in the URI SHOULD be
-        # `Cache-Control: private` (a token in the query only gets this far when allowed).
-        private = (
-            token is not None
-            and self.credentials.query
-            and b"access_token" in scope.get("query_string", b"")
-        )
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] in ("http.response.start", "websocket.accept", "websocket.close"):
-                started = True
-                if private and message["type"] == "http.response.start":
-                    message = setup.private(message)
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracking_send)  # 4. call
-        except RSGuardError as exc:
-            # A handler may decide late that it needs more (e.g. step-up for a large payment).
-            if started:
-                raise
-            await self.refusals.send(exc, scope, send, requirement)
+        await call_app(self, scope, receive, send, token, requirement)  # 4. call
 
     def requirement_for(self, path: str) -> Requirement | None:
         """The configured requirement for a route path (exact match, then longest prefix)."""
@@ -237,25 +193,95 @@ class ResourceGuard:
             started = time.perf_counter()
             base = await self.validator.validate(token)
             emit(self.observer, "token_validated", seconds=time.perf_counter() - started)
-        derived = base._derived
-        if derived is not None and derived[0] is self and self.user_resolver is None:
-            return derived[1]
-        access = base
-        if self.hierarchy and len(access.scopes) == len(access.granted_scopes):
-            effective = self.hierarchy.effective(access.granted_scopes)
-            if len(effective) != len(access.granted_scopes):
-                access = access.replace(scopes=effective)
-        if self.subject_translator is not None:
-            client_id = access.client_id
-            if client_id is None:
-                raise InvalidToken(reason="missing_client_id")
-            local = await self.subject_translator.to_local(client_id, access.subject)
-            access = access.replace(local_subject=local)
-        if access is not base:
-            base._derived = (self, access)
-        if self.user_resolver is not None and access.local_subject is not None:
-            access = access.replace(user_id=await self.user_resolver(access.local_subject))
-        return access
+        return await derive(self, base)
+
+
+async def served_without_token(
+    guard: ResourceGuard, scope: Scope, receive: Receive, send: Send, path: str
+) -> bool:
+    """Answer the metadata document (RFC 9728) and pass CORS preflights on, untouched."""
+    if path.startswith(WELL_KNOWN) and path in guard._metadata_paths:
+        await guard.metadata(scope, receive, send)  # type: ignore[misc]
+        return True
+    if scope["method"] == "OPTIONS" and has_header(
+        scope["headers"], b"access-control-request-method"
+    ):
+        # CORS preflight never carries credentials; the app's CORS handling answers it.
+        # A handler that sees it anyway sees an anonymous user (not a 500 from a missing
+        # `request.auth`, and never someone's credentials).
+        scope["auth"], scope["user"] = AuthCredentials(), UnauthenticatedUser()
+        await guard.app(scope, receive, send)
+        return True
+    return False
+
+
+def anonymous(
+    guard: ResourceGuard, scope: Scope, path: str, requirement: Requirement | None
+) -> tuple[bool, Requirement | None]:
+    """Whether a request without credentials may go on, and the requirement to name."""
+    if guard.paths.is_public(path):
+        return True, requirement
+    route = declared(guard.app, scope)
+    # Tell the client up front which scope the route needs (MCP).
+    return route.public, requirement if requirement is not None else route.requirement
+
+
+async def derive(guard: ResourceGuard, base: AccessToken) -> AccessToken:
+    """The guard's view of a validated token: implied scopes, translated subject, user id."""
+    derived = base._derived
+    if derived is not None and derived[0] is guard and guard.user_resolver is None:
+        return derived[1]
+    access = base
+    if guard.hierarchy and len(access.scopes) == len(access.granted_scopes):
+        effective = guard.hierarchy.effective(access.granted_scopes)
+        if len(effective) != len(access.granted_scopes):
+            access = access.replace(scopes=effective)
+    if guard.subject_translator is not None:
+        client_id = access.client_id
+        if client_id is None:
+            raise InvalidToken(reason="missing_client_id")
+        local = await guard.subject_translator.to_local(client_id, access.subject)
+        access = access.replace(local_subject=local)
+    if access is not base:
+        base._derived = (guard, access)
+    if guard.user_resolver is not None and access.local_subject is not None:
+        access = access.replace(user_id=await guard.user_resolver(access.local_subject))
+    return access
+
+
+async def call_app(
+    guard: ResourceGuard,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    token: str | None,
+    requirement: Requirement | None,
+) -> None:
+    """Call the app; an RSGuardError it raises before answering is rendered as a refusal."""
+    started = False
+    # RFC 6750 §2.3: a success answer to a request whose token rode in the URI SHOULD be
+    # `Cache-Control: private` (a token in the query only gets this far when allowed).
+    private = (
+        token is not None
+        and guard.credentials.query
+        and b"access_token" in scope.get("query_string", b"")
+    )
+
+    async def tracking_send(message: Message) -> None:
+        nonlocal started
+        if message["type"] in ("http.response.start", "websocket.accept", "websocket.close"):
+            started = True
+            if private and message["type"] == "http.response.start":
+                message = setup.private(message)
+        await send(message)
+
+    try:
+        await guard.app(scope, receive, tracking_send)
+    except RSGuardError as exc:
+        # A handler may decide late that it needs more (e.g. step-up for a large payment).
+        if started:
+            raise
+        await guard.refusals.send(exc, scope, send, requirement)
 
 
 def guard_of(scope: Scope) -> ResourceGuard | None:

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from rs_guard import Requirement, ResourceGuard
+from rs_guard import Requirement, ResourceGuard, observe
 from rs_guard.testing import TestIdP, loopback_socket, serve, socket_url
 from tests.support import free_port
 
@@ -150,8 +150,9 @@ async def test_refusal_records_name_the_requirement_that_failed(
 
 @pytest.mark.anyio
 async def test_bad_issuer_refusal_names_expected_and_received(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(observe, "WARNING_INTERVAL", 0.0)  # other tests' warnings do not count
     idp = TestIdP()
     guard = ResourceGuard(Starlette(routes=[Route("/items", hello)]), **idp.guard_settings())
     token = idp.token("alice", claims={"iss": "https://evil.test"})
