@@ -78,6 +78,27 @@ async def run_lifespan(guard: ResourceGuard, scope: Scope, receive: Receive, sen
     await guard.app(scope, receive, send_after_prefetch)
 
 
+async def refuse_unguarded_lifespan(
+    app: Any, scope: Scope, receive: Receive, send: Send, owner: str
+) -> None:
+    """Run `app`'s lifespan, failing its start-up when no ResourceGuard is in front of `owner`.
+
+    A lifespan that reaches `owner` without passing a guard (which marks the scope) means the
+    guard is missing or inside `owner`: every checked request would be refused.
+    """
+    if scope.get("rs_guard") is not None:
+        await app(scope, receive, send)
+        return
+    text = (
+        f"{owner} needs a ResourceGuard in front of it (none ran before this lifespan): wrap "
+        f"it, e.g. app = ResourceGuard({owner}(...), issuer=..., resource=...)"
+    )
+    logger.error("%s", text)
+    message = await receive()
+    if message["type"] == "lifespan.startup":
+        await send({"type": "lifespan.startup.failed", "message": text})
+
+
 class Readiness:
     """ASGI readiness endpoint: `Route("/ready", Readiness(guard))`, listed in `public_paths`.
 

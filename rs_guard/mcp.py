@@ -23,6 +23,7 @@ from ._json import JSONError, no_duplicates
 from ._responses import send_unguarded
 from .decorators import check
 from .errors import InvalidRequest
+from .health import refuse_unguarded_lifespan
 from .middleware import endpoint_requirement, guard_of
 from .policy import Requirement
 
@@ -49,6 +50,9 @@ class ToolGuard:
         self.max_body = max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":  # start-up fails without a ResourceGuard in front
+            await refuse_unguarded_lifespan(self.app, scope, receive, send, "ToolGuard")
+            return
         if scope["type"] != "http" or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return

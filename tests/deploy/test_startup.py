@@ -187,7 +187,14 @@ async def test_tool_guard_without_resource_guard_fails_closed(
 ) -> None:
     tools = ToolGuard(echo_mcp, {"delete": Requirement(scopes=("notes:write",))})
     call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "delete"}}
-    async with serve(tools) as url, httpx.AsyncClient(base_url=url) as client:
+    # Where the lifespan reaches it, the missing guard is known at start-up: refused.
+    with pytest.raises(RuntimeError, match="lifespan startup failed"):
+        async with serve(tools):
+            pass
+    starting = [r.getMessage() for r in caplog.records if "needs a ResourceGuard" in r.getMessage()]
+    assert starting and "ResourceGuard(ToolGuard(" in starting[0]
+    # Without a lifespan (e.g. under a Mount), each checked call fails closed instead.
+    async with serve(tools, lifespan="off") as url, httpx.AsyncClient(base_url=url) as client:
         r = await client.post("/", json=call)
         assert r.status_code == 500 and r.json()["error"] == "server_error"
         # Control: a call no requirement covers is not ToolGuard's to refuse.
@@ -197,6 +204,15 @@ async def test_tool_guard_without_resource_guard_fails_closed(
         r for r in caplog.records if r.levelno == logging.ERROR and "ToolGuard" in r.getMessage()
     ]
     assert errors and "ResourceGuard(" in errors[0].getMessage()
+
+
+async def test_tool_guard_behind_a_resource_guard_starts(idp: TestIdP) -> None:
+    tools = ToolGuard(echo_mcp, {"delete": Requirement(scopes=("notes:write",))})
+    guard = ResourceGuard(tools, **idp.guard_settings(serve_metadata=False))
+    call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "delete"}}
+    async with serve(guard) as url, httpx.AsyncClient(base_url=url) as client:
+        r = await client.post("/", json=call, headers=idp.auth_headers("a", "notes:write"))
+        assert r.status_code == 200
 
 
 async def test_oauth2_guard_without_the_middleware_fails_closed(
