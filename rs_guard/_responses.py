@@ -69,14 +69,7 @@ def facts(
 class Refusals:
     """Renders and reports the refusals of one protected resource."""
 
-    __slots__ = (
-        "_observer",
-        "audiences",
-        "issuer",
-        "realm",
-        "resource_metadata_url",
-        "retry_after",
-    )
+    __slots__ = ("_expected", "_observer", "realm", "resource_metadata_url", "retry_after")
 
     def __init__(
         self,
@@ -92,8 +85,7 @@ class Refusals:
         self.resource_metadata_url = resource_metadata_url
         self.retry_after = retry_after
         self._observer = observer
-        self.issuer = issuer
-        self.audiences = tuple(audiences)
+        self._expected = (issuer, tuple(audiences))  # for the facts of iss / aud refusals
 
     def headers(
         self, exc: RSGuardError, requirement: Requirement | None = None
@@ -117,7 +109,7 @@ class Refusals:
     ) -> None:
         """Log a refused request and tell the observer (`token_rejected`, `reason`, `status`,
         and the facts that explain it)."""
-        extra = facts(exc, token, requirement, self.issuer, self.audiences)
+        extra = facts(exc, token, requirement, *self._expected)
         emit(self._observer, "token_rejected", reason=exc.reason, status=exc.status_code, **extra)
 
     async def send(
@@ -164,8 +156,8 @@ def log_unguarded(owner: str) -> None:
         return
     _unguarded_logged[owner] = now
     logging.getLogger("rs_guard").error(
-        "%s found no ResourceGuard in front of it, so no token was checked; the request is "
-        "refused (500). Fix: wrap the app, e.g. app = ResourceGuard(app, issuer=..., "
+        "%s found no ResourceGuard in front of it, so no token can be checked and the request "
+        "is refused. Fix: wrap the app, e.g. app = ResourceGuard(app, issuer=..., "
         "resource=...), or Starlette(middleware=[Middleware(ResourceGuard, ...)]), with %s "
         "inside it",
         owner,

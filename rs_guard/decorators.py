@@ -7,7 +7,6 @@ import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
@@ -43,9 +42,9 @@ def check(
     guard = guard_of(connection.scope)
     if not isinstance(token, AccessToken):
         if guard is None:
-            # Nothing would render MissingToken here: fail closed, saying what is missing.
+            # No guard authenticated this request: refused either way (a 401 where the app has
+            # rs_guard's exception handlers, else a 500); the log line names the fix.
             log_unguarded(owner)
-            raise HTTPException(500, "The resource is not configured to check access tokens")
         raise MissingToken()
     if guard is None:
         requirement.check(token)

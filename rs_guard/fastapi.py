@@ -6,7 +6,7 @@ from dataclasses import replace
 from typing import Any
 
 try:
-    from fastapi import FastAPI, Request, Security
+    from fastapi import FastAPI, HTTPException, Request, Security
     from fastapi.routing import APIRoute
     from fastapi.security import OAuth2AuthorizationCodeBearer, SecurityScopes
 except ModuleNotFoundError as exc:  # pragma: no cover - depends on the installed extras
@@ -14,9 +14,11 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on the installe
         "rs_guard.fastapi needs FastAPI: pip install 'rs_guard[fastapi]'", name=exc.name
     ) from exc
 
+from ._responses import log_unguarded
 from ._routing import PathPolicy
 from .access_token import AccessToken
 from .decorators import check
+from .middleware import guard_of
 from .policy import Requirement
 
 __all__ = ["OAuth2Guard"]
@@ -106,6 +108,10 @@ class OAuth2Guard:
                 requirement = replace(base, scopes=key)
                 if len(by_scopes) < 256:  # one entry per distinct route scope set
                     by_scopes[key] = requirement
+            if guard_of(request.scope) is None:
+                # FastAPI would answer an uncaught MissingToken with a bare 500 and a traceback.
+                log_unguarded("OAuth2Guard")
+                raise HTTPException(500, "The resource is not configured to check access tokens")
             return check(request, requirement, owner="OAuth2Guard")
 
         return dependency

@@ -21,15 +21,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-try:
+from ._version import __version__
+
+_NEEDS_OTEL = "rs_guard.otel needs OpenTelemetry: pip install 'rs_guard[otel]'"
+try:  # the `otel` extra
     from opentelemetry import metrics
     from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 except ModuleNotFoundError as exc:  # pragma: no cover - depends on the installed extras
-    raise ModuleNotFoundError(
-        "rs_guard.otel needs OpenTelemetry: pip install 'rs_guard[otel]'", name=exc.name
-    ) from exc
-
-from ._version import __version__
+    raise ModuleNotFoundError(_NEEDS_OTEL, name=exc.name) from exc
 
 __all__ = ["MetricsObserver"]
 
