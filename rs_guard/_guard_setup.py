@@ -5,8 +5,10 @@ Kept apart from the middleware so `ResourceGuard` itself reads as the request pa
 
 from __future__ import annotations
 
+import functools
+import logging
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from starlette.types import Message
@@ -22,6 +24,26 @@ from .resource_metadata import WELL_KNOWN, ProtectedResourceMetadata
 from .server import AuthorizationServer, refuse_beside_server
 
 PREFETCH_MODES = ("off", "warn", "require")
+F = TypeVar("F", bound=Callable[..., None])
+
+
+def logged(init: F) -> F:
+    """Log a ConfigurationError of the constructor at ERROR before raising it.
+
+    Starlette builds `Middleware(ResourceGuard, ...)` on the first call, the lifespan one, and
+    uvicorn's default `--lifespan auto` takes an error there for "lifespan unsupported" and
+    starts anyway: the log line is what reaches the console (`--lifespan on` fails start-up).
+    """
+
+    @functools.wraps(init)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            init(*args, **kwargs)
+        except ConfigurationError as exc:
+            logging.getLogger("rs_guard").error("ResourceGuard configuration error: %s", exc)
+            raise
+
+    return wrapper  # type: ignore[return-value]
 
 
 def private(start: Message) -> Message:

@@ -53,6 +53,7 @@ class ResourceGuard:
     `prefetch="warn"` / `"require"` fetches discovery and keys at lifespan start-up.
     """
 
+    @setup.logged
     def __init__(
         self,
         app: ASGIApp,

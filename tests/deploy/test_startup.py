@@ -10,6 +10,7 @@ import httpx
 import pytest
 from fastapi import FastAPI, Security
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -66,6 +67,28 @@ def test_bad_option_raises_at_construction(
 ) -> None:
     with pytest.raises(ConfigurationError, match=named.replace("*", r"\*")):
         ResourceGuard(app(), **idp.guard_settings(**options))
+
+
+async def test_middleware_built_at_lifespan_fails_start_up_and_says_why(
+    idp: TestIdP, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Starlette builds Middleware(...) on its first call, the lifespan: not a 500 per request.
+    bad = Starlette(
+        routes=[Route("/items", hello)],
+        middleware=[Middleware(ResourceGuard, issuer="idp.test", resource=idp.resource)],
+    )
+    with pytest.raises(RuntimeError, match="lifespan startup failed"):
+        async with serve(bad):  # uvicorn --lifespan on
+            pass
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert any("ResourceGuard configuration error: issuer=" in m for m in errors)
+    # Control: the same app with a good issuer starts and guards.
+    good = Starlette(
+        routes=[Route("/items", hello)],
+        middleware=[Middleware(ResourceGuard, **idp.guard_settings())],
+    )
+    async with serve(good) as url, httpx.AsyncClient(base_url=url) as client:
+        assert (await client.get("/items")).status_code == 401
 
 
 def test_conflicting_options_are_refused_by_name(idp: TestIdP) -> None:
