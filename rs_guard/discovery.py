@@ -99,14 +99,21 @@ class ServerMetadata:
             # RFC 8414 §3.3: the issuer in the document must be identical to the one configured,
             # or an attacker's metadata could substitute its own keys.
             if doc.get("issuer") != self.issuer:
-                emit(self._observer, "discovery_issuer_mismatch", url=url)
+                emit(
+                    self._observer,
+                    "discovery_issuer_mismatch",
+                    url=url,
+                    expected=self.issuer,
+                    received=doc.get("issuer"),
+                )
                 last = FetchError("issuer_mismatch")
                 continue
             self._document = doc
             self._fetched_at = self._clock()
             emit(self._observer, "discovery_fetched", url=url)
             return doc
-        emit(self._observer, "discovery_failed", reason=str(last))
+        tried = " ".join(metadata_urls(self.issuer))
+        emit(self._observer, "discovery_failed", reason=str(last), issuer=self.issuer, tried=tried)
         raise last
 
     async def endpoint(self, name: str) -> str:

@@ -225,8 +225,8 @@ class JWKSCache:
 
     async def _fetch(self) -> None:
         self._attempted_at = self._clock()
+        uri = self._jwks_uri
         try:
-            uri = self._jwks_uri
             if uri is None:
                 assert self._metadata is not None
                 uri = await self._metadata.endpoint("jwks_uri")
@@ -234,11 +234,11 @@ class JWKSCache:
                 self.http_client, "GET", uri, max_bytes=_MAX_JWKS_BYTES, timeout=self._timeout
             )
         except FetchError as exc:
-            emit(self._observer, "jwks_refresh_failed", reason=str(exc))
+            emit(self._observer, "jwks_refresh_failed", reason=str(exc), url=uri or "(discovery)")
             raise KeysUnavailable(reason="jwks_" + str(exc)) from None
         keys = parse_jwks(document)
         if not keys:
-            emit(self._observer, "jwks_refresh_failed", reason="no_usable_keys")
+            emit(self._observer, "jwks_refresh_failed", reason="no_usable_keys", url=uri)
             raise KeysUnavailable(reason="jwks_no_usable_keys")
         self._install(keys)
         emit(self._observer, "jwks_refreshed", keys=len(keys))
@@ -267,3 +267,18 @@ class JWKSCache:
             by_kid.setdefault(key.kid, []).append(key)
         self._by_kid = by_kid
         self._fetched_at = self._clock()
+
+    @property
+    def age(self) -> float | None:
+        """Seconds since the keys in use were fetched; None before the first fetch."""
+        return None if self._fetched_at is None else self._clock() - self._fetched_at
+
+    async def ensure(self) -> None:
+        """Fetch the keys now unless fresh ones are held (start-up prefetch, readiness probes).
+
+        Same rules as a request's look-up (cooldown, stale keys kept); KeysUnavailable when
+        there are no usable keys.
+        """
+        now = self._clock()
+        if self._fetched_at is None or now - self._fetched_at >= self.max_age:
+            await self._refresh_expired(now)

@@ -631,6 +631,7 @@ def serve(
     sock: socket.socket | None = None,
     tls: LoopbackTLS | None = None,
     lifespan: Lifespan = "on",
+    root_path: str = "",
 ) -> LoopbackServer:
     """Serve `app` with uvicorn on a free loopback port; a context manager yielding the URL.
 
@@ -638,7 +639,8 @@ def serve(
     the running event loop (use the latter when the app shares objects bound to that loop,
     such as an `httpx.AsyncClient`). The app's lifespan runs (`lifespan="off"` to skip it).
     `sock` serves on a socket bound beforehand by `loopback_socket()`; `tls` serves https
-    with a `loopback_tls()` certificate. Needs uvicorn (`pip install 'rs_guard[idp]'`).
+    with a `loopback_tls()` certificate; `root_path` is uvicorn's `--root-path` (the prefix a
+    reverse proxy strips). Needs uvicorn (`pip install 'rs_guard[idp]'`).
     """
     try:
         import uvicorn
@@ -654,6 +656,7 @@ def serve(
         "lifespan": lifespan,
         # A client that keeps a connection open must not hold up the test's end for long.
         "timeout_graceful_shutdown": 1,
+        "root_path": root_path,
     }
     if tls is not None:
         options.update(ssl_certfile=str(tls.cert_file), ssl_keyfile=str(tls.key_file))
