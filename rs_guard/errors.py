@@ -423,6 +423,8 @@ class ApplyError(ClientsError, reason="clients_apply_failed"):
     def __init__(self, message: str, result: ApplyResult) -> None:
         super().__init__(message)
         self.result = result
+
+
 class TransmitterUnavailable(ServerError):
     """An SSF transmitter call (discovery, stream management, poll) failed or was refused.
 
