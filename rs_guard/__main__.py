@@ -233,7 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     option(
         "--rotate-registration-access-token",
         action="store_true",
-        help="issue a new registration access token on each RFC 7592 update (default: off)",
+        help="issue a new registration access token on each RFC 7592 update (default: off; "
+        "e.g. --rotate-registration-access-token)",
     )
     option(
         "--state-dir",
