@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck pytest bench system-deps clean
+.PHONY: install demo test lint typecheck docs pytest bench system-deps clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -71,10 +71,15 @@ lint: install
 typecheck: install
 	$(BIN)/mypy rs_guard
 
+# The documentation site, built the way a release would publish it: any warning (a broken
+# link, a missing API object) fails the build. Output in site/ (ignored by git).
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
+
 pytest: install system-deps
 	$(BIN)/pytest
 
-test: lint typecheck pytest
+test: lint typecheck docs pytest
 
 demo: install
 	$(BIN)/python -m examples.demo
@@ -92,4 +97,4 @@ bench: install $(BENCH_STAMP)
 	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache test-output
+	rm -rf $(VENV) .mypy_cache .ruff_cache test-output site

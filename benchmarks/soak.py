@@ -49,6 +49,8 @@ ISSUER = "https://idp.example"
 def serve(fd: int, keys_file: str, cache_size: int) -> None:
     """Serve the example service (and the IdP in-process) on the loopback socket `fd`."""
     from examples.items_service.app import create_app
+    from rs_guard import AuthorizationServer
+    from rs_guard.access_token import Limits
     from rs_guard.idp import IdP
     from rs_guard.testing import serve as serve_app
     from rs_guard.testing import socket_url
@@ -59,9 +61,8 @@ def serve(fd: int, keys_file: str, cache_size: int) -> None:
     app = create_app(
         ISSUER,
         resource,
-        http_client=idp.http_client(),
-        cache_size=cache_size,
-        jwks_cooldown=5.0,
+        server=AuthorizationServer(ISSUER, http_client=idp.http_client(), jwks_cooldown=5.0),
+        limits=Limits(cache_size=cache_size),
     )
     # The server thread inherits the blocked signals; the driver's SIGINT ends the wait below.
     stop = {signal.SIGINT, signal.SIGTERM}

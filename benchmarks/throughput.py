@@ -36,6 +36,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rs_guard import ResourceGuard
+from rs_guard.access_token import Limits
 from rs_guard.idp import IdP
 from rs_guard.testing import loopback_socket
 
@@ -88,7 +89,7 @@ def build_apps(idp: IdP, idp_http: httpx.AsyncClient) -> dict[str, ASGIApp]:
                     issuer=ISSUER,
                     resource=RESOURCE,
                     http_client=idp_http,
-                    cache_size=50_000,
+                    limits=Limits(cache_size=50_000),
                 )
             ],
         ),
@@ -379,7 +380,7 @@ async def main() -> None:
                 issuer=ISSUER,
                 resource=RESOURCE,
                 http_client=idp_http,
-                cache_size=5_000,
+                limits=Limits(cache_size=5_000),
             )
         ],
     )

@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from examples.items_service.app import create_app
+from rs_guard import AuthorizationServer
 from rs_guard.idp import IdP
 from rs_guard.testing import loopback_socket, serve, socket_url
 
@@ -130,7 +131,7 @@ async def loopback_world() -> AsyncIterator[tuple[IdP, str, str, str]]:
     idp = IdP(issuer, dev=True)
     idp.add_user("alice", name="Alice", email="alice@example.com")
     # A short JWKS cooldown so the rotation step does not wait 30 s.
-    service = create_app(issuer, resource, jwks_cooldown=1)
+    service = create_app(issuer, resource, server=AuthorizationServer(issuer, jwks_cooldown=1))
 
     async def client_document(request: Request) -> JSONResponse:
         return JSONResponse(

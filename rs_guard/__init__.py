@@ -1,100 +1,41 @@
 """rs_guard: OAuth 2.0 resource-server middleware for ASGI, with a bundled test IdP.
 
-Names are imported lazily (PEP 562), so that `import rs_guard` (done by pytest for every
-project that has rs_guard installed, through its plugin entry point) costs next to nothing.
+The core names are here; features keep their own namespaces (`rs_guard.mcp`,
+`rs_guard.fastapi`, `rs_guard.idp`, ...).
 """
 
-from __future__ import annotations
+from ._version import __version__
+from .access_token import AccessToken, TokenUser, TokenValidator
+from .decorators import public, require
+from .errors import (
+    ConfigurationError,
+    InsufficientScope,
+    InsufficientUserAuthentication,
+    IntrospectionUnavailable,
+    InvalidRequest,
+    InvalidToken,
+    KeysUnavailable,
+    MissingToken,
+    RSGuardError,
+    ServerError,
+)
 
-import importlib
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .challenge import bearer_challenge
-    from .decorators import exception_handlers, public, require
-    from .discovery import ServerMetadata
-    from .errors import (
-        ConfigurationError,
-        InsufficientScope,
-        InsufficientUserAuthentication,
-        IntrospectionUnavailable,
-        InvalidRequest,
-        InvalidToken,
-        KeysUnavailable,
-        MissingToken,
-        RSGuardError,
-        ServerError,
-    )
-    from .events import EventError, EventReceiver, EventVerifier, SecurityEvent
-    from .exchange import ClientCredentials, TokenExchanger
-    from .keys import JWKSCache, VerificationKey
-    from .mcp import ToolGuard
-    from .metadata import ProtectedResourceMetadata, metadata_routes, metadata_url
-    from .middleware import ResourceGuard, SubjectTranslator, guard_of
-    from .observe import Counters, Observer
-    from .policy import Requirement, ScopeHierarchy
-    from .ppid import PPIDTranslator, PPIDUnavailable
-    from .replay import MemoryReplayStore, RedisReplayStore, ReplayStore, ReplayStoreUnavailable
-    from .tokens import (
-        AccessToken,
-        IntrospectionValidator,
-        JWTValidator,
-        TokenUser,
-        TokenValidator,
-    )
-
-_EXPORTS: dict[str, str] = {
-    "AccessToken": "tokens",
-    "ClientCredentials": "exchange",
-    "ConfigurationError": "errors",
-    "Counters": "observe",
-    "EventError": "events",
-    "EventReceiver": "events",
-    "EventVerifier": "events",
-    "InsufficientScope": "errors",
-    "InsufficientUserAuthentication": "errors",
-    "IntrospectionUnavailable": "errors",
-    "IntrospectionValidator": "tokens",
-    "InvalidRequest": "errors",
-    "InvalidToken": "errors",
-    "JWKSCache": "keys",
-    "JWTValidator": "tokens",
-    "KeysUnavailable": "errors",
-    "MemoryReplayStore": "replay",
-    "MissingToken": "errors",
-    "Observer": "observe",
-    "PPIDTranslator": "ppid",
-    "PPIDUnavailable": "ppid",
-    "ProtectedResourceMetadata": "metadata",
-    "RSGuardError": "errors",
-    "RedisReplayStore": "replay",
-    "ReplayStore": "replay",
-    "ReplayStoreUnavailable": "replay",
-    "Requirement": "policy",
-    "ResourceGuard": "middleware",
-    "ScopeHierarchy": "policy",
-    "SecurityEvent": "events",
-    "ServerError": "errors",
-    "ServerMetadata": "discovery",
-    "SubjectTranslator": "middleware",
-    "TokenExchanger": "exchange",
-    "TokenUser": "tokens",
-    "TokenValidator": "tokens",
-    "ToolGuard": "mcp",
-    "VerificationKey": "keys",
-    "bearer_challenge": "challenge",
-    "exception_handlers": "decorators",
-    "guard_of": "middleware",
-    "metadata_routes": "metadata",
-    "metadata_url": "metadata",
-    "public": "decorators",
-    "require": "decorators",
-}
-
-__version__ = "0.1.0"
+# Feature names still re-exported here until they move to their own namespaces (#11).
+from .events import EventError, EventReceiver, EventVerifier, SecurityEvent
+from .exchange import ClientCredentials, TokenExchanger
+from .introspection import IntrospectionValidator
+from .jwt import JWTValidator
+from .middleware import ResourceGuard
+from .observe import Counters, Observer
+from .policy import Requirement, ScopeHierarchy
+from .ppid import PPIDTranslator, PPIDUnavailable
+from .replay import MemoryReplayStore, RedisReplayStore, ReplayStore, ReplayStoreUnavailable
+from .resource_metadata import ProtectedResourceMetadata
+from .server import AuthorizationServer
 
 __all__ = [
     "AccessToken",
+    "AuthorizationServer",
     "ClientCredentials",
     "ConfigurationError",
     "Counters",
@@ -107,7 +48,6 @@ __all__ = [
     "IntrospectionValidator",
     "InvalidRequest",
     "InvalidToken",
-    "JWKSCache",
     "JWTValidator",
     "KeysUnavailable",
     "MemoryReplayStore",
@@ -125,32 +65,10 @@ __all__ = [
     "ScopeHierarchy",
     "SecurityEvent",
     "ServerError",
-    "ServerMetadata",
-    "SubjectTranslator",
     "TokenExchanger",
     "TokenUser",
     "TokenValidator",
-    "ToolGuard",
-    "VerificationKey",
     "__version__",
-    "bearer_challenge",
-    "exception_handlers",
-    "guard_of",
-    "metadata_routes",
-    "metadata_url",
     "public",
     "require",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'rs_guard' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)

@@ -1,9 +1,8 @@
-"""Command line: `python -m rs_guard idp ...` serves the test IdP; `demo` runs the walk-through."""
+"""Command line: `python -m rs_guard idp ...` serves the bundled test IdP."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from collections.abc import Sequence
@@ -83,18 +82,6 @@ def _cmd_idp(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
-    try:
-        demo = importlib.import_module("rs_guard.demo")
-    except ModuleNotFoundError as exc:
-        if exc.name != "rs_guard.demo":
-            raise
-        print("the demo is not available in this build (rs_guard/demo.py missing)", file=sys.stderr)
-        return 2
-    result = demo.main()
-    return result if isinstance(result, int) else 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `python -m rs_guard`."""
     parser = argparse.ArgumentParser(prog="rs_guard", description=__doc__)
@@ -112,8 +99,6 @@ def build_parser() -> argparse.ArgumentParser:
     idp.add_argument("--dev", action="store_true", help="allow http/loopback document URLs")
     idp.add_argument("--log-level", default="info")
     idp.set_defaults(func=_cmd_idp)
-    demo = sub.add_parser("demo", help="run the end-to-end walk-through")
-    demo.set_defaults(func=_cmd_demo)
     return parser
 
 

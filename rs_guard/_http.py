@@ -9,13 +9,10 @@ from typing import Any
 
 import httpx
 
-from ._jose import MalformedJWS, parse_json_object
+from ._json import JSONError, loads_object
+from .errors import FetchError as FetchError  # re-exported: fetch callers catch it here
 
 DEFAULT_TIMEOUT = 5.0
-
-
-class FetchError(Exception):
-    """The remote document could not be fetched or is not a JSON object; the message is a reason."""
 
 
 def default_client(timeout: float = DEFAULT_TIMEOUT) -> httpx.AsyncClient:
@@ -34,8 +31,8 @@ async def read_json_object(response: httpx.Response, max_bytes: int) -> dict[str
         if len(body) > max_bytes:
             raise FetchError("response_too_large")
     try:
-        return parse_json_object(bytes(body))
-    except MalformedJWS:
+        return loads_object(bytes(body))
+    except JSONError:
         raise FetchError("response_not_json") from None
 
 
@@ -112,3 +109,18 @@ async def fetch_json(
     if answer.body is None:
         raise FetchError(f"http_{answer.status}")
     return answer.body
+
+
+def parse_retry_after(value: str | None, *, ceiling: int = 300) -> int | None:
+    """The delay-seconds form of a Retry-After header (RFC 9110 §10.2.3), within [1, ceiling].
+
+    ASCII digits only: `str.isdigit()` also accepts "²" or "٣", which `int()` then refuses or
+    reads differently. The HTTP-date form is ignored (None), and the delay is bounded so that
+    a server cannot park our clients for a day.
+    """
+    if value is None:
+        return None
+    value = value.strip(" \t")
+    if not value or not value.isascii() or not value.isdigit():
+        return None
+    return max(1, min(int(value), ceiling))

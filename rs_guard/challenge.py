@@ -24,6 +24,8 @@ from .errors import (
     ServerError,
 )
 
+__all__ = ["authorization_params", "bearer_challenge", "parse_bearer_challenge", "parse_challenges"]
+
 # RFC 6750 §3: error, error_description and scope values are limited to these characters,
 # which also keeps quotes and backslashes (and CR/LF header injection) out of every value.
 _NOT_ALLOWED = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
@@ -46,7 +48,7 @@ def _clean(value: str) -> str:
     return _NOT_ALLOWED.sub("", value)
 
 
-def scope_value(scopes: Iterable[str]) -> str:
+def _scope_value(scopes: Iterable[str]) -> str:
     """A `scope` parameter value: unique scopes in order, without offline_access."""
     seen: dict[str, None] = {}
     for scope in scopes:
@@ -104,7 +106,7 @@ def bearer_challenge(
     if error_description:
         params.append(("error_description", _clean(error_description)))
     if scope is not None:
-        value = scope_value([scope] if isinstance(scope, str) else scope)
+        value = _scope_value([scope] if isinstance(scope, str) else scope)
         if value:
             params.append(("scope", value))
     if acr_values:

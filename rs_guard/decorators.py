@@ -10,11 +10,14 @@ from typing import Any, TypeVar
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
+from ._responses import error_body
+from .access_token import AccessToken
 from .errors import MissingToken, RSGuardError
-from .middleware import error_body, guard_of
+from .middleware import guard_of
 from .observe import emit
 from .policy import Requirement
-from .tokens import AccessToken
+
+__all__ = ["check", "exception_handlers", "public", "require", "rs_guard_exception_handler"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -40,7 +43,7 @@ def check(connection: HTTPConnection, requirement: Requirement) -> AccessToken:
     requirement.check(
         token,
         hierarchy=guard.hierarchy if guard is not None else None,
-        now=guard._clock() if guard is not None else None,
+        now=guard.clock() if guard is not None else None,
     )
     return token
 
@@ -109,8 +112,8 @@ async def rs_guard_exception_handler(request: Request, exc: Exception) -> Respon
         emit(None, "token_rejected", reason=exc.reason, status=exc.status_code)
     else:
         # The guard never sees this error (Starlette answers it first): report it as it would.
-        guard.report(exc)
-        for name, value in guard.challenge_headers(exc):
+        guard.refusals.report(exc)
+        for name, value in guard.refusals.headers(exc):
             headers[name.decode()] = value.decode("latin-1")
     return Response(
         error_body(exc), status_code=exc.status_code, headers=headers, media_type="application/json"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -10,8 +9,12 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ._http import FetchError, default_client, fetch_json
+from ._async import SingleFlight
+from ._http import default_client, fetch_json
+from .errors import FetchError
 from .observe import Observer, emit
+
+__all__ = ["ServerMetadata", "metadata_urls"]
 
 _MAX_METADATA_BYTES = 256 * 1024
 
@@ -49,41 +52,41 @@ class ServerMetadata:
     ) -> None:
         self.issuer = issuer
         self._client = http_client
+        self._owned_client: httpx.AsyncClient | None = None
         self._max_age = max_age
         self._timeout = timeout
         self._observer = observer
         self._clock = clock
         self._document: dict[str, Any] | None = None
         self._fetched_at = 0.0
-        self._inflight: asyncio.Future[dict[str, Any]] | None = None
+        self._flight: SingleFlight[None, dict[str, Any]] = SingleFlight()
 
     @property
     def http_client(self) -> httpx.AsyncClient:
-        """The client used for all calls to this authorization server."""
+        """The client used for all calls to this authorization server (given, or made once)."""
         if self._client is None:
-            self._client = default_client(self._timeout)
+            self._client = self._owned_client = default_client(self._timeout)
         return self._client
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if it was made here; a given one is the giver's to close."""
+        client, self._owned_client = self._owned_client, None
+        if client is not None:
+            self._client = None
+            await client.aclose()
 
     async def get(self) -> dict[str, Any]:
         """The metadata document; raises FetchError when no valid document can be had."""
         doc = self._document
         if doc is not None and self._clock() - self._fetched_at < self._max_age:
             return doc
-        if self._inflight is None:
-            self._inflight = asyncio.ensure_future(self._fetch())
-            self._inflight.add_done_callback(self._clear_inflight)
         try:
-            return await asyncio.shield(self._inflight)
+            return await self._flight.run(None, self._fetch)
         except FetchError:
             if doc is not None:
                 # A stale but once-valid document beats none: endpoints rarely move.
                 return doc
             raise
-
-    def _clear_inflight(self, fut: asyncio.Future[dict[str, Any]]) -> None:
-        self._inflight = None
-        if not fut.cancelled():
-            fut.exception()  # mark retrieved; callers see it through shield
 
     async def _fetch(self) -> dict[str, Any]:
         last = FetchError("unreachable")

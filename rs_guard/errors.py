@@ -1,8 +1,42 @@
-"""Typed errors: each knows its RFC 6750 / RFC 9470 error code, HTTP status and a log reason."""
+"""Every error rs_guard raises to its users, in one hierarchy.
+
+Request errors know their RFC 6750 / RFC 9470 error code, HTTP status and a stable log
+`reason`; ResourceGuard turns them into the answer. The tree::
+
+    Exception
+    ├── RSGuardError                        a request is refused (reason, status_code, error)
+    │   ├── MissingToken                    401, bare challenge (RFC 6750 §3.1)
+    │   ├── InvalidRequest                  400 invalid_request
+    │   ├── InvalidToken                    401 invalid_token
+    │   ├── InsufficientScope               403 insufficient_scope
+    │   ├── InsufficientUserAuthentication  401 insufficient_user_authentication (RFC 9470)
+    │   └── ServerError                     503 + Retry-After: cannot decide right now
+    │       ├── KeysUnavailable             no usable JWKS
+    │       └── IntrospectionUnavailable    the introspection endpoint failed
+    ├── ConfigurationError                  raised at construction: cannot be secure or work
+    └── FetchError                          an IdP document could not be fetched (reason code)
+
+Feature errors (PPID translation, security events, replay stores, outbound token clients)
+are appended in their own section at the bottom.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+__all__ = [
+    "ConfigurationError",
+    "FetchError",
+    "InsufficientScope",
+    "InsufficientUserAuthentication",
+    "IntrospectionUnavailable",
+    "InvalidRequest",
+    "InvalidToken",
+    "KeysUnavailable",
+    "MissingToken",
+    "RSGuardError",
+    "ServerError",
+]
 
 
 class RSGuardError(Exception):
@@ -128,3 +162,14 @@ class IntrospectionUnavailable(ServerError):
 
 class ConfigurationError(Exception):
     """rs_guard was configured in a way that cannot be secure or cannot work."""
+
+
+class FetchError(Exception):
+    """A document of the authorization server could not be fetched, or is not a JSON object.
+
+    The message is a stable reason code (`timeout`, `unreachable`, `http_404`,
+    `response_too_large`, `response_not_json`, `issuer_mismatch`, `missing_<endpoint>`).
+    """
+
+
+# -- feature errors ------------------------------------------------------------------------

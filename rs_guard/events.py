@@ -31,7 +31,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from ._jose import (
+from ._jws import (
     KEY_HEADERS,
     MalformedJWS,
     audience_matches,
@@ -43,10 +43,10 @@ from ._jose import (
 )
 from .discovery import ServerMetadata
 from .errors import ConfigurationError, InvalidToken, RSGuardError, ServerError
+from .jwt import DEFAULT_ALGORITHMS
 from .keys import JWKSCache
 from .observe import Observer, emit
 from .replay import MemoryReplayStore, ReplayState, ReplayStore
-from .tokens import DEFAULT_ALGORITHMS
 
 __all__ = [
     "DEFAULT_ALGORITHMS",

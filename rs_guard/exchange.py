@@ -22,6 +22,7 @@ import httpx
 from cachetools import TLRUCache
 
 from ._http import FetchError, request_json
+from .access_token import AccessToken
 from .discovery import ServerEndpoint, ServerMetadata
 from .errors import (
     ConfigurationError,
@@ -31,7 +32,6 @@ from .errors import (
     ServerError,
 )
 from .observe import Observer, emit
-from .tokens import AccessToken
 
 GRANT_CLIENT_CREDENTIALS = "client_credentials"
 GRANT_TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"

@@ -13,9 +13,11 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on the installe
         "rs_guard.fastapi needs FastAPI: pip install 'rs_guard[fastapi]'", name=exc.name
     ) from exc
 
+from .access_token import AccessToken
 from .decorators import check
 from .policy import Requirement
-from .tokens import AccessToken
+
+__all__ = ["OAuth2Guard"]
 
 Dependency = Callable[..., Coroutine[Any, Any, AccessToken]]
 
@@ -105,3 +107,23 @@ class OAuth2Guard:
             return check(request, requirement)
 
         return dependency
+
+
+# -- the route-policy adapter (see rs_guard._routing) ------------------------------------------
+
+
+def declared_requirement(route: Any) -> Requirement | None:
+    """The requirement a FastAPI route declares through `Security(..., scopes=[...])`."""
+    scopes = _dependant_scopes(getattr(route, "dependant", None), set())
+    return Requirement(scopes=tuple(dict.fromkeys(scopes))) if scopes else None
+
+
+def _dependant_scopes(dependant: Any, seen: set[int]) -> list[str]:
+    # FastAPI keeps Security(..., scopes=[...]) on its dependency tree.
+    if dependant is None or id(dependant) in seen:
+        return []
+    seen.add(id(dependant))
+    scopes = list(getattr(dependant, "own_oauth_scopes", None) or [])
+    for child in getattr(dependant, "dependencies", None) or []:
+        scopes += _dependant_scopes(child, seen)
+    return scopes

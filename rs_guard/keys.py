@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import math
@@ -15,11 +14,14 @@ import httpx
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 from jwt.exceptions import InvalidKeyError
 
-from ._http import FetchError, default_client, fetch_json
-from ._jose import ASYMMETRIC_ALGORITHMS, PublicKey, key_fits_alg
+from ._async import SingleFlight
+from ._http import default_client, fetch_json
+from ._jws import ASYMMETRIC_ALGORITHMS, PublicKey, key_fits_alg
 from .discovery import ServerMetadata
-from .errors import ConfigurationError, InvalidToken, KeysUnavailable
+from .errors import ConfigurationError, FetchError, InvalidToken, KeysUnavailable
 from .observe import Observer, emit
+
+__all__ = ["JWKSCache", "VerificationKey"]
 
 _MAX_JWKS_BYTES = 512 * 1024
 _MAX_KEYS = 100
@@ -131,7 +133,7 @@ class JWKSCache:
         self._keys: list[VerificationKey] = []
         self._fetched_at: float | None = None
         self._attempted_at: float | None = None
-        self._inflight: asyncio.Future[None] | None = None
+        self._flight: SingleFlight[None, None] = SingleFlight()
         self.generation = 0
         """Increases whenever a new key set is installed."""
 
@@ -219,15 +221,7 @@ class JWKSCache:
 
     async def _refresh(self) -> None:
         """Fetch the JWKS once for all concurrent callers."""
-        if self._inflight is None:
-            self._inflight = asyncio.ensure_future(self._fetch())
-            self._inflight.add_done_callback(self._clear_inflight)
-        await asyncio.shield(self._inflight)
-
-    def _clear_inflight(self, fut: asyncio.Future[None]) -> None:
-        self._inflight = None
-        if not fut.cancelled():
-            fut.exception()
+        await self._flight.run(None, self._fetch)
 
     async def _fetch(self) -> None:
         self._attempted_at = self._clock()

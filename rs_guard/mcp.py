@@ -16,13 +16,16 @@ from dataclasses import replace
 from typing import Any
 
 from starlette.requests import HTTPConnection
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ._jose import MalformedJWS, reject_duplicate_members
+from ._asgi import BodyTooLarge, ClientDisconnected, read_body, replay, send_response
+from ._json import JSONError, no_duplicates
 from .decorators import check
 from .errors import InvalidRequest
 from .middleware import guard_of
 from .policy import Requirement
+
+__all__ = ["MAX_BODY", "ToolGuard", "ToolPolicy"]
 
 ToolPolicy = Requirement | Callable[[Mapping[str, Any]], Requirement | None]
 """A tool's requirement, or a function of the call's arguments returning one (or None)."""
@@ -48,21 +51,19 @@ class ToolGuard:
         if scope["type"] != "http" or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        body = bytearray()
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-            if len(body) > self.max_body:
-                # A body that cannot be inspected cannot be authorized: fail closed.
-                await _plain(send, 413, b"request body too large")
-                return
         try:
-            requirements = self._requirements(bytes(body))
-        except MalformedJWS:
+            body = await read_body(receive, limit=self.max_body)
+        except ClientDisconnected:
+            return  # the client went away
+        except BodyTooLarge:
+            # A body that cannot be inspected cannot be authorized: fail closed.
+            await send_response(
+                send, 413, b"request body too large", [(b"content-type", b"text/plain")]
+            )
+            return
+        try:
+            requirements = self._requirements(body)
+        except JSONError:
             # Duplicate members could make this check and the MCP app see different tools.
             raise InvalidRequest(
                 "The request body has duplicate JSON members", reason="duplicate_member"
@@ -78,21 +79,13 @@ class ToolGuard:
                     requirement = replace(requirement, scopes=scopes)
                 check(connection, requirement)  # raises; ResourceGuard renders the challenge
 
-        sent = False
-
-        async def replay() -> Message:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": bytes(body), "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replay(body, receive), send)
 
     def _requirements(self, body: bytes) -> list[Requirement]:
         try:
-            doc = json.loads(body, object_pairs_hook=reject_duplicate_members)
-        except MalformedJWS:
+            # Not the strict parser: what the MCP app accepts (NaN too) must be checked here.
+            doc = json.loads(body, object_pairs_hook=no_duplicates)
+        except JSONError:
             raise
         except (ValueError, RecursionError):
             return []  # not JSON: the MCP app answers with a parse error, no tool runs
@@ -114,17 +107,3 @@ class ToolGuard:
             if decided is not None:
                 out.append(decided)
         return out
-
-
-async def _plain(send: Send, status: int, body: bytes) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"text/plain"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

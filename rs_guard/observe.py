@@ -21,6 +21,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+__all__ = ["Counters", "Observer", "fan_out"]
+
 logger = logging.getLogger("rs_guard")
 
 Observer = Callable[[str, dict[str, Any]], None]

@@ -8,9 +8,11 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from .access_token import AccessToken
 from .challenge import NEVER_CHALLENGED, SCOPE_TOKEN, claims_value
 from .errors import ConfigurationError, InsufficientScope, InsufficientUserAuthentication
-from .tokens import AccessToken
+
+__all__ = ["Requirement", "ScopeHierarchy"]
 
 _MEMO_SIZE = 4096
 _FUTURE_SKEW = 60  # seconds an IdP clock may run ahead before auth_time is not believed

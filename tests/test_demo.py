@@ -26,3 +26,16 @@ async def test_make_demo_walks_every_flow(capsys: pytest.CaptureFixture[str]) ->
         "All steps behaved as expected",
     ):
         assert marker in out, marker
+
+
+def test_the_demo_is_a_checkout_command_not_part_of_the_package() -> None:
+    # `make demo` runs examples/demo.py; the installed package has no demo module or subcommand
+    # (it could only have worked from a checkout).
+    import importlib.util
+
+    from rs_guard.__main__ import build_parser
+
+    assert importlib.util.find_spec("rs_guard.demo") is None
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(["demo"])
+    assert exit_.value.code == 2

@@ -24,6 +24,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+# What a new user reads: the README and the documentation site's pages.
+DOC_PAGES = [README, *sorted((ROOT / "docs").rglob("*.md"))]
 EXTRAS = ("uvicorn", "fastapi", "redis", "mcp")
 RUNTIME = ("starlette", "pyjwt", "cryptography", "httpx", "cachetools")
 
@@ -114,6 +116,7 @@ def test_wheel_ships_the_package_its_types_and_the_idp_and_nothing_else(
     tops = {name.split("/", 1)[0] for name in names}
     assert tops == {"rs_guard", next(t for t in tops if t.endswith(".dist-info"))}
     assert not any(n.startswith(("tests/", "examples/", "benchmarks/", "docs/")) for n in names)
+    assert "rs_guard/demo.py" not in names  # the demo is `make demo` in a checkout
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
 
 
@@ -144,11 +147,12 @@ def test_wheel_registers_the_script_and_no_pytest_plugin(wheel: zipfile.ZipFile)
 # -- imports without extras ------------------------------------------------------------
 
 
-def test_import_rs_guard_loads_nothing_heavy() -> None:
-    # pytest imports rs_guard in every project that has it installed (the plugin entry point).
+def test_import_rs_guard_loads_no_extra_and_no_idp() -> None:
+    # The root imports its core names plainly (the plugin is opt-in, so only users of
+    # rs_guard import it); the IdP and every extra stay unloaded until asked for.
     result = python("import sys, json, rs_guard; print(json.dumps(sorted(sys.modules)))")
     loaded = loaded_modules(result)
-    heavy = {*EXTRAS, "rs_guard.idp", "starlette", "httpx", "jwt", "cryptography", "cachetools"}
+    heavy = {*EXTRAS, "rs_guard.idp", "rs_guard.pytest_plugin"}
     assert not loaded & heavy, loaded & heavy
 
 
@@ -270,19 +274,20 @@ def test_pytest_plugin_is_opt_in_and_light_to_load(tmp_path: Path) -> None:
         python(run, cwd=tmp_path, args=[*others, "-p", "rs_guard.pytest_plugin"])
     )
     assert not {m for m in without if m.partition(".")[0] == "rs_guard"}
-    # Loading the plugin imports no IdP, httpx or uvicorn until a test asks for a fixture.
+    # Loading the plugin imports no IdP and no extra until a test asks for a fixture.
     assert "rs_guard.pytest_plugin" in opted_in
-    assert opted_in - without <= {"rs_guard", "rs_guard.pytest_plugin"}
+    assert not (opted_in - without) & {*EXTRAS, "rs_guard.idp", "rs_guard.testing"}
 
 
-# -- what the README tells a new user to run -------------------------------------------------
+# -- what the README and the docs tell a new user to run ------------------------------------------
 
 
 def _readme_commands() -> list[str]:
-    """The lines of the README's ```sh blocks, continuation lines joined."""
+    """The lines of the README's and the docs' ```sh blocks, continuation lines joined."""
     lines: list[str] = []
     in_sh = False
-    for line in README.read_text(encoding="utf-8").splitlines():
+    text = "\n".join(page.read_text(encoding="utf-8") for page in DOC_PAGES)
+    for line in text.splitlines():
         if line.strip().startswith("```"):
             in_sh = line.strip() == "```sh" and not in_sh
             continue
@@ -302,17 +307,19 @@ def test_readme_cli_flags_exist() -> None:
         if "python -m rs_guard idp" in line
         for flag in re.findall(r"(?<![\w-])--[a-z][a-z-]*", line.split("#", 1)[0])
     }
-    assert documented, "the README documents `python -m rs_guard idp`"
+    assert documented, "the docs document `python -m rs_guard idp`"
     missing = {flag for flag in documented if flag not in help_.stdout}
     assert not missing, missing
 
 
 def test_readme_make_targets_modules_and_paths_exist() -> None:
-    text = README.read_text(encoding="utf-8")
+    text = "\n".join(page.read_text(encoding="utf-8") for page in DOC_PAGES)
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     targets = set(re.findall(r"`make (\w+)", text))
     targets |= {line.split()[1] for line in _readme_commands() if line.startswith("make ")}
-    assert {"demo", "test", "bench"} <= targets
+    assert {"demo", "test", "bench", "docs"} <= targets
+    readme = README.read_text(encoding="utf-8")
+    assert "make demo" in readme and "make test" in readme
     for target in targets:
         assert re.search(rf"^{target}:", makefile, re.M), f"make {target}"
     for module in set(re.findall(r"python -m ((?:examples|rs_guard)[\w.]*)", text)):

@@ -21,7 +21,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
-from rs_guard import AccessToken, ResourceGuard
+from rs_guard import AccessToken, ProtectedResourceMetadata, ResourceGuard
 from rs_guard.fastapi import OAuth2Guard
 
 SWAGGER_CLIENT_ID = "swagger-ui"
@@ -80,8 +80,12 @@ def create_app(
         resource=resource,
         http_client=http_client,
         public_paths=PUBLIC_PATHS,
-        scopes_supported=list(SCOPES),
-        resource_name="Example items API",
+        metadata=ProtectedResourceMetadata(
+            resource,
+            [issuer],
+            scopes_supported=list(SCOPES),
+            resource_name="Example items API",
+        ),
     )
     oauth2 = OAuth2Guard(
         authorization_url=f"{issuer}/authorize",

@@ -32,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 
-from rs_guard import AccessToken, Requirement, ResourceGuard
+from rs_guard import AccessToken, ProtectedResourceMetadata, Requirement, ResourceGuard
 from rs_guard.mcp import ToolGuard, ToolPolicy
 
 SCOPES = {"notes:read": "Read your notes", "notes:write": "Add and delete your notes"}
@@ -136,11 +136,14 @@ def build_app(
         "issuer": issuer,
         "resource": resource,
         "http_client": http_client,
-        "authorization_servers": authorization_servers,
         "requirements": {path: ENDPOINT},
         "scope_hierarchy": HIERARCHY,
-        "scopes_supported": list(SCOPES),
-        "resource_name": "Notes (rs_guard MCP example)",
+        "metadata": ProtectedResourceMetadata(
+            resource,
+            authorization_servers or [issuer],
+            scopes_supported=list(SCOPES),
+            resource_name="Notes (rs_guard MCP example)",
+        ),
         "public_paths": ["/health"],
     }
     options.update(guard)

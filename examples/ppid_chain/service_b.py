@@ -14,7 +14,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from rs_guard import Requirement, ResourceGuard, exception_handlers
+from rs_guard import Requirement, ResourceGuard
+from rs_guard.decorators import exception_handlers
 from rs_guard.ppid import PPIDTranslator
 
 CLIENT_ID = "svc-b"

@@ -2,8 +2,25 @@
 
 from ._claims import ClaimSpec, ClaimsRequest
 from ._clients import Client
+from ._events import Delivery, EventService
 from ._faults import Faults
-from ._users import ACR_AMR, Session, User
+from ._routes import FAULT_SWITCHES
+from ._sessions import Session
+from ._subjects import ConversionPolicy
+from ._users import ACR_AMR, User
 from .app import IdP
 
-__all__ = ["ACR_AMR", "ClaimSpec", "ClaimsRequest", "Client", "Faults", "IdP", "Session", "User"]
+__all__ = [
+    "ACR_AMR",
+    "FAULT_SWITCHES",
+    "ClaimSpec",
+    "ClaimsRequest",
+    "Client",
+    "ConversionPolicy",
+    "Delivery",
+    "EventService",
+    "Faults",
+    "IdP",
+    "Session",
+    "User",
+]

@@ -6,8 +6,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._jose import MalformedJWS, reject_duplicate_members
-from ._util import OAuthError
+from .._json import JSONError, no_duplicates
+from ._errors import OAuthError
 
 MAX_CLAIMS_LENGTH = 8192
 
@@ -110,8 +110,8 @@ def parse_claims(raw: str | None) -> ClaimsRequest:
     if len(raw) > MAX_CLAIMS_LENGTH:
         raise OAuthError("invalid_request", "claims parameter too long")
     try:
-        doc = json.loads(raw, object_pairs_hook=reject_duplicate_members)
-    except MalformedJWS:
+        doc = json.loads(raw, object_pairs_hook=no_duplicates)
+    except JSONError:
         # Which of two same-named members counts would depend on the parser.
         raise OAuthError("invalid_request", "claims parameter has a member twice") from None
     except (ValueError, RecursionError):

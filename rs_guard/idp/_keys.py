@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import jwt
@@ -28,7 +28,7 @@ class SigningKey:
     alg: str
     private_key: PrivateKey
     public_jwk: dict[str, Any]
-    created_at: float = field(default_factory=time.time)
+    created_at: float
 
     @property
     def public_key(self) -> PublicKey:
@@ -86,10 +86,17 @@ def _alg_fits(alg: str, key: PrivateKey) -> bool:
 class KeyStore:
     """Published keys (kid -> key) plus the active signing key for each algorithm."""
 
-    def __init__(self, default_alg: str, private_jwks: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        default_alg: str,
+        private_jwks: dict[str, Any] | None = None,
+        *,
+        clock: Callable[[], float],
+    ) -> None:
         if default_alg not in SUPPORTED_ALGS:
             raise ValueError(f"unsupported signing algorithm {default_alg!r}")
         self.default_alg = default_alg
+        self._clock = clock
         self._keys: dict[str, SigningKey] = {}
         self._active: dict[str, str] = {}
         if private_jwks is not None:
@@ -113,7 +120,7 @@ class KeyStore:
             public = _to_jwk(private.public_key())
             kid = str(raw.get("kid") or thumbprint(public))
             public.update({"kid": kid, "alg": alg, "use": "sig"})
-            self._keys[kid] = SigningKey(kid, alg, private, public)
+            self._keys[kid] = SigningKey(kid, alg, private, public, self._clock())
             # The last key listed for an algorithm is the active one, like after rotate().
             self._active[alg] = kid
 
@@ -129,7 +136,7 @@ class KeyStore:
         public = _to_jwk(private.public_key())
         kid = thumbprint(public)
         public.update({"kid": kid, "alg": alg, "use": "sig"})
-        self._keys[kid] = SigningKey(kid, alg, private, public)
+        self._keys[kid] = SigningKey(kid, alg, private, public, self._clock())
         if activate:
             self._active[alg] = kid
         return kid

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from ..metadata import is_loopback_host
-from ._util import OAuthError, safe_split
+from .._net import is_loopback_host
+from ._errors import OAuthError
+from ._util import safe_split
 
 
 def _key(uri: str) -> tuple[str, str] | None:

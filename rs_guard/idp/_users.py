@@ -1,8 +1,10 @@
-"""Users, their profile claims, authentication methods (acr/amr) and the scripted login."""
+"""The user directory: users, their profile claims, and the authentication methods (acr/amr)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 # Authentication methods offered by the IdP, weakest first, with the RFC 8176 amr they produce.
@@ -53,21 +55,37 @@ class User:
     phone_verification: bool = False
 
 
-@dataclass
-class Session:
-    """The browser session: who is signed in, how, and when (auth_time)."""
+class UserDirectory:
+    """Every user the IdP knows (a test IdP accepts any user name, creating it on first use)."""
 
-    user_id: str
-    acr: str
-    amr: list[str]
-    auth_time: int
+    def __init__(self) -> None:
+        self._users: dict[str, User] = {}
 
+    def add(self, user_id: str, *, phone_verification: bool = False, **claims: Any) -> User:
+        """Create or update a user with OIDC profile claims (email, phone_number, ...)."""
+        if not user_id:
+            raise ValueError("user_id must not be empty")
+        user = self._users.get(user_id)
+        if user is None:
+            user = self._users[user_id] = User(user_id)
+        user.claims.update(claims)
+        user.phone_verification = phone_verification or user.phone_verification
+        return user
 
-@dataclass
-class LoginScript:
-    """How the next (re-)authentication goes, set by `IdP.login_as` or `--auto-login`."""
+    def get(self, user_id: str) -> User | None:
+        """The user, or None when unknown."""
+        return self._users.get(user_id)
 
-    user_id: str
-    acr: str
-    amr: list[str]
-    consent: bool = True
+    def user(self, user_id: str) -> User:
+        """The user, created empty when unknown."""
+        return self._users.get(user_id) or self.add(user_id)
+
+    def __contains__(self, user_id: object) -> bool:
+        return user_id in self._users
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._users))
+
+    def view(self) -> Mapping[str, User]:
+        """A read-only view of user id -> User."""
+        return MappingProxyType(self._users)

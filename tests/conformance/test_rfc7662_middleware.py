@@ -12,7 +12,8 @@ import httpx
 import pytest
 from starlette.types import Receive, Scope, Send
 
-from rs_guard import IntrospectionValidator, ServerMetadata
+from rs_guard import IntrospectionValidator
+from rs_guard.discovery import ServerMetadata
 from rs_guard.idp import IdP
 
 from .conftest import ISSUER, RESOURCE, Clock, bearer, challenge_of, protected_app

@@ -11,8 +11,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from rs_guard import ProtectedResourceMetadata, metadata_url
-from rs_guard.metadata import metadata_path
+from rs_guard import ProtectedResourceMetadata
+from rs_guard.resource_metadata import metadata_path, metadata_url
 
 from .conftest import ISSUER, RESOURCE, bearer, challenge_of
 
@@ -178,9 +178,10 @@ async def test_trailing_slash_resource_keeps_its_identity(
 async def test_signed_metadata(api: Callable[..., httpx.AsyncClient]) -> None:
     """§2.2: `signed_metadata` is a JWS whose claims (with `iss`) repeat the metadata values."""
     key = ec.generate_private_key(ec.SECP256R1())
-    async with api(
-        metadata_signing_key=key, metadata_signing_alg="ES256", metadata_signing_kid="prm-1"
-    ) as client:
+    metadata = ProtectedResourceMetadata(
+        RESOURCE, [ISSUER], signing_key=key, signing_alg="ES256", signing_kid="prm-1"
+    )
+    async with api(metadata=metadata) as client:
         doc = (await client.get("/.well-known/oauth-protected-resource/items")).json()
     signed = doc.pop("signed_metadata")
     assert jwt.get_unverified_header(signed)["kid"] == "prm-1"

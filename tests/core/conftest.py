@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from rs_guard import ResourceGuard, public, require
+from rs_guard import AuthorizationServer, ResourceGuard, public, require
 from rs_guard.idp import IdP
 from tests.support import Clock, CountingApp
 
@@ -70,12 +70,9 @@ async def ws(websocket: WebSocket) -> None:
 
 def build_app(idp_http: httpx.AsyncClient, **guard: Any) -> Starlette:
     """A protected service like the ones users write, wired to the in-process IdP."""
-    options: dict[str, Any] = {
-        "issuer": ISSUER,
-        "resource": RESOURCE,
-        "http_client": idp_http,
-        "public_paths": ["/health"],
-    }
+    options: dict[str, Any] = {"resource": RESOURCE, "public_paths": ["/health"]}
+    if "server" not in guard:  # else the server brings its issuer and HTTP client
+        options.update(issuer=ISSUER, http_client=idp_http)
     options.update(guard)
     return Starlette(
         routes=[
@@ -102,6 +99,16 @@ async def idp_http(counting: CountingApp) -> AsyncIterator[httpx.AsyncClient]:
         transport=httpx.ASGITransport(app=counting), base_url=ISSUER
     ) as client:
         yield client
+
+
+@pytest.fixture
+def make_server(idp_http: httpx.AsyncClient) -> Callable[..., AuthorizationServer]:
+    """An AuthorizationServer for the in-process IdP, with JWKS settings of the test's choice."""
+
+    def factory(**options: Any) -> AuthorizationServer:
+        return AuthorizationServer(ISSUER, http_client=idp_http, **options)
+
+    return factory
 
 
 @pytest.fixture

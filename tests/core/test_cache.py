@@ -7,8 +7,9 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from rs_guard import JWKSCache, JWTValidator
+from rs_guard import JWTValidator
 from rs_guard.idp import IdP
+from rs_guard.keys import JWKSCache
 
 from .conftest import ISSUER, RESOURCE, Clock
 

@@ -9,6 +9,7 @@ import pytest
 
 from rs_guard import IntrospectionUnavailable, IntrospectionValidator, InvalidToken
 from rs_guard.idp import IdP
+from rs_guard.introspection import Introspection
 
 from .conftest import ISSUER, RESOURCE, Clock, CountingApp
 
@@ -133,9 +134,7 @@ async def test_guard_routes_opaque_tokens_to_introspection(
     idp.register_client(
         client_id="rs", client_secret="rs-secret", grant_types=["client_credentials"]
     )
-    async with make_client(
-        introspection_client_id="rs", introspection_client_secret="rs-secret"
-    ) as c:
+    async with make_client(introspection=Introspection("rs", "rs-secret")) as c:
         # A JWT still takes the local path; an opaque string goes to introspection (inactive).
         assert (
             await c.get("/whoami", headers={"Authorization": f"Bearer {token()}"})

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from rs_guard import AuthorizationServer
 from rs_guard.idp import IdP
 
 from .conftest import ISSUER, Clock, CountingApp, bearer, build_app
@@ -23,11 +24,12 @@ def jwks_calls(counting: CountingApp) -> int:
 
 async def test_rotated_key_accepted_after_cooldown(
     make_client: Callable[..., httpx.AsyncClient],
+    make_server: Callable[..., AuthorizationServer],
     idp: IdP,
     token: Callable[..., str],
     counting: CountingApp,
 ) -> None:
-    async with make_client(jwks_cooldown=0) as c:
+    async with make_client(server=make_server(jwks_cooldown=0)) as c:
         assert (await c.get("/whoami", headers=bearer(token()))).status_code == 200
         idp.rotate()
         assert (await c.get("/whoami", headers=bearer(token()))).status_code == 200
@@ -36,10 +38,11 @@ async def test_rotated_key_accepted_after_cooldown(
 
 async def test_unknown_kid_refetch_is_rate_limited(
     make_client: Callable[..., httpx.AsyncClient],
+    make_server: Callable[..., AuthorizationServer],
     token: Callable[..., str],
     counting: CountingApp,
 ) -> None:
-    async with make_client(jwks_cooldown=30) as c:
+    async with make_client(server=make_server(jwks_cooldown=30)) as c:
         assert (await c.get("/whoami", headers=bearer(token()))).status_code == 200
         for i in range(50):
             r = await c.get("/whoami", headers=bearer(token(headers={"kid": f"random-{i}"})))
@@ -50,12 +53,13 @@ async def test_unknown_kid_refetch_is_rate_limited(
 
 async def test_cooldown_elapsed_allows_one_refetch_for_a_flood(
     make_client: Callable[..., httpx.AsyncClient],
+    make_server: Callable[..., AuthorizationServer],
     token: Callable[..., str],
     counting: CountingApp,
     clock: Clock,
 ) -> None:
 
-    async with make_client(jwks_cooldown=0.2) as c:
+    async with make_client(server=make_server(jwks_cooldown=0.2)) as c:
         await c.get("/whoami", headers=bearer(token()))
         await asyncio.sleep(0.25)
         bad = [token(headers={"kid": f"k{i}"}) for i in range(200)]
@@ -93,12 +97,15 @@ async def test_idp_down_with_no_keys_is_503_and_not_cached(
 @pytest.mark.parametrize("fault", ["down", "garbage"])
 async def test_stale_keys_served_during_outage_then_503(
     make_client: Callable[..., httpx.AsyncClient],
+    make_server: Callable[..., AuthorizationServer],
     idp: IdP,
     token: Callable[..., str],
     fault: str,
 ) -> None:
 
-    async with make_client(jwks_max_age=0.1, jwks_cooldown=0, jwks_stale_for=0.4) as c:
+    async with make_client(
+        server=make_server(jwks_max_age=0.1, jwks_cooldown=0, jwks_stale_for=0.4)
+    ) as c:
         assert (await c.get("/whoami", headers=bearer(token()))).status_code == 200
         idp.faults.jwks = fault
         await asyncio.sleep(0.15)
@@ -193,12 +200,15 @@ async def test_discovery_issuer_mismatch_refuses_keys(
 
 
 async def test_retired_key_stops_vouching_after_refresh(
-    make_client: Callable[..., httpx.AsyncClient], idp: IdP, token: Callable[..., str]
+    make_client: Callable[..., httpx.AsyncClient],
+    make_server: Callable[..., AuthorizationServer],
+    idp: IdP,
+    token: Callable[..., str],
 ) -> None:
 
     old_kid = idp.jwks()["keys"][0]["kid"]
     cached, uncached = token(), token(user="bob")
-    async with make_client(jwks_max_age=0.1, jwks_cooldown=0) as c:
+    async with make_client(server=make_server(jwks_max_age=0.1, jwks_cooldown=0)) as c:
         assert (await c.get("/whoami", headers=bearer(cached))).status_code == 200
         idp.rotate()
         idp.retire(old_kid)
@@ -212,11 +222,12 @@ async def test_retired_key_stops_vouching_after_refresh(
 
 async def test_pre_published_key_is_accepted_without_waiting_for_the_cooldown(
     make_client: Callable[..., httpx.AsyncClient],
+    make_server: Callable[..., AuthorizationServer],
     idp: IdP,
     token: Callable[..., str],
     counting: CountingApp,
 ) -> None:
-    async with make_client(jwks_max_age=0.1, jwks_cooldown=30) as c:
+    async with make_client(server=make_server(jwks_max_age=0.1, jwks_cooldown=30)) as c:
         next_kid = idp.rotate(activate=False)  # published, not yet used
         assert (await c.get("/whoami", headers=bearer(token()))).status_code == 200
         await asyncio.sleep(0.15)  # the guard's regular refresh picks the new key up

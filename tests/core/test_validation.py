@@ -157,7 +157,8 @@ async def test_algorithm_allow_list(
 
 
 def test_symmetric_algorithms_cannot_be_allowed() -> None:
-    from rs_guard import ConfigurationError, JWKSCache, JWTValidator
+    from rs_guard import ConfigurationError, JWTValidator
+    from rs_guard.keys import JWKSCache
 
     keys = JWKSCache("https://idp.example/jwks")
     with pytest.raises(ConfigurationError):

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import sys
 import textwrap
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
+from starlette.applications import Starlette
 
-from rs_guard import ResourceGuard
+from rs_guard import AuthorizationServer, ResourceGuard
 from rs_guard.testing import TestIdP
 
 from .myservice import ISSUER, RESOURCE, create_app
@@ -116,10 +119,20 @@ async def test_default_token_on_the_client(rs_guard_idp: TestIdP, rs_guard_app_c
 # -- keys and outages --------------------------------------------------------------------------
 
 
+def with_jwks(**jwks_options: Any) -> Callable[..., Starlette]:
+    """`create_app` whose guard uses an AuthorizationServer with these JWKS cache settings."""
+
+    def factory(*, http_client: httpx.AsyncClient | None = None, **options: Any) -> Starlette:
+        server = AuthorizationServer(ISSUER, http_client=http_client, **jwks_options)
+        return create_app(server=server, **options)
+
+    return factory
+
+
 async def test_key_rotation(rs_guard_idp: TestIdP, rs_guard_app_client) -> None:
     old = rs_guard_idp.token(scopes="items:read")
     # jwks_cooldown=0: the guard may refetch the JWKS as soon as it sees an unknown kid.
-    async with rs_guard_app_client(create_app, jwks_cooldown=0) as client:
+    async with rs_guard_app_client(with_jwks(jwks_cooldown=0)) as client:
         assert (await client.get("/items", headers={"Authorization": f"Bearer {old}"})).is_success
         kid = rs_guard_idp.rotate_keys()
         new = rs_guard_idp.token(scopes="items:read")
@@ -164,7 +177,7 @@ async def test_known_keys_survive_an_outage(
     rs_guard_idp: TestIdP, rs_guard_app_client, endpoints: tuple[str, ...], mode: str
 ) -> None:
     headers = rs_guard_idp.auth_headers(scopes="items:read")
-    async with rs_guard_app_client(create_app, jwks_max_age=0) as client:
+    async with rs_guard_app_client(with_jwks(jwks_max_age=0)) as client:
         assert (await client.get("/items", headers=headers)).status_code == 200
         outage = rs_guard_idp.outage(*endpoints, mode=mode)  # type: ignore[arg-type]
         # The JWKS is due for a refresh (max_age 0) and the IdP fails: stale keys serve.

@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from rs_guard.idp import IdP
+from tests.support import Clock
 
 from .conftest import (
     ISSUER,
@@ -383,21 +384,23 @@ async def test_retry_after_is_honoured_up_to_the_cap(idp: IdP, net: LocalNet) ->
     assert outcome.delivered and outcome.attempts == 2
 
 
-async def test_network_errors_are_retried(idp: IdP, receiver: Receiver) -> None:
-    # A real loopback port with nobody listening.
+async def test_network_errors_are_retried(clock: Clock) -> None:
+    # A real loopback port with nobody listening, reached through a real client.
     port = _free_port()
-    idp.register_client(
-        "gone",
-        "s",
-        event_delivery_uri=f"http://127.0.0.1:{port}/events",
-        event_publishers=[PUBLISHER],
-    )
-    idp._http_client = httpx.AsyncClient(timeout=2)
-    try:
+    async with httpx.AsyncClient(timeout=2) as real:
+        idp = IdP(ISSUER, clock=clock, http_client=real)
+        idp.register_client(PUBLISHER, PUBLISHER_SECRET, scope="events:publish")
+        idp.register_client(
+            "gone",
+            "s",
+            event_delivery_uri=f"http://127.0.0.1:{port}/events",
+            event_publishers=[PUBLISHER],
+        )
+        idp.add_user("alice")
+        idp.events.backoff = 0.01
+        idp.events.max_backoff = 0.05
         idp.events.max_attempts = 3
         body = (await publish(idp, audience="gone", deliver=True)).json()
-    finally:
-        await idp._http_client.aclose()
     assert body["delivered"] is False
     assert body["delivery"]["attempts"] == 3
     assert body["delivery"]["status"] is None
@@ -405,9 +408,9 @@ async def test_network_errors_are_retried(idp: IdP, receiver: Receiver) -> None:
 
 
 async def test_python_api_shortcuts(idp: IdP) -> None:
-    idp.allow_events("crm", RECEIVER)  # type: ignore[attr-defined]
+    idp.events.allow("crm", RECEIVER)
     assert idp.events.permits("crm", RECEIVER)
-    token = idp.sign_event(RECEIVER, {UPDATED: {}}, user="bob")  # type: ignore[attr-defined]
+    token = idp.events.sign(RECEIVER, {UPDATED: {}}, user="bob")
     claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
     assert claims["sub"] == idp.subject_for("bob", RECEIVER)
     assert "azp" not in claims

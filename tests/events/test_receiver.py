@@ -17,9 +17,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from rs_guard import JWKSCache, ResourceGuard
+from rs_guard import ResourceGuard
 from rs_guard.events import EventError, EventReceiver, EventVerifier, SecurityEvent
 from rs_guard.idp import IdP
+from rs_guard.keys import JWKSCache
 
 from .conftest import (
     ISSUER,

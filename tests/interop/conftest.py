@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from rs_guard import ResourceGuard, require
+from rs_guard import AuthorizationServer, ResourceGuard, require
 
 from .oidc_provider import OidcProvider, private_jwk
 
@@ -184,7 +184,10 @@ async def guarded(http: httpx.AsyncClient) -> AsyncIterator[GuardClient]:
     clients: list[httpx.AsyncClient] = []
 
     def make(issuer: str, resource: str, **options: Any) -> httpx.AsyncClient:
-        app = protected_app(issuer=issuer, resource=resource, http_client=http, **options)
+        # Key-cache timings belong to the issuer's AuthorizationServer, not to the guard.
+        jwks = {k: options.pop(k) for k in list(options) if k.startswith("jwks_")}
+        server = AuthorizationServer(issuer, http_client=http, **jwks)
+        app = protected_app(server=server, resource=resource, **options)
         client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="https://api.test"
         )

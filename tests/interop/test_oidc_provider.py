@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 import rs_guard
 from rs_guard import AccessToken, IntrospectionValidator, InvalidToken
+from rs_guard.introspection import Introspection
 
 from .conftest import (
     ALGORITHMS,
@@ -243,7 +244,7 @@ async def test_expired_token_refused(oidc_provider: OidcProvider, guarded: Guard
 
 
 def introspection_options() -> dict[str, Any]:
-    return {"introspection_client_id": RS_CLIENT[0], "introspection_client_secret": RS_CLIENT[1]}
+    return {"introspection": Introspection(*RS_CLIENT)}
 
 
 async def test_opaque_client_credentials_token_introspected(

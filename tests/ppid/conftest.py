@@ -12,7 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from rs_guard import ResourceGuard, exception_handlers
+from rs_guard import ResourceGuard
+from rs_guard.decorators import exception_handlers
 from rs_guard.idp import IdP
 from rs_guard.ppid import PPIDTranslator
 from tests.support import Clock, CountingApp

@@ -18,17 +18,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from rs_guard import (
-    InsufficientScope,
-    InvalidToken,
-    JWKSCache,
-    JWTValidator,
-    Requirement,
-    ResourceGuard,
-    ServerMetadata,
-    exception_handlers,
-)
+from rs_guard import InsufficientScope, InvalidToken, JWTValidator, Requirement, ResourceGuard
+from rs_guard.decorators import exception_handlers
+from rs_guard.discovery import ServerMetadata
 from rs_guard.idp import IdP
+from rs_guard.keys import JWKSCache
 from tests.support import Clock
 
 ISSUER = "https://idp.example"

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from rs_guard.challenge import decode_claims
+from rs_guard.introspection import Introspection
 
 from .conftest import ISSUER, RESOURCE, START, World, challenge, expect
 from .forge import DROP, idp_sign, parts, resign
@@ -363,16 +364,16 @@ async def test_event_tokens_are_not_access_tokens(world: World) -> None:
 
 
 async def test_refresh_token_and_opaque_strings_are_not_jwts(world: World) -> None:
-    grant = world.idp.new_grant("client-a", "alice", ["items:read"], [RESOURCE])
-    refresh = world.idp.issue_refresh_token(grant, ["items:read"])
+    grant = world.idp.tokens.new_grant("client-a", "alice", ["items:read"], [RESOURCE])
+    refresh = world.idp.minter.refresh_token(grant, ["items:read"])
     expect(await world.get(refresh), 401, "invalid_token", "malformed", world.events)
     assert world.counter.total == 0
 
 
 async def test_refresh_token_is_refused_by_introspection(world: World) -> None:
-    world.use_guard(introspection_client_id="rs", introspection_client_secret="rs-secret")
-    grant = world.idp.new_grant("client-a", "alice", ["items:read"], [RESOURCE])
-    refresh = world.idp.issue_refresh_token(grant, ["items:read"])
+    world.use_guard(introspection=Introspection("rs", "rs-secret"))
+    grant = world.idp.tokens.new_grant("client-a", "alice", ["items:read"], [RESOURCE])
+    refresh = world.idp.minter.refresh_token(grant, ["items:read"])
     assert world.idp.introspect(refresh)["active"] is True
     # Active at the IdP, but not an access token for this resource.
     expect(await world.get(refresh), 401, "invalid_token", "bad_audience", world.events)

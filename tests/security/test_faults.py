@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from starlette.responses import Response
 
-from rs_guard import IntrospectionValidator, ServerMetadata
+from rs_guard import IntrospectionValidator
+from rs_guard.discovery import ServerMetadata
 
 from .conftest import ISSUER, RESOURCE, World, expect
 

@@ -24,8 +24,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from rs_guard import IntrospectionUnavailable, IntrospectionValidator, exception_handlers
-from rs_guard.decorators import check
+from rs_guard import IntrospectionUnavailable, IntrospectionValidator
+from rs_guard.decorators import check, exception_handlers
 from rs_guard.idp import IdP
 from rs_guard.policy import Requirement
 

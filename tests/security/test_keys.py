@@ -316,9 +316,7 @@ async def test_redirects_are_never_followed(world: World) -> None:
 
 
 def _metadata(world: World, **changes: Any) -> dict[str, Any]:
-    from rs_guard.idp._metadata import metadata
-
-    return {**metadata(world.idp), **changes}
+    return {**world.idp.metadata(), **changes}
 
 
 async def test_discovery_issuer_mismatch_never_reaches_the_impostor_keys(world: World) -> None:

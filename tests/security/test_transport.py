@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from rs_guard import InsufficientUserAuthentication, Requirement, exception_handlers
+from rs_guard import InsufficientUserAuthentication, Requirement
+from rs_guard.decorators import exception_handlers
 
 from .conftest import World, asgi_call, challenge, expect, header
 

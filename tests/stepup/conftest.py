@@ -25,11 +25,11 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from rs_guard import InsufficientUserAuthentication, Requirement, ResourceGuard, require
+from rs_guard.access_token import AccessToken
 from rs_guard.challenge import authorization_params
 from rs_guard.decorators import check
 from rs_guard.fastapi import OAuth2Guard
 from rs_guard.idp import IdP
-from rs_guard.tokens import AccessToken
 from tests.support import Clock
 
 ISSUER = "https://idp.example"

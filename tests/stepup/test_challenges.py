@@ -333,7 +333,8 @@ async def test_late_step_up_when_the_guard_wraps_the_app_from_outside(
 ) -> None:
     from starlette.applications import Starlette
 
-    from rs_guard import ResourceGuard, exception_handlers
+    from rs_guard import ResourceGuard
+    from rs_guard.decorators import exception_handlers
 
     from .conftest import HANDLER_ROUTES, ISSUER
 

@@ -14,15 +14,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
-from rs_guard import (
-    ConfigurationError,
-    ProtectedResourceMetadata,
-    ResourceGuard,
-    metadata_routes,
-    metadata_url,
-)
+from rs_guard import ConfigurationError, ProtectedResourceMetadata, ResourceGuard
 from rs_guard.challenge import parse_bearer_challenge
 from rs_guard.idp import IdP
+from rs_guard.resource_metadata import metadata_routes, metadata_url
 
 from .conftest import ISSUER, bearer
 
@@ -102,14 +97,14 @@ async def test_well_known_url_and_byte_identical_resource(
 
 
 async def test_document_members_and_http_methods(idp_http: httpx.AsyncClient) -> None:
-    app = guarded(
-        idp_http,
+    metadata = ProtectedResourceMetadata(
         "https://api.example/mcp",
-        authorization_servers=["https://idp.example", "https://idp2.example"],
+        ["https://idp.example", "https://idp2.example"],
         scopes_supported=["notes:read", "notes:write"],
         resource_documentation="https://api.example/docs",
         resource_name="Notes",
     )
+    app = guarded(idp_http, "https://api.example/mcp", metadata=metadata)
     async with client_for(app) as c:
         r = await c.get(f"{WELL_KNOWN}/mcp")
         assert r.json() == {
@@ -159,14 +154,15 @@ async def test_signed_metadata_verifies_and_matches_the_document(
 ) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     resource = "https://api.example/mcp"
-    app = guarded(
-        idp_http,
+    metadata = ProtectedResourceMetadata(
         resource,
+        [ISSUER],
         scopes_supported=["notes:read"],
-        metadata_signing_key=key,
-        metadata_signing_alg="ES256",
-        metadata_signing_kid="rs-1",
+        signing_key=key,
+        signing_alg="ES256",
+        signing_kid="rs-1",
     )
+    app = guarded(idp_http, resource, metadata=metadata)
     async with client_for(app) as c:
         doc = (await c.get(f"{WELL_KNOWN}/mcp")).json()
     signed = doc.pop("signed_metadata")

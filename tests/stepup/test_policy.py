@@ -7,9 +7,10 @@ import json
 
 import pytest
 
-from rs_guard import ConfigurationError, Requirement, ScopeHierarchy, bearer_challenge
+from rs_guard import ConfigurationError, Requirement, ScopeHierarchy
 from rs_guard.challenge import (
     authorization_params,
+    bearer_challenge,
     claims_value,
     decode_claims,
     parse_bearer_challenge,

@@ -1,0 +1,79 @@
+"""Host and address checks (loopback, non-public ranges) shared by the core and the IdP."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _name(host: str) -> str:
+    return host.strip("[]").lower().rstrip(".")
+
+
+def ip_literal(host: str) -> IPAddress | None:
+    """The address a host written as an IP literal names, or None for a DNS name.
+
+    Brackets and a trailing dot are allowed. Besides the standard forms, the IPv4 spellings
+    that resolvers also read (inet_aton: 127.1, 0x7f000001, 2130706433, 0177.0.0.1) count,
+    because that is how a URL using them would be resolved.
+    """
+    name = _name(host)
+    try:
+        return ipaddress.ip_address(name)
+    except ValueError:
+        pass
+    if not name or not all(c.isascii() and (c.isalnum() or c == ".") for c in name):
+        return None
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(name))
+    except OSError:
+        return None
+
+
+def is_loopback_ip(host: str) -> bool:
+    """True for 127.0.0.0/8 and ::1 in their standard spellings (RFC 8252 §7.3 redirect URIs).
+
+    Deliberately strict: only the canonical literal forms, never inet_aton spellings or
+    IPv4-mapped IPv6 (whose `is_loopback` differs between Python versions).
+    """
+    try:
+        addr = ipaddress.ip_address(host.strip("[]").lower())
+    except ValueError:
+        return False
+    return addr.is_loopback and not (isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped)
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for "localhost", *.localhost (RFC 6761) and loopback IP literals (`is_loopback_ip`).
+
+    Used to allow plain http for local development only, so it stays strict.
+    """
+    name = host.strip("[]").lower()
+    return name == "localhost" or name.endswith(".localhost") or is_loopback_ip(name)
+
+
+def is_non_public_address(host: str) -> bool:
+    """True when the host names a loopback, private, link-local, shared, reserved or otherwise
+    non-global address (any spelling `ip_literal` reads, IPv4-mapped included), or localhost.
+
+    For refusing server-side fetches of URLs a client supplied (SSRF).
+    """
+    name = _name(host)
+    if name == "localhost" or name.endswith(".localhost"):
+        return True  # "localhost." and RFC 6761 *.localhost resolve to loopback too
+    addr = ip_literal(name)
+    if addr is None:
+        return False
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return (
+        not addr.is_global  # also 100.64.0.0/10 (shared address space) and the like
+        or addr.is_private
+        or addr.is_loopback
+        or addr.is_link_local
+        or addr.is_reserved
+        or addr.is_multicast
+        or addr.is_unspecified
+    )

@@ -1,0 +1,56 @@
+"""The verified-token cache: exact token string -> validation result, LRU-bounded."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from .access_token import AccessToken
+from .keys import VerificationKey
+
+
+class Entry:
+    """One remembered validation result."""
+
+    __slots__ = ("access", "expires", "generation", "key", "not_before")
+
+    def __init__(
+        self,
+        access: AccessToken,
+        not_before: float,
+        expires: float,
+        key: VerificationKey | None = None,
+        generation: int = 0,
+    ) -> None:
+        self.access = access
+        self.not_before = not_before
+        self.expires = expires
+        self.key = key
+        self.generation = generation
+
+
+class VerifiedCache:
+    """Exact token string -> validation result, LRU-bounded; time claims re-checked on use."""
+
+    def __init__(self, maxsize: int) -> None:
+        self._maxsize = maxsize
+        self._data: OrderedDict[str, Entry] = OrderedDict()
+
+    def get(self, token: str) -> Entry | None:
+        entry = self._data.get(token)
+        if entry is not None:
+            self._data.move_to_end(token)
+        return entry
+
+    def put(self, token: str, entry: Entry) -> None:
+        if self._maxsize <= 0:
+            return
+        self._data[token] = entry
+        self._data.move_to_end(token)
+        while len(self._data) > self._maxsize:
+            self._data.popitem(last=False)
+
+    def discard(self, token: str) -> None:
+        self._data.pop(token, None)
+
+    def __len__(self) -> int:
+        return len(self._data)

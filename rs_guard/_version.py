@@ -1,0 +1,3 @@
+"""The version of rs_guard, in one place (pyproject.toml reads it through hatch)."""
+
+__version__ = "0.1.0"

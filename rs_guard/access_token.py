@@ -1,0 +1,200 @@
+"""The validated access token (RFC 9068 §2 claims, RFC 7662 answers) and the validator protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Protocol
+
+from starlette.authentication import AuthCredentials, BaseUser
+
+from ._jws import is_numeric_date
+from .errors import ConfigurationError, InvalidToken
+
+__all__ = ["AccessToken", "Limits", "TokenUser", "TokenValidator"]
+
+DEFAULT_MAX_TOKEN_BYTES = 8192
+
+
+def scopes_of(value: Any) -> tuple[str, ...]:
+    """The scopes of a `scope` claim (RFC 8693 §4.2: space-delimited string)."""
+    if value is None:
+        return ()
+    if not isinstance(value, str):
+        raise InvalidToken(reason="bad_claim_type")
+    # Not `_scopes.split_scope`: this runs twice per new token, and a repeated scope in a
+    # token is harmless, so the de-duplicating pass is not worth its cost here.
+    return tuple(s for s in value.split(" ") if s)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """How much a validator keeps and reads (like httpx's `Limits`).
+
+    `cache_size` validated tokens are remembered (LRU; 0 turns the cache off) and a token
+    longer than `max_token_bytes` is refused before any parsing.
+    """
+
+    cache_size: int = 10_000
+    max_token_bytes: int = DEFAULT_MAX_TOKEN_BYTES
+
+    def __post_init__(self) -> None:
+        if self.cache_size < 0 or self.max_token_bytes <= 0:
+            raise ConfigurationError("Limits: cache_size >= 0 and max_token_bytes > 0")
+
+
+class AccessToken(AuthCredentials):
+    """The validated access token: an immutable view of its claims.
+
+    It is Starlette's `AuthCredentials`, so `request.auth.scopes` and `@requires(...)` work
+    unchanged. `scopes` includes scopes implied by a configured hierarchy; `granted_scopes`
+    is exactly what the token says.
+    """
+
+    __slots__ = (
+        "_derived",
+        "_raw",
+        "_user",
+        "claims",
+        "granted_scopes",
+        "local_subject",
+        "user_id",
+    )
+
+    def __init__(
+        self,
+        claims: Mapping[str, Any],
+        *,
+        raw: str = "",
+        scopes: Iterable[str] | None = None,
+        local_subject: str | None = None,
+        user_id: Any = None,
+    ) -> None:
+        granted = scopes_of(claims.get("scope"))
+        super().__init__(list(scopes) if scopes is not None else list(granted))
+        self.claims: Mapping[str, Any] = MappingProxyType(dict(claims))
+        self.granted_scopes: tuple[str, ...] = granted
+        self.local_subject = local_subject
+        self.user_id = user_id
+        self._raw = raw
+        # What a guard derived from this validated token (implied scopes, own PPID), kept on
+        # the cached object so that a reused token pays for the derivation once.
+        self._derived: tuple[object, AccessToken] | None = None
+        self._user: TokenUser | None = None
+
+    def __repr__(self) -> str:
+        # Never the token itself: reprs end up in logs and tracebacks.
+        return (
+            f"AccessToken(sub={self.subject!r}, client_id={self.client_id!r}, "
+            f"scopes={self.scopes!r})"
+        )
+
+    @property
+    def subject(self) -> str:
+        """`sub` as received: for pairwise clients, the caller's PPID."""
+        return str(self.claims.get("sub", ""))
+
+    @property
+    def client_id(self) -> str | None:
+        """The OAuth client the token was issued to."""
+        value = self.claims.get("client_id")
+        return value if isinstance(value, str) else None
+
+    @property
+    def issuer(self) -> str:
+        """`iss` of the token."""
+        return str(self.claims.get("iss", ""))
+
+    @property
+    def audience(self) -> tuple[str, ...]:
+        """`aud` as a tuple."""
+        aud = self.claims.get("aud")
+        if isinstance(aud, str):
+            return (aud,)
+        return tuple(a for a in aud if isinstance(a, str)) if isinstance(aud, list) else ()
+
+    @property
+    def acr(self) -> str | None:
+        """Authentication context class reference, when it is a string."""
+        value = self.claims.get("acr")
+        return value if isinstance(value, str) else None
+
+    @property
+    def amr(self) -> tuple[str, ...]:
+        """Authentication methods references."""
+        value = self.claims.get("amr")
+        return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()
+
+    @property
+    def auth_time(self) -> int | None:
+        """When the user authenticated (seconds since the epoch), when it is a number."""
+        value = self.claims.get("auth_time")
+        return int(value) if is_numeric_date(value) else None
+
+    @property
+    def expires_at(self) -> float | None:
+        """`exp` of the token."""
+        value = self.claims.get("exp")
+        return float(value) if is_numeric_date(value) else None
+
+    @property
+    def jti(self) -> str | None:
+        """The token's unique identifier."""
+        value = self.claims.get("jti")
+        return value if isinstance(value, str) else None
+
+    @property
+    def token(self) -> str:
+        """The raw token; for RFC 8693 exchange only. Never forward it to another service."""
+        return self._raw
+
+    def replace(self, **changes: Any) -> AccessToken:
+        """A copy with `scopes`, `local_subject` or `user_id` changed (claims are shared)."""
+        # Built field by field: re-reading the claims costs more than the whole cache hit.
+        new = AccessToken.__new__(AccessToken)
+        new.scopes = list(changes.get("scopes", self.scopes))
+        new.claims = self.claims
+        new.granted_scopes = self.granted_scopes
+        new.local_subject = changes.get("local_subject", self.local_subject)
+        new.user_id = changes.get("user_id", self.user_id)
+        new._raw = self._raw
+        new._derived = None
+        new._user = None
+        return new
+
+    @property
+    def user(self) -> TokenUser:
+        """The `request.user` for this token (made once; the token is immutable)."""
+        user = self._user
+        if user is None:
+            user = self._user = TokenUser(self)
+        return user
+
+
+class TokenUser(BaseUser):
+    """`request.user` for a request carrying a valid token."""
+
+    def __init__(self, token: AccessToken) -> None:
+        self.token = token
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def display_name(self) -> str:
+        return self.token.local_subject or self.token.subject
+
+    @property
+    def identity(self) -> str:
+        return self.token.local_subject or self.token.subject
+
+    def __repr__(self) -> str:
+        return f"TokenUser({self.identity!r})"
+
+
+class TokenValidator(Protocol):
+    """Anything that turns a token string into an AccessToken or raises an RSGuardError."""
+
+    async def validate(self, token: str) -> AccessToken: ...

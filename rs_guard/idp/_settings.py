@@ -1,0 +1,52 @@
+"""The IdP's configuration: one mutable object every service reads, so a test that changes
+`idp.clock` or `idp.resource_allowlist` changes it for every endpoint at once."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from ._resources import validate_resources
+
+
+def check_issuer(issuer: str) -> str:
+    """The issuer without a trailing slash; ValueError unless an http(s) URL without query."""
+    parts = urlsplit(issuer)
+    if parts.scheme not in ("https", "http") or not parts.netloc or parts.query or "#" in issuer:
+        raise ValueError("issuer must be an http(s) URL without query or fragment")
+    return issuer.rstrip("/")
+
+
+@dataclass
+class Settings:
+    """What the operator chose when building the IdP (see `IdP.__init__`)."""
+
+    issuer: str
+    dev: bool = False
+    clock: Callable[[], float] = time.time
+    initial_access_token: str | None = None
+    default_audience: str = ""
+    resource_allowlist: list[str] | None = None
+    code_lifetime: int = 60
+    refresh_token_lifetime: int = 86_400
+    access_token_lifetime: int = 300
+    rotate_secrets_on_update: bool = False
+
+    @property
+    def path_prefix(self) -> str:
+        """The issuer's path ("" for an issuer at the host's root)."""
+        return urlsplit(self.issuer).path
+
+    def time(self) -> float:
+        """Current time from the injected clock (read at each call: tests replace it)."""
+        return self.clock()
+
+    def now(self) -> int:
+        """Current time from the injected clock, in whole seconds."""
+        return int(self.clock())
+
+    def validate_resources(self, uris: Sequence[str]) -> list[str]:
+        """RFC 8707 checks against the IdP's allow-list."""
+        return validate_resources(uris, self.resource_allowlist)
