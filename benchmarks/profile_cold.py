@@ -44,6 +44,7 @@ from peers import (
 )
 
 from rs_guard import ResourceGuard
+from rs_guard.access_token import Limits
 
 
 def guard(ctx: Context, cache_size: int = 10_000) -> ResourceGuard:
@@ -52,7 +53,7 @@ def guard(ctx: Context, cache_size: int = 10_000) -> ResourceGuard:
         issuer=ISSUER,
         resource=RESOURCE,
         http_client=ctx.idp.http_client(),
-        cache_size=cache_size,
+        limits=Limits(cache_size=cache_size),
     )
 
 
