@@ -676,6 +676,9 @@ async def run_inprocess(
             if row.error:
                 continue
             pool = pools[v.alg]
+            # Garbage left by the previous variant (an earlier rs_guard's evicted cache, in
+            # reference cycles) is collected here, untimed, not on the next variant's clock.
+            gc.collect()
             if v.builder == "rs_guard" and v.cold:
                 # A fresh guard each round (an empty verified-token cache), warmed up on tokens
                 # of its own: every measured request brings a token it never saw.
