@@ -1035,10 +1035,16 @@ def print_table(title: str, rows: list[Row], *, uvicorn: bool) -> None:
     cold = {
         r.variant.alg: r.median for r in rows if r.variant.builder == "rs_guard" and r.variant.cold
     }
+    cpu_of = {
+        ("bare" if r.variant.builder == "bare" else r.variant.alg): statistics.median(r.cpu)
+        for r in rows
+        if r.cpu
+        and (r.variant.builder == "bare" or (r.variant.builder == "rs_guard" and r.variant.cold))
+    }
     head = f"  {'variant':56s} {'req/s median [min-max]':>26s} {'us/req':>7s} {'/bare':>6s} {'/rsg cold':>9s}"
     if uvicorn:
         head += (
-            f" {'srv CPU us/req':>14s} {'p50 ms':>7s} {'p99 ms':>7s} {'gen2':>5s} {'max GC ms':>9s}"
+            f" {'srv CPU us/req':>14s} {'CPU /bare':>9s} {'CPU /rsg':>8s} {'p50 ms':>7s} {'p99 ms':>7s} {'gen2':>5s} {'max GC ms':>9s}"
             f" {'RSS +MB':>7s}"
         )
     print(head)
@@ -1053,8 +1059,13 @@ def print_table(title: str, rows: list[Row], *, uvicorn: bool) -> None:
                 gen2 = statistics.median([g["gen2"] for g in row.gc]) if row.gc else float("nan")
                 pause = max(g["longest_ms"] for g in row.gc) if row.gc else float("nan")
                 cpu = statistics.median(row.cpu) if row.cpu else float("nan")
+                # The same ratios from the server's CPU time per request: on a shared machine
+                # these hold where requests/s (wall time) move with the neighbours' load.
+                cpu_bare = cpu_of.get("bare", float("nan"))
+                cpu_rsg = cpu_of.get(v.alg, float("nan")) if v.builder != "bare" else float("nan")
                 line += (
-                    f" {cpu:14.1f} {statistics.median(row.p50):7.2f} {statistics.median(row.p99):7.2f}"
+                    f" {cpu:14.1f} {cpu_bare / cpu:9.2f} {cpu_rsg / cpu:8.2f}"
+                    f" {statistics.median(row.p50):7.2f} {statistics.median(row.p99):7.2f}"
                     f" {gen2:5.0f} {pause:9.1f} {statistics.median(row.rss):7.1f}"
                 )
         if row.notes:
