@@ -292,12 +292,19 @@ def report(results: dict[str, dict[str, bool] | str], alg: str) -> str:
                 cells.append(f"{text:>{width}s}")
         lines.append(f"  {case.name[:66]:66s}" + "".join(cells))
     wrong = [c for c in CASES if c.control is None]
+    counts = []
+    for k in keys:
+        r = results[k]
+        if isinstance(r, str):
+            counts.append("n/a")
+        elif not r[CASES[0].name]:
+            # It refuses the valid token too: its refusals say nothing about strictness.
+            counts.append("no valid")
+        else:
+            counts.append(str(sum(r[c.name] for c in wrong)))
     lines.append(
         f"  {'accepted, of ' + str(len(wrong)) + ' tokens to refuse':66s}"
-        + "".join(
-            f"{(str(sum(results[k][c.name] for c in wrong)) if not isinstance(results[k], str) else 'n/a'):>{width}s}"  # type: ignore[index]
-            for k in keys
-        )
+        + "".join(f"{c:>{width}s}" for c in counts)
     )
     for k, label, _ in COLUMNS:
         if k in results and isinstance(results[k], str):
