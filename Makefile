@@ -93,7 +93,7 @@ $(BENCH_STAMP): pyproject.toml | $(STAMP)
 
 # `make bench BENCH_ARGS=--quick` for the short run.
 bench: install $(BENCH_STAMP)
-	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = "0" ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } || echo "note: wrk not installed; the uvicorn figures use a Python client"
+	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = "0" ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } || echo "note: wrk not installed; peers.py skips its uvicorn table, throughput.py uses a Python client"
 	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
 
 clean:
