@@ -93,9 +93,17 @@ demo: install
 	@echo "demo: the IdP and example services on 127.0.0.1, walked through step by step (~10 s)"
 	$(BIN)/python -m examples.demo
 
-bench: install
-	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = "0" ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } || echo "note: wrk not installed; the uvicorn figures use a Python client"
-	$(BIN)/python benchmarks/run_all.py
+# The peer libraries of benchmarks/peers.py come from the `bench` extra (not runtime deps).
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): pyproject.toml | $(STAMP)
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+# `make bench BENCH_ARGS=--quick` for the short run.
+bench: install $(BENCH_STAMP)
+	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = "0" ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } || echo "note: wrk not installed; peers.py skips its uvicorn table, throughput.py uses a Python client"
+	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache test-output site
