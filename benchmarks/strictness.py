@@ -10,7 +10,7 @@ and RFC 7515/7519. Every variant is the same app `peers.py` benchmarks, configur
 show for access-token validation (peers.py says how; allow-list = the one algorithm expected),
 called in-process; a 200 answer means the token was accepted.
 
-rs_guard must refuse every row (tests/test_benchmarks.py checks that); the control rows
+rs_guard must refuse every row (tests/packaging/test_benchmarks.py checks that); the control rows
 (a valid token: all accept; a broken signature: all refuse) show each column is wired right.
 """
 
