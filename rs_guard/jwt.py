@@ -18,7 +18,9 @@ from .server import AuthorizationServer, refuse_beside_server
 __all__ = ["ACCESS_TOKEN_TYPES", "DEFAULT_ALGORITHMS", "JWTValidator"]
 
 ACCESS_TOKEN_TYPES = frozenset({"at+jwt"})
-DEFAULT_ALGORITHMS = ("ES256", "ES384", "RS256", "PS256", "EdDSA")
+# Ed25519: the fully-specified name RFC 9864 gives EdDSA over Ed25519 (same OKP key, same
+# signature); IdPs such as oidc-provider now sign with it.
+DEFAULT_ALGORITHMS = ("ES256", "ES384", "RS256", "PS256", "EdDSA", "Ed25519")
 DEFAULT_LEEWAY = 30.0
 _REQUIRED_RFC9068 = ("iss", "exp", "aud", "sub", "client_id", "iat", "jti")
 # Claims that only an ID token carries; their presence means type confusion (RFC 9068 §4).
