@@ -17,10 +17,12 @@ from .access_token import AccessToken, Limits, TokenValidator
 from .credentials import BearerCredentials
 from .errors import ConfigurationError, InvalidToken, MissingToken, RSGuardError
 from .introspection import CompositeValidator, Introspection, IntrospectionValidator
+from .issuers import Issuer, MultiIssuerValidator
 from .jwt import DEFAULT_ALGORITHMS, DEFAULT_LEEWAY, JWTValidator
 from .keys import JWKSCache
 from .observe import Observer
 from .policy import Requirement, ScopeHierarchy
+from .profiles import TokenProfile
 from .resource_metadata import WELL_KNOWN, ProtectedResourceMetadata
 from .server import AuthorizationServer, refuse_beside_server
 
@@ -58,6 +60,8 @@ class ResourceGuard:
         server: AuthorizationServer | None = None,
         audience: str | Sequence[str] | None = None,
         validator: TokenValidator | None = None,
+        profile: str | TokenProfile | Mapping[str, Any] | None = None,
+        issuers: Sequence[Issuer] | None = None,
         algorithms: Sequence[str] | None = None,
         leeway: float | None = None,
         limits: Limits | None = None,
@@ -80,6 +84,23 @@ class ResourceGuard:
     ) -> None:
         _refuse_conflicts(locals())
         self.app = app
+        authorization_servers: list[str] | None = None
+        if issuers is not None:
+            # Several issuers (rs_guard.issuers): routed by exact `iss`, each with its own
+            # discovery, keys, audience and profile; the first one is `self.server`.
+            limits = limits or Limits()
+            validator = MultiIssuerValidator(
+                issuers,
+                resource=resource,
+                http_client=http_client,
+                algorithms=algorithms,
+                leeway=leeway,
+                max_token_bytes=limits.max_token_bytes,
+                cache_size=limits.cache_size,
+                observer=observer,
+                clock=clock,
+            )
+            server, authorization_servers = validator.servers[0], validator.issuers
         # The simple keyword path builds the issuer context.
         self.server = server or AuthorizationServer(
             issuer or "", http_client=http_client, observer=observer
@@ -90,14 +111,27 @@ class ResourceGuard:
         if validator is None:
             audiences = audience if audience is not None else resource
             validator = _default_validator(
-                self.server, audiences, algorithms, leeway, limits, introspection, observer, clock
+                self.server,
+                audiences,
+                algorithms,
+                leeway,
+                limits,
+                introspection,
+                observer,
+                clock,
+                profile="rfc9068" if profile is None else profile,
             )
         self.validator = validator
         self.subject_translator, self.user_resolver = subject_translator, user_resolver
         self.paths = PathPolicy(requirements, public_paths, default_requirement)
         self.default_requirement = default_requirement
         self.metadata = _metadata(
-            resource, self.issuer, metadata, serve_metadata, scopes_supported, self.credentials
+            resource,
+            authorization_servers or [self.issuer],
+            metadata,
+            serve_metadata,
+            scopes_supported,
+            self.credentials,
         )
         self.resource_metadata_url = self.metadata.url if self.metadata is not None else None
         self.refusals = Refusals(
@@ -268,7 +302,7 @@ def _cache_lookup(validator: TokenValidator) -> Callable[[str], AccessToken | No
 
 def _metadata(
     resource: str,
-    issuer: str,
+    issuers: list[str],
     given: ProtectedResourceMetadata | None,
     serve: bool,
     scopes_supported: Sequence[str] | None,
@@ -279,7 +313,7 @@ def _metadata(
         return given if serve else None
     return ProtectedResourceMetadata(
         resource,
-        [issuer],
+        issuers,
         scopes_supported=scopes_supported,
         bearer_methods_supported=sorted(credentials.methods),
     )
@@ -297,8 +331,16 @@ def _refuse_conflicts(options: Mapping[str, Any]) -> None:
 
     server: AuthorizationServer | None = options["server"]
     metadata: ProtectedResourceMetadata | None = options["metadata"]
-    if server is None and options["issuer"] is None:
-        raise ConfigurationError("ResourceGuard needs issuer= or server=")
+    if options["issuers"] is not None:
+        refuse(
+            "issuers=",
+            given("issuer", "server", "audience", "validator", "profile", "introspection"),
+            "each Issuer(...) names its own issuer, audience and profile",
+        )
+    elif options["validator"] is not None and options["profile"] is not None:
+        raise ConfigurationError("validator= cannot be combined with profile=: set it on yours")
+    elif server is None and options["issuer"] is None:
+        raise ConfigurationError("ResourceGuard needs issuer=, server= or issuers=")
     if server is not None:
         refuse_beside_server(
             "ResourceGuard", server, options["issuer"], http_client=options["http_client"]
@@ -331,6 +373,7 @@ def _default_validator(
     introspection: Introspection | None,
     observer: Observer | None,
     clock: Callable[[], float],
+    profile: str | TokenProfile | Mapping[str, Any] = "rfc9068",
 ) -> CompositeValidator:
     """JWT access tokens, plus introspection of opaque ones when it is configured."""
     limits = limits or Limits()
@@ -341,6 +384,7 @@ def _default_validator(
         leeway=DEFAULT_LEEWAY if leeway is None else leeway,
         max_token_bytes=limits.max_token_bytes,
         cache_size=limits.cache_size,
+        profile=profile,
         observer=observer,
         clock=clock,
     )
