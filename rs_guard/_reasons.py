@@ -208,6 +208,21 @@ REASONS: Final[Mapping[str, Reason]] = _freeze(
             "`nonce`, `at_hash`, `c_hash` or `s_hash`: an ID token dressed as an access token",
             "send the access token",
         ),
+        "not_access_token": Reason(
+            401,
+            "invalid_token",
+            "under a relaxed token profile, a claim says this is another kind of token: "
+            "Keycloak `typ` not `Bearer` (an ID or refresh token), Cognito `token_use` not "
+            "`access`, Entra `ver` of the other version, or neither `scp` nor `roles` (Entra)",
+            "send the access token; for Entra, configure the profile of the version the API "
+            "receives (`accessTokenAcceptedVersion`)",
+        ),
+        "bad_tenant": Reason(
+            401,
+            "invalid_token",
+            "a token whose `iss` names one allowed tenant carries another tenant's `tid`",
+            "the token was not issued by that tenant; check `tenants=`",
+        ),
         "security_event_token": Reason(
             401,
             "invalid_token",
