@@ -99,6 +99,23 @@ class TokenProfile:
         return cls(**options)
 
 
+def _entra(version: str, client: str) -> TokenProfile:
+    """Entra ID's v1.0 or v2.0 access tokens: they differ in `ver` and in the client claim."""
+    return TokenProfile(
+        name=f"entra-v{version[0]}",
+        types=("jwt",),
+        client_claims=(client,),
+        scope_claim="scp",
+        role_claims=("roles",),
+        required_claims=("iss", "exp", "aud", "sub", "tid"),
+        claim_values={"ver": version},
+        any_of_claims=("scp", "roles"),
+        stops_id_tokens=f"`{client}` is required and `ver` must be `{version}` (ID tokens of "
+        f"that version carry no `{client}`), `scp` or `roles` is required, the audience, "
+        "`nonce` / `at_hash`",
+    )
+
+
 _STANDARD = TokenProfile(
     name="rfc9068",
     types=("at+jwt",),
@@ -131,30 +148,8 @@ PROFILES: Mapping[str, TokenProfile] = {
             stops_id_tokens="the audience (an Auth0 ID token's `aud` is the client id, not the "
             "API identifier), a client claim (`azp`), `nonce` / `at_hash`",
         ),
-        TokenProfile(
-            name="entra-v1",
-            types=("jwt",),
-            client_claims=("appid",),
-            scope_claim="scp",
-            role_claims=("roles",),
-            required_claims=("iss", "exp", "aud", "sub", "tid"),
-            claim_values={"ver": "1.0"},
-            any_of_claims=("scp", "roles"),
-            stops_id_tokens="`appid` is required and `ver` must be `1.0` (v1 ID tokens carry no "
-            "`appid`), `scp` or `roles` is required, the audience, `nonce` / `at_hash`",
-        ),
-        TokenProfile(
-            name="entra-v2",
-            types=("jwt",),
-            client_claims=("azp",),
-            scope_claim="scp",
-            role_claims=("roles",),
-            required_claims=("iss", "exp", "aud", "sub", "tid"),
-            claim_values={"ver": "2.0"},
-            any_of_claims=("scp", "roles"),
-            stops_id_tokens="`azp` is required and `ver` must be `2.0` (v2 ID tokens carry no "
-            "`azp`), `scp` or `roles` is required, the audience, `nonce` / `at_hash`",
-        ),
+        _entra("1.0", "appid"),
+        _entra("2.0", "azp"),
         TokenProfile(
             name="okta",
             types=(None, "jwt", "at+jwt"),
