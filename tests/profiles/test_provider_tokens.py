@@ -58,13 +58,31 @@ async def test_access_token_accepted_and_read_the_vendor_way(
     assert body["roles"] == vendor.expect_roles
 
 
+# What stops each vendor's ID token (the profile's `stops_id_tokens`, docs/guides/providers/).
+ID_TOKEN_STOPPED_BY = {
+    "keycloak": "not_access_token",  # typ claim "ID", not "Bearer"
+    "auth0": "missing_claim",  # no azp; its aud (the client id) would fail next
+    "entra-v1": "not_access_token",  # neither scp nor roles
+    "entra-v2": "missing_claim",  # no azp, though aud and roles are those of the API
+    "okta": "id_token",  # jti "ID."
+    "cognito": "not_access_token",  # token_use "id"
+}
+
+
 async def test_id_token_refused(
     vendor: Vendor, guarded: Callable[..., httpx.AsyncClient], idp_http: httpx.AsyncClient
 ) -> None:
-    client = guard_for(vendor, guarded, idp_http)
+    reasons: list[str] = []
+
+    def observe(event: str, fields: dict[str, object]) -> None:
+        if event == "token_rejected":
+            reasons.append(str(fields["reason"]))
+
+    client = guard_for(vendor, guarded, idp_http, observer=observe)
     answer = await client.get("/whoami", headers=bearer(vendor.id_token()))
     assert answer.status_code == 401
     assert 'error="invalid_token"' in answer.headers["www-authenticate"]
+    assert reasons == [ID_TOKEN_STOPPED_BY[vendor.name]]
 
 
 async def test_the_strict_default_refuses_every_vendor_token(
