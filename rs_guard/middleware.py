@@ -340,7 +340,7 @@ def _refuse_conflicts(options: Mapping[str, Any]) -> None:
     elif options["validator"] is not None and options["profile"] is not None:
         raise ConfigurationError("validator= cannot be combined with profile=: set it on yours")
     elif server is None and options["issuer"] is None:
-        raise ConfigurationError("ResourceGuard needs issuer=, server= or issuers=")
+        raise ConfigurationError("ResourceGuard needs issuer= or server= (or issuers=)")
     if server is not None:
         refuse_beside_server(
             "ResourceGuard", server, options["issuer"], http_client=options["http_client"]
