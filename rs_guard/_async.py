@@ -26,13 +26,17 @@ class SingleFlight(Generic[K, V]):
         self._running: dict[K, asyncio.Future[V]] = {}
 
     def running(self, key: K) -> bool:
-        """Whether a call for `key` is under way."""
-        return key in self._running
+        """Whether a call for `key` is under way (a finished one is not, even before the
+        callback that forgets it has run)."""
+        fut = self._running.get(key)
+        return fut is not None and not fut.done()
 
     async def run(self, key: K, factory: Callable[[], Awaitable[V]]) -> V:
         """The outcome of the running call for `key`, starting `factory()` if there is none."""
         fut = self._running.get(key)
-        if fut is None:
+        if fut is None or fut.done():
+            # Done but not yet forgotten (its callback runs at the next loop turn): awaiting it
+            # would not yield, and a caller looping on fresh outcomes would spin.
             fut = asyncio.ensure_future(factory())
             self._running[key] = fut
             fut.add_done_callback(lambda done: self._done(key, done))

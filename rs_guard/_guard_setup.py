@@ -20,6 +20,7 @@ from .introspection import CompositeValidator, Introspection, IntrospectionValid
 from .jwt import DEFAULT_ALGORITHMS, DEFAULT_LEEWAY, JWTValidator
 from .observe import Observer
 from .policy import ScopeHierarchy
+from .profiles import TokenProfile
 from .resource_metadata import WELL_KNOWN, ProtectedResourceMetadata
 from .server import AuthorizationServer, refuse_beside_server
 
@@ -71,7 +72,7 @@ def cache_lookup(validator: TokenValidator) -> Callable[[str], AccessToken | Non
 
 def build_metadata(
     resource: str,
-    issuer: str,
+    issuers: Sequence[str],
     given: ProtectedResourceMetadata | None,
     serve: bool,
     scopes_supported: Sequence[str] | None,
@@ -82,7 +83,7 @@ def build_metadata(
         return given if serve else None
     return ProtectedResourceMetadata(
         resource,
-        [issuer],
+        list(issuers),
         scopes_supported=scopes_supported,
         bearer_methods_supported=sorted(credentials.methods),
     )
@@ -115,8 +116,16 @@ def refuse_conflicts(options: Mapping[str, Any]) -> None:
 
     server: AuthorizationServer | None = options["server"]
     metadata: ProtectedResourceMetadata | None = options["metadata"]
-    if server is None and options["issuer"] is None:
-        raise ConfigurationError("ResourceGuard needs issuer= or server=")
+    if options["issuers"] is not None:
+        refuse(
+            "issuers=",
+            given("issuer", "server", "audience", "validator", "profile", "introspection"),
+            "each Issuer(...) names its own issuer, audience and profile",
+        )
+    elif options["validator"] is not None and options["profile"] is not None:
+        raise ConfigurationError("validator= cannot be combined with profile=: set it on yours")
+    elif server is None and options["issuer"] is None:
+        raise ConfigurationError("ResourceGuard needs issuer= or server= (or issuers=)")
     _refuse_bad_values(options)
     if server is not None:
         refuse_beside_server(
@@ -187,6 +196,7 @@ def default_validator(
     introspection: Introspection | None,
     observer: Observer | None,
     clock: Callable[[], float],
+    profile: str | TokenProfile | Mapping[str, Any] = "rfc9068",
 ) -> CompositeValidator:
     """JWT access tokens, plus introspection of opaque ones when it is configured."""
     limits = limits or Limits()
@@ -197,6 +207,7 @@ def default_validator(
         leeway=DEFAULT_LEEWAY if leeway is None else leeway,
         max_token_bytes=limits.max_token_bytes,
         cache_size=limits.cache_size,
+        profile=profile,
         observer=observer,
         clock=clock,
     )

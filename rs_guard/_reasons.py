@@ -165,8 +165,8 @@ REASONS: Final[Mapping[str, Reason]] = _freeze(
         "unknown_kid": Reason(
             401,
             "invalid_token",
-            "`kid` not in the JWKS after the allowed refresh: a key rotated in within "
-            "`jwks_cooldown`, a retired key, another IdP's token",
+            "`kid` not in a JWKS fetched after the token arrived: a retired key, a forged kid, "
+            "another IdP's token",
             "publish new keys before signing with them; check `issuer`",
         ),
         "alg_key_mismatch": Reason(
@@ -207,6 +207,21 @@ REASONS: Final[Mapping[str, Reason]] = _freeze(
             "invalid_token",
             "`nonce`, `at_hash`, `c_hash` or `s_hash`: an ID token dressed as an access token",
             "send the access token",
+        ),
+        "not_access_token": Reason(
+            401,
+            "invalid_token",
+            "under a relaxed token profile, a claim says this is another kind of token: "
+            "Keycloak `typ` not `Bearer` (an ID or refresh token), Cognito `token_use` not "
+            "`access`, Entra `ver` of the other version, or neither `scp` nor `roles` (Entra)",
+            "send the access token; for Entra, configure the profile of the version the API "
+            "receives (`accessTokenAcceptedVersion`)",
+        ),
+        "bad_tenant": Reason(
+            401,
+            "invalid_token",
+            "a token whose `iss` names one allowed tenant carries another tenant's `tid`",
+            "the token was not issued by that tenant; check `tenants=`",
         ),
         "security_event_token": Reason(
             401,
@@ -319,6 +334,15 @@ REASONS: Final[Mapping[str, Reason]] = _freeze(
             "cached tokens",
             "bring the IdP back; the guard recovers by itself within `jwks_cooldown`, and "
             "`Retry-After` says when it fetches again",
+        ),
+        "unknown_kid_pending": Reason(
+            503,
+            None,
+            "a token whose claims all hold names a `kid` absent from keys fetched before it "
+            "arrived, and the last unknown-kid refetch was less than `jwks_cooldown` ago (an IdP "
+            "rotating twice in a row, or forged kids probing)",
+            "retry after `Retry-After` seconds: the guard refetches then and accepts the token "
+            "if its key was published",
         ),
         "jwks_timeout": _JWKS_FAILED,
         "jwks_unreachable": _JWKS_FAILED,

@@ -19,9 +19,11 @@ from .credentials import BearerCredentials
 from .errors import InvalidToken, MissingToken, RSGuardError
 from .health import run_lifespan
 from .introspection import Introspection
+from .issuers import Issuer, MultiIssuerValidator
 from .keys import JWKSCache
 from .observe import Observer, emit, emit_hot
 from .policy import Requirement, ScopeHierarchy
+from .profiles import TokenProfile
 from .resource_metadata import WELL_KNOWN, ProtectedResourceMetadata
 from .server import AuthorizationServer
 
@@ -66,6 +68,8 @@ class ResourceGuard:
         server: AuthorizationServer | None = None,
         audience: str | Sequence[str] | None = None,
         validator: TokenValidator | None = None,
+        profile: str | TokenProfile | Mapping[str, Any] | None = None,
+        issuers: Sequence[Issuer] | None = None,
         algorithms: Sequence[str] | None = None,
         leeway: float | None = None,
         limits: Limits | None = None,
@@ -90,6 +94,23 @@ class ResourceGuard:
     ) -> None:
         setup.refuse_conflicts(locals())
         self.app, self.resource, self.realm, self.clock = app, resource, realm, clock
+        authorization_servers: list[str] | None = None
+        if issuers is not None:
+            # Several issuers (rs_guard.issuers): routed by exact `iss`, each with its own
+            # discovery, keys, audience and profile; the first one is `self.server`.
+            limits = limits or Limits()
+            validator = MultiIssuerValidator(
+                issuers,
+                resource=resource,
+                http_client=http_client,
+                algorithms=algorithms,
+                leeway=leeway,
+                max_token_bytes=limits.max_token_bytes,
+                cache_size=limits.cache_size,
+                observer=observer,
+                clock=clock,
+            )
+            server, authorization_servers = validator.servers[0], validator.issuers
         # The simple keyword path builds the issuer context.
         self.server = server or AuthorizationServer(
             issuer or "", http_client=http_client, observer=observer
@@ -99,7 +120,15 @@ class ResourceGuard:
         audiences = setup.audiences(audience, resource)
         if validator is None:
             validator = setup.default_validator(
-                self.server, audiences, algorithms, leeway, limits, introspection, observer, clock
+                self.server,
+                audiences,
+                algorithms,
+                leeway,
+                limits,
+                introspection,
+                observer,
+                clock,
+                profile="rfc9068" if profile is None else profile,
             )
         self.validator, self.clock_leeway = validator, setup.leeway_of(validator)
         self.subject_translator, self.user_resolver = subject_translator, user_resolver
@@ -107,7 +136,12 @@ class ResourceGuard:
         self.default_requirement, self.prefetch = default_requirement, prefetch
         self.observer = observer
         self.metadata = setup.build_metadata(
-            resource, self.issuer, metadata, serve_metadata, scopes_supported, self.credentials
+            resource,
+            authorization_servers or [self.issuer],
+            metadata,
+            serve_metadata,
+            scopes_supported,
+            self.credentials,
         )
         self.resource_metadata_url = self.metadata.url if self.metadata is not None else None
         self._metadata_paths = setup.metadata_paths(self.metadata)

@@ -46,6 +46,8 @@ EVENTS: Mapping[str, str] = {
     "jwks_stale_served": "the JWKS could not be refreshed; keys past max_age are still used",
     "jwks_unknown_kid": "a token named a kid absent after the allowed refresh",
     "jwks_alg_mismatch": "a token named a known kid with an algorithm that key is not for",
+    "jwks_unknown_kid_pending": "a token named an unknown kid while no refetch was allowed yet "
+    "(answered 503 with Retry-After)",
     "discovery_fetched": "authorization-server metadata fetched; `url`",
     "discovery_issuer_mismatch": "a metadata document named another issuer; `url` (refused)",
     "discovery_failed": "no metadata location answered with a valid document; `reason`",

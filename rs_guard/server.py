@@ -34,6 +34,7 @@ class AuthorizationServer(AsyncResource):
         jwks_max_age: float = 300.0,
         jwks_cooldown: float = 30.0,
         jwks_stale_for: float = 3600.0,
+        jwks_hold: float = 1.0,
         timeout: float = DEFAULT_TIMEOUT,
         observer: Observer | None = None,
     ) -> None:
@@ -47,6 +48,7 @@ class AuthorizationServer(AsyncResource):
             max_age=jwks_max_age,
             cooldown=jwks_cooldown,
             stale_for=jwks_stale_for,
+            hold=jwks_hold,
             observer=observer,
         )
 
