@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from ._context import AuthorizeContext
 
 OIDC_SCOPES = frozenset({"openid", "offline_access", *SCOPE_CLAIMS})
-_CHALLENGE = re.compile(r"^[A-Za-z0-9\-_]{43}$")
+_CHALLENGE = re.compile(r"[A-Za-z0-9\-_]{43}")
 
 
 class PageError(Exception):
@@ -149,7 +149,7 @@ def _validate(
         if method is None:
             # RFC 7636 §4.3: no method means "plain", which this server refuses.
             raise OAuthError("invalid_request", "code_challenge_method must be S256")
-        if not _CHALLENGE.match(challenge):
+        if not _CHALLENGE.fullmatch(challenge):
             raise OAuthError("invalid_request", "code_challenge is malformed")
     elif client.is_public:
         raise OAuthError("invalid_request", "PKCE (code_challenge, S256) is required")
@@ -168,7 +168,8 @@ def _validate(
     raw_max_age = single(params, "max_age")
     max_age = client.default_max_age
     if raw_max_age is not None:
-        if not raw_max_age.isdigit() or len(raw_max_age) > 10:
+        # ASCII digits only: isdigit() also accepts "²", which int() then refuses.
+        if not (raw_max_age.isascii() and raw_max_age.isdigit()) or len(raw_max_age) > 10:
             raise OAuthError("invalid_request", "max_age must be a non-negative integer")
         max_age = int(raw_max_age)
 

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 TT_ACCESS = "urn:ietf:params:oauth:token-type:access_token"
 TT_JWT = "urn:ietf:params:oauth:token-type:jwt"
 Form = dict[str, list[str]]
-_VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
+_VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
 
 
 async def token(ctx: TokenContext, request: Request) -> Response:
@@ -111,7 +111,8 @@ async def _authorization_code(ctx: TokenContext, client: Client, form: Form) -> 
         raise OAuthError("invalid_grant", "redirect_uri does not match the authorization request")
     verifier = single(form, "code_verifier")
     if record.code_challenge is not None:
-        if verifier is None or not _VERIFIER.match(verifier):
+        # fullmatch: `$` in a `match` would also accept a trailing newline (RFC 7636 §4.1).
+        if verifier is None or not _VERIFIER.fullmatch(verifier):
             raise OAuthError("invalid_grant", "code_verifier missing or malformed")
         if not hmac.compare_digest(_s256(verifier), record.code_challenge):
             raise OAuthError("invalid_grant", "code_verifier does not match code_challenge")

@@ -1,0 +1,202 @@
+"""Issue #14: the bundled IdP and its clients, hardened (each test fails on the code before it).
+
+Server items run over loopback (`rs_guard.testing.serve`, real uvicorn); the rest through the
+public Python API.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import random
+import resource
+import secrets
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import jwt
+import pytest
+
+from rs_guard import AuthorizationServer, JWTValidator
+from rs_guard.errors import InvalidToken
+from rs_guard.idp import IdP
+from rs_guard.testing import loopback_socket, serve, socket_url
+from tests.support import free_port
+
+REDIRECT = "https://app.example/cb"
+
+pytestmark = pytest.mark.anyio
+
+
+def pkce() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def query(location: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+@asynccontextmanager
+async def served(**options: Any) -> AsyncIterator[tuple[IdP, httpx.AsyncClient]]:
+    """A bundled IdP served by uvicorn on a loopback port, and a client for it (no cookies
+    are shared with other clients made here: each is one "browser")."""
+    sock = loopback_socket()
+    url = socket_url(sock)
+    idp = IdP(url, **options)
+    async with serve(idp.app, sock=sock), httpx.AsyncClient(base_url=url) as http:
+        yield idp, http
+
+
+async def code_for(
+    http: httpx.AsyncClient, client_id: str = "web", **params: str
+) -> tuple[httpx.Response, dict[str, str], str]:
+    verifier, challenge = pkce()
+    base = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": REDIRECT,
+        "scope": "openid",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
+    base.update(params)
+    resp = await http.get("/authorize", params=base)
+    return resp, query(resp.headers.get("location", "")), verifier
+
+
+async def redeem(
+    http: httpx.AsyncClient, code: str, verifier: str, auth: tuple[str, str] = ("web", "s")
+) -> httpx.Response:
+    return await http.post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "code_verifier": verifier,
+        },
+        auth=auth,
+    )
+
+
+# ----- keys and headers ---------------------------------------------------------------------
+
+
+async def test_every_signing_key_is_published_before_its_first_use() -> None:
+    async with served() as (idp, http):
+        idp.register_client(
+            "web", "s", redirect_uris=[REDIRECT], id_token_signed_response_alg="RS256"
+        )
+        idp.login_as("alice")
+        published = {k["kid"] for k in (await http.get("/jwks")).json()["keys"]}
+        resp, q, verifier = await code_for(http)
+        tokens = (await redeem(http, q["code"], verifier)).json()
+        header = jwt.get_unverified_header(tokens["id_token"])
+        assert header["alg"] == "RS256"
+        assert header["kid"] in published
+
+
+def forged(idp: IdP, header: dict[str, Any]) -> str:
+    """An access token signed with the IdP's real key under a hand-written header (PyJWT
+    refuses to write `"kid": null`)."""
+    key = idp.keys.active()
+    good = idp.issue_access_token("alice", client_id="c")
+    payload = good.split(".")[1]
+    head = base64.urlsafe_b64encode(json.dumps(header).encode()).rstrip(b"=").decode()
+    signing_input = f"{head}.{payload}".encode()
+    algorithm = jwt.get_algorithm_by_name(key.alg)
+    signature = algorithm.sign(signing_input, key.private_key)
+    return f"{head}.{payload}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
+
+
+async def test_a_null_kid_is_refused_not_taken_for_no_kid() -> None:
+    idp = IdP("https://idp.example")
+    async with idp.http_client() as http:
+        validator = JWTValidator(
+            server=AuthorizationServer(idp.issuer, http_client=http), audience=idp.default_audience
+        )
+        kid = idp.keys.active().kid
+        base = {"alg": "ES256", "typ": "at+jwt"}
+        assert (await validator.validate(forged(idp, {**base, "kid": kid}))).subject == "alice"
+        # Without a kid the single key is found: only a present-but-wrong kid is refused.
+        assert (await validator.validate(forged(idp, base))).subject == "alice"
+        for bad in ({"kid": None}, {"kid": kid, "cty": None}, {"kid": kid, "cty": 7}):
+            with pytest.raises(InvalidToken):
+                await validator.validate(forged(idp, {**base, **bad}))
+
+
+def test_signing_keys_file_never_exists_readable_by_others_nor_half_written(
+    tmp_path: Path,
+) -> None:
+    """A write that fails half-way (the file size limit) leaves no partial, world-readable key."""
+    keys = tmp_path / "keys.json"
+
+    def limit() -> None:
+        os.umask(0o022)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200, 200))
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    args = [sys.executable, "-m", "rs_guard", "idp", "--port", str(free_port())]
+    proc = subprocess.run(
+        [*args, "--signing-keys", str(keys)],
+        env=env,
+        preexec_fn=limit,
+        capture_output=True,
+        timeout=60,
+    )
+    assert proc.returncode != 0
+    assert list(tmp_path.iterdir()) == []
+    assert b"cannot write signing keys file" in proc.stderr
+
+
+# ----- clients and PKCE ---------------------------------------------------------------------
+
+
+def test_repr_of_a_client_hides_its_secret() -> None:
+    idp = IdP("https://idp.example")
+    client = idp.register_client("web", "very-secret-value", redirect_uris=[REDIRECT])
+    assert "very-secret-value" not in repr(client)
+    assert "very-secret-value" not in str(client)
+    assert "web" in repr(client)
+
+
+async def test_pkce_verifier_with_a_trailing_newline_is_refused() -> None:
+    async with served() as (idp, http):
+        idp.register_client("web", "s", redirect_uris=[REDIRECT])
+        idp.login_as("alice")
+        verifier = secrets.token_urlsafe(48) + "\n"
+        challenge = (
+            base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+            .rstrip(b"=")
+            .decode()
+        )
+        resp, q, _ = await code_for(http, code_challenge=challenge)
+        answer = await redeem(http, q["code"], verifier)
+        assert answer.status_code == 400
+        assert answer.json()["error"] == "invalid_grant"
+
+
+# ----- no 500s ------------------------------------------------------------------------------
+
+
+async def test_unicode_digits_in_max_age_are_invalid_request() -> None:
+    async with served() as (idp, http):
+        idp.register_client("web", "s", redirect_uris=[REDIRECT])
+        idp.login_as("alice")
+        for value in ("²", "٣", "1²"):
+            resp, q, _ = await code_for(http, max_age=value)
+            assert resp.status_code == 302, resp.text
+            assert q["error"] == "invalid_request"
