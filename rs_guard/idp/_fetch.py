@@ -72,10 +72,9 @@ class Fetcher:
                     if len(body) > limit:
                         raise OAuthError(error, f"{what} is larger than {limit} bytes", status)
                 headers = resp.headers
-        except httpx.HTTPError as exc:
-            raise OAuthError(
-                error, f"{what} could not be fetched ({type(exc).__name__})", status
-            ) from None
+        except (httpx.HTTPError, httpx.InvalidURL, UnicodeError):
+            # Generic on purpose: the caller must not learn what stands behind the URL.
+            raise OAuthError(error, f"{what} could not be fetched", status) from None
         try:
             return loads(body), headers
         except JSONError:

@@ -200,3 +200,65 @@ async def test_unicode_digits_in_max_age_are_invalid_request() -> None:
             resp, q, _ = await code_for(http, max_age=value)
             assert resp.status_code == 302, resp.text
             assert q["error"] == "invalid_request"
+
+
+def random_hosts(n: int, seed: int = 14) -> list[str]:
+    """Hosts a URL parser or IDNA codec chokes on: NUL and control bytes, invalid A-labels,
+    bidi and combining marks, over-long labels, empty labels, mixed with plausible names."""
+    rng = random.Random(seed)
+    pieces = [
+        "\x00", "\x01", "\x7f", "xn--", "xn--zz", "xn--a-", "-", ".", "..", "a" * 64, "ß",
+        "\u0301", "\u202e", "\u200d", "\ufffd", "٣", "²", "example", "com", "%00", "%", "[",
+        "]", ":", "\\", " ", "\t", "\u3002", "ﬀ", "İ", "\ud7ff", "xn--ls8h", "💩", "0x7f",
+    ]  # fmt: skip
+    return ["".join(rng.choice(pieces) for _ in range(rng.randint(1, 6))) for _ in range(n)]
+
+
+async def test_bad_url_hosts_never_give_a_500() -> None:
+    """800 random hosts at /authorize, /token, /register and event delivery: no 500."""
+    async with served() as (idp, http):
+        idp.register_client("web", "s", redirect_uris=[REDIRECT])
+        idp.register_client("publisher", "p", scope="events:publish")
+        idp.login_as("alice")
+        statuses: list[int] = []
+        for i, host in enumerate(random_hosts(800)):
+            url = f"https://{host}/client"
+            resp, _, _ = await code_for(http, client_id=url)
+            statuses.append(resp.status_code)
+            resp, _, _ = await code_for(http, redirect_uri=f"https://{host}/cb")
+            statuses.append(resp.status_code)
+            meta = {
+                "redirect_uris": [f"https://{host}/cb"],
+                ["jwks_uri", "sector_identifier_uri", "event_delivery_uri"][i % 3]: url,
+            }
+            statuses.append((await http.post("/register", json=meta)).status_code)
+            form = {"grant_type": "client_credentials", "client_id": url, "client_secret": "x"}
+            statuses.append((await http.post("/token", data=form)).status_code)
+        assert statuses.count(500) == 0
+        assert set(statuses) <= {200, 201, 302, 400, 401}
+
+
+async def test_event_delivery_to_a_bad_host_is_an_outcome_not_a_500() -> None:
+    async with served() as (idp, http):
+        idp.register_client(
+            "publisher", "p", scope="events:publish", grant_types=["client_credentials"]
+        )
+        idp.events.max_attempts = 1
+        for i, host in enumerate(random_hosts(40, seed=8)):
+            receiver = f"receiver-{i}"
+            client = idp.register_client(receiver, "r")
+            client.event_delivery_uri = f"https://{host}/events"
+            idp.events.allow("publisher", receiver)
+            idp.add_user("alice")
+            resp = await http.post(
+                "/events",
+                json={
+                    "audience": receiver,
+                    "subject": "alice",
+                    "events": {"https://schemas.example/e": {}},
+                    "deliver": True,
+                },
+                auth=("publisher", "p"),
+            )
+            assert resp.status_code == 200, resp.text
+            assert resp.json()["delivered"] is False
