@@ -59,6 +59,7 @@ class IdP:
     refresh_token_lifetime = _Setting[int]()
     access_token_lifetime = _Setting[int]()
     rotate_secrets_on_update = _Setting[bool]()
+    fetch_deadline = _Setting[float]()
 
     def __init__(
         self,

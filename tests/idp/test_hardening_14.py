@@ -262,3 +262,107 @@ async def test_event_delivery_to_a_bad_host_is_an_outcome_not_a_500() -> None:
             )
             assert resp.status_code == 200, resp.text
             assert resp.json()["delivered"] is False
+
+
+# ----- pairwise privacy, bounded work ---------------------------------------------------------
+
+
+async def test_ppid_convert_of_unknown_subjects_scans_no_users(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """5,000 users, 100 unknown subjects: no user is scanned, and nothing is remembered."""
+    from rs_guard.idp._users import UserDirectory
+
+    scanned = 0
+    iterate = UserDirectory.__iter__
+
+    def counting(self: UserDirectory) -> Any:
+        nonlocal scanned
+        for user_id in iterate(self):
+            scanned += 1
+            yield user_id
+
+    async with served() as (idp, http):
+        pairwise = {"redirect_uris": [REDIRECT], "subject_type": "pairwise"}
+        idp.register_client("rs", "r", scope="ppid:convert", grant_types=["client_credentials"])
+        idp.register_client("web", "s", **pairwise)
+        idp.ppid_policy.allow("rs", "web")
+        for i in range(5_000):
+            idp.add_user(f"user-{i}")
+        known = idp.subject_for("user-42", "web")
+        monkeypatch.setattr(UserDirectory, "__iter__", counting)
+        body = {"from_client": "web", "subjects": [known] + [f"nobody-{i}" for i in range(99)]}
+        resp = await http.post("/ppid/convert", json=body, auth=("rs", "r"))
+        assert resp.status_code == 200
+        results = resp.json()["results"]
+        assert results[0]["converted"] == "user-42"
+        assert all(r["error"] == "unknown_subject" for r in results[1:])
+        assert scanned == 0
+        # Values minted for many sectors leave no per-sector table behind: a fresh IdP with
+        # the same secret reads a value back without having minted it.
+        twin = IdP("https://idp.example", pairwise_secret=b"k" * 32)
+        other = IdP("https://idp.example", pairwise_secret=b"k" * 32)
+        for c in (twin, other):
+            c.register_client("web", "s", **pairwise)
+        assert other.user_for_subject(twin.subject_for("zoe", "web"), "web") == "zoe"
+
+
+def document_server(documents: dict[str, Any]) -> Any:
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def serve_doc(request: Any) -> Any:
+        return JSONResponse(documents[request.url.path])
+
+    return Starlette(routes=[Route(p, serve_doc) for p in documents])
+
+
+async def test_metadata_document_clients_cannot_claim_a_sector() -> None:
+    sock = loopback_socket()
+    base = socket_url(sock)
+    victim_sector = f"{base}/sector.json"
+    docs: dict[str, Any] = {
+        "/sector.json": [REDIRECT, f"{base}/cb"],
+        "/client": {
+            "client_id": f"{base}/client",
+            "redirect_uris": [f"{base}/cb"],
+            "subject_type": "pairwise",
+            "sector_identifier_uri": victim_sector,
+        },
+        "/plain": {"client_id": f"{base}/plain", "redirect_uris": [f"{base}/cb"]},
+    }
+    async with serve(document_server(docs), sock=sock), served(dev=True) as (idp, http):
+        idp.login_as("alice")
+        resp, _, _ = await code_for(http, client_id=f"{base}/client", redirect_uri=f"{base}/cb")
+        assert resp.status_code == 400
+        assert "pairwise" in resp.text
+        resp, q, _ = await code_for(http, client_id=f"{base}/plain", redirect_uri=f"{base}/cb")
+        assert resp.status_code == 302 and "code" in q
+
+
+async def test_one_deadline_for_the_whole_document_fetch() -> None:
+    """A server trickling its document a byte at a time cannot hold /authorize."""
+    import anyio
+    from starlette.applications import Starlette
+    from starlette.responses import StreamingResponse
+    from starlette.routing import Route
+
+    async def trickle(request: Any) -> Any:
+        async def body() -> AsyncIterator[bytes]:
+            for _ in range(200):
+                yield b" "
+                await anyio.sleep(0.1)
+
+        return StreamingResponse(body(), media_type="application/json")
+
+    sock = loopback_socket()
+    base = socket_url(sock)
+    app = Starlette(routes=[Route("/client", trickle)])
+    async with serve(app, sock=sock), served(dev=True) as (idp, http):
+        idp.fetch_deadline = 0.5
+        start = anyio.current_time()
+        resp, _, _ = await code_for(http, client_id=f"{base}/client", redirect_uri=f"{base}/cb")
+        elapsed = anyio.current_time() - start
+        assert resp.status_code == 400
+        assert elapsed < 5  # the document would take 20 s; the deadline is 0.5 s
