@@ -33,6 +33,8 @@ class Settings:
     refresh_token_lifetime: int = 86_400
     access_token_lifetime: int = 300
     rotate_secrets_on_update: bool = False
+    logout_revokes_grants: bool = False
+    """RP-Initiated Logout also revokes every grant the ended session issued (tokens die)."""
     fetch_deadline: float = 3.0
     """Seconds for one whole outbound document fetch (CIMD, sector_identifier_uri, jwks_uri)."""
 

@@ -366,3 +366,93 @@ async def test_one_deadline_for_the_whole_document_fetch() -> None:
         elapsed = anyio.current_time() - start
         assert resp.status_code == 400
         assert elapsed < 5  # the document would take 20 s; the deadline is 0.5 s
+
+
+# ----- sessions and logout --------------------------------------------------------------------
+
+
+async def form_login(
+    http: httpx.AsyncClient, user: str = "carol"
+) -> tuple[httpx.Response, dict[str, str], str]:
+    """Sign in through the HTML form in browser `http`; returns the redirect and verifier."""
+    resp, _, verifier = await code_for(http)
+    assert resp.status_code == 200 and "<form" in resp.text
+    form_id = resp.text.split('name="form_id" value="')[1].split('"')[0]
+    done = await http.post(
+        "/authorize",
+        data={"form_id": form_id, "login_user": user, "login_acr": "pwd", "decision": "approve"},
+    )
+    assert done.status_code == 303
+    return done, query(done.headers["location"]), verifier
+
+
+async def test_a_form_login_belongs_to_its_browser_only() -> None:
+    async with served() as (idp, browser):
+        idp.register_client("web", "s", redirect_uris=[REDIRECT])
+        done, q, verifier = await form_login(browser)
+        assert "code" in q
+        cookie = done.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=lax" in cookie and "path=/" in cookie
+        assert "domain=" not in cookie  # host-only: bound to the issuer's host
+        # The same browser is signed in; another one (no cookies) is not.
+        resp, q, _ = await code_for(browser, prompt="none")
+        assert "code" in q, resp.text
+        async with httpx.AsyncClient(base_url=str(browser.base_url)) as other:
+            resp, q, _ = await code_for(other, prompt="none")
+            assert resp.status_code == 302 and q["error"] == "login_required"
+            resp, _, _ = await code_for(other)
+            assert resp.status_code == 200 and "<form" in resp.text
+        # prompt=login asks again even though the browser is signed in.
+        resp, _, _ = await code_for(browser, prompt="login")
+        assert resp.status_code == 200 and "<form" in resp.text
+
+
+async def test_max_age_counts_from_that_browsers_login() -> None:
+    clock = [1_800_000_000.0]
+    async with served(clock=lambda: clock[0]) as (idp, first):
+        idp.register_client("web", "s", redirect_uris=[REDIRECT])
+        await form_login(first, "carol")
+        clock[0] += 100
+        async with httpx.AsyncClient(base_url=str(first.base_url)) as second:
+            await form_login(second, "dave")
+            clock[0] += 50
+            # The first browser logged in 150 s ago, the second 50 s ago.
+            assert (await code_for(second, prompt="none", max_age="100"))[1].get("code")
+            q = (await code_for(first, prompt="none", max_age="100"))[1]
+            assert q["error"] == "login_required"
+            assert (await code_for(first, prompt="none", max_age="200"))[1].get("code")
+
+
+async def test_rp_initiated_logout_ends_the_session_and_can_revoke_its_grants() -> None:
+    async with served() as (idp, browser):
+        logout_to = "https://app.example/bye"
+        idp.register_client(
+            "web", "s", redirect_uris=[REDIRECT], post_logout_redirect_uris=[logout_to]
+        )
+        idp.logout_revokes_grants = True
+        endpoint = (await browser.get("/.well-known/openid-configuration")).json()[
+            "end_session_endpoint"
+        ]
+        assert endpoint == idp.endpoint("logout")
+        _, q, verifier = await form_login(browser)
+        tokens = (await redeem(browser, q["code"], verifier)).json()
+        assert idp.introspect(tokens["access_token"])["active"] is True
+        # An unregistered target is refused, and the session survives it.
+        bad = await browser.get(
+            endpoint,
+            params={"id_token_hint": tokens["id_token"], "post_logout_redirect_uri": REDIRECT},
+        )
+        assert bad.status_code == 400
+        assert "code" in (await code_for(browser, prompt="none"))[1]
+        out = await browser.get(
+            endpoint,
+            params={
+                "id_token_hint": tokens["id_token"],
+                "post_logout_redirect_uri": logout_to,
+                "state": "s1",
+            },
+        )
+        assert out.status_code == 302
+        assert out.headers["location"] == f"{logout_to}?state=s1"
+        assert (await code_for(browser, prompt="none"))[1]["error"] == "login_required"
+        assert idp.introspect(tokens["access_token"])["active"] is False

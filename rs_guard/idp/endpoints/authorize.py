@@ -14,6 +14,7 @@ from ..._scopes import split_scope
 from .._claims import ClaimsRequest, parse_claims
 from .._errors import OAuthError
 from .._records import AuthorizationCode
+from .._sessions import SESSION_COOKIE
 from .._users import ACR_AMR, SCOPE_CLAIMS
 from .._util import random_token
 from ._pages import error_page, login_page
@@ -22,6 +23,7 @@ from ._wire import parse_params, read_form, single
 if TYPE_CHECKING:
     from .._clients import Client
     from .._sessions import Session
+    from .._settings import Settings
     from ._context import AuthorizeContext
 
 OIDC_SCOPES = frozenset({"openid", "offline_access", *SCOPE_CLAIMS})
@@ -76,9 +78,26 @@ async def authorize(ctx: AuthorizeContext, request: Request) -> Response:
     state = single(params, "state")
     try:
         req = _validate(ctx, client, redirect_uri, sent, params)
-        return await _continue(ctx, req, params, status)
+        return await _continue(ctx, req, params, status, request.cookies.get(SESSION_COOKIE))
     except OAuthError as exc:
         return _error_redirect(ctx, redirect_uri, state, exc, status)
+
+
+def set_session_cookie(settings: Settings, response: Response, handle: str | None) -> None:
+    """The browser's session cookie: HttpOnly (no script reads it), SameSite=Lax (sent on the
+    top-level navigation an RP starts, not on cross-site subrequests), host-only and under the
+    issuer's path (bound to this issuer), Secure on an https issuer. None deletes it."""
+    issuer = settings.issuer
+    path = settings.path_prefix + "/"
+    secure = issuer.startswith("https://")
+    if handle is None:
+        response.delete_cookie(
+            SESSION_COOKIE, path=path, secure=secure, httponly=True, samesite="lax"
+        )
+        return
+    response.set_cookie(
+        SESSION_COOKIE, handle, path=path, secure=secure, httponly=True, samesite="lax"
+    )
 
 
 def _error_redirect(
@@ -199,11 +218,15 @@ def _validate(
 
 
 async def _continue(
-    ctx: AuthorizeContext, req: AuthRequest, params: dict[str, list[str]], status: int
+    ctx: AuthorizeContext,
+    req: AuthRequest,
+    params: dict[str, list[str]],
+    status: int,
+    handle: str | None,
 ) -> Response:
     now = ctx.settings.now()
     sessions = ctx.sessions
-    session, script = sessions.session, sessions.login_script
+    session, script = sessions.current(handle), sessions.login_script
     need_login = "login" in req.prompt or session is None
     if session is not None and req.max_age is not None and now - session.auth_time > req.max_age:
         need_login = True
@@ -218,13 +241,13 @@ async def _continue(
         if "none" in req.prompt:
             raise OAuthError("login_required", "the user must authenticate")
         if script is None:
-            return _login_form(ctx, req, params)
+            return _login_form(ctx, req, params, session=session)
         session = sessions.sign_in(script.user_id, script.acr, script.amr)
     assert session is not None
     if script is None and not sessions.approved(session.user_id, req.client.client_id):
         if "none" in req.prompt:
             raise OAuthError("consent_required", "the user has not approved this client")
-        return _login_form(ctx, req, params)
+        return _login_form(ctx, req, params, session=session)
     if script is not None and not script.consent:
         if "none" in req.prompt:
             raise OAuthError("consent_required", "the user has not approved this client")
@@ -260,6 +283,7 @@ def _finish(ctx: AuthorizeContext, req: AuthRequest, session: Session, status: i
         nonce=req.nonce,
         claims_request=req.claims,
     )
+    session.grants.append(grant.grant_id)
     code = random_token(32)
     ctx.tokens.store_code(
         code,
@@ -278,11 +302,15 @@ def _finish(ctx: AuthorizeContext, req: AuthRequest, session: Session, status: i
 
 
 def _login_form(
-    ctx: AuthorizeContext, req: AuthRequest, params: dict[str, list[str]], error: str | None = None
+    ctx: AuthorizeContext,
+    req: AuthRequest,
+    params: dict[str, list[str]],
+    error: str | None = None,
+    *,
+    session: Session | None = None,
 ) -> HTMLResponse:
     # The original request stays server-side; the form only carries an opaque handle.
     form_id = ctx.sessions.park(params)
-    session = ctx.sessions.session
     return login_page(
         action=f"{ctx.settings.path_prefix}/authorize",
         form_id=form_id,
@@ -318,8 +346,10 @@ async def _login_submit(ctx: AuthorizeContext, form: dict[str, list[str]]) -> Re
             user.claims["phone_number"] = phone
         if single(form, "phone_ok") == "1" and user.claims.get("phone_number"):
             user.claims["phone_number_verified"] = True
-        session = ctx.sessions.sign_in(user_id, acr, ACR_AMR[acr])
+        handle, session = ctx.sessions.sign_in_browser(user_id, acr, ACR_AMR[acr])
         ctx.sessions.approve(user_id, client.client_id)
-        return _finish(ctx, req, session, 303)
+        response = _finish(ctx, req, session, 303)
+        set_session_cookie(ctx.settings, response, handle)
+        return response
     except OAuthError as exc:
         return _error_redirect(ctx, redirect_uri, state, exc, 303)
