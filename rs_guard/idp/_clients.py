@@ -46,6 +46,8 @@ class Client:
     client_secret_expires_at: int = 0
     registration_access_token_hash: str | None = field(default=None, repr=False)
     from_metadata_document: bool = False
+    dynamic: bool = False
+    """Registered by the client itself (RFC 7591): the operator's scope ceiling applies."""
     sector: str = ""
 
     @property

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ._resources import validate_resources
+from ._scope_policy import SENSITIVE_SCOPES
 
 
 def check_issuer(issuer: str) -> str:
@@ -33,6 +34,11 @@ class Settings:
     refresh_token_lifetime: int = 86_400
     access_token_lifetime: int = 300
     rotate_secrets_on_update: bool = False
+    dcr_scopes: list[str] | None = None
+    """The scopes self-registered clients (DCR, metadata documents) may obtain; None: every
+    scope except `sensitive_scopes` (see `_scope_policy`)."""
+    sensitive_scopes: frozenset[str] = SENSITIVE_SCOPES
+    """Scopes a self-registered client gets only when `dcr_scopes` lists them explicitly."""
     logout_revokes_grants: bool = False
     """RP-Initiated Logout also revokes every grant the ended session issued (tokens die)."""
     fetch_deadline: float = 3.0

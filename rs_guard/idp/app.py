@@ -61,6 +61,8 @@ class IdP:
     rotate_secrets_on_update = _Setting[bool]()
     fetch_deadline = _Setting[float]()
     logout_revokes_grants = _Setting[bool]()
+    dcr_scopes = _Setting[list[str] | None]()
+    sensitive_scopes = _Setting[frozenset[str]]()
 
     def __init__(
         self,

@@ -456,3 +456,93 @@ async def test_rp_initiated_logout_ends_the_session_and_can_revoke_its_grants() 
         assert out.headers["location"] == f"{logout_to}?state=s1"
         assert (await code_for(browser, prompt="none"))[1]["error"] == "login_required"
         assert idp.introspect(tokens["access_token"])["active"] is False
+
+
+# ----- registration and scopes ----------------------------------------------------------------
+
+
+async def test_dcr_clients_get_sensitive_scopes_only_when_the_operator_says_so() -> None:
+    async with served() as (idp, http):
+        reg = await http.post(
+            "/register",
+            json={
+                "grant_types": ["client_credentials"],
+                "token_endpoint_auth_method": "client_secret_basic",
+            },
+        )
+        assert reg.status_code == 201
+        auth = (reg.json()["client_id"], reg.json()["client_secret"])
+        form = {"grant_type": "client_credentials"}
+        for sensitive in ("ppid:convert", "events:publish"):
+            resp = await http.post("/token", data={**form, "scope": sensitive}, auth=auth)
+            assert resp.status_code == 400 and resp.json()["error"] == "invalid_scope"
+        # Nor through HTTP Basic straight at the endpoint.
+        convert = await http.post("/ppid/convert", json={"subjects": ["x"]}, auth=auth)
+        assert convert.status_code == 403
+        assert (
+            await http.post("/token", data={**form, "scope": "items:read"}, auth=auth)
+        ).status_code == 200
+        # The operator's ceiling, sensitive scopes listed explicitly.
+        idp.dcr_scopes = ["items:read", "ppid:convert"]
+        assert (
+            await http.post("/token", data={**form, "scope": "ppid:convert"}, auth=auth)
+        ).status_code == 200
+        resp = await http.post("/token", data={**form, "scope": "items:write"}, auth=auth)
+        assert resp.json()["error"] == "invalid_scope"
+
+
+async def test_a_dcr_clients_registered_scope_is_its_default_not_a_cage() -> None:
+    async with served() as (idp, http):
+        idp.login_as("alice")
+        reg = await http.post(
+            "/register",
+            json={
+                "redirect_uris": [REDIRECT],
+                "scope": "files:read",
+                "token_endpoint_auth_method": "none",
+            },
+        )
+        client_id = reg.json()["client_id"]
+        resp, q, verifier = await code_for(
+            http, client_id=client_id, scope="files:read files:write"
+        )
+        assert "code" in q, q
+        tok = await http.post(
+            "/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": q["code"],
+                "redirect_uri": REDIRECT,
+                "code_verifier": verifier,
+                "client_id": client_id,
+            },
+        )
+        assert tok.json()["scope"].split() == ["files:read", "files:write"]
+        # Without `scope`, the registered one is what the client gets.
+        verifier, challenge = pkce()
+        resp = await http.get(
+            "/authorize",
+            params={
+                "response_type": "code",
+                "client_id": client_id,
+                "redirect_uri": REDIRECT,
+                "code_challenge": challenge,
+                "code_challenge_method": "S256",
+            },
+        )
+        code = query(resp.headers["location"])["code"]
+        tok = await http.post(
+            "/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": REDIRECT,
+                "code_verifier": verifier,
+                "client_id": client_id,
+            },
+        )
+        assert tok.json()["scope"] == "files:read"
+        # Still within the ceiling.
+        idp.dcr_scopes = ["files:read"]
+        resp, q, _ = await code_for(http, client_id=client_id, scope="files:read files:write")
+        assert q["error"] == "invalid_scope"

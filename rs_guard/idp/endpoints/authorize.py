@@ -14,8 +14,9 @@ from ..._scopes import split_scope
 from .._claims import ClaimsRequest, parse_claims
 from .._errors import OAuthError
 from .._records import AuthorizationCode
+from .._scope_policy import refused_scopes
 from .._sessions import SESSION_COOKIE
-from .._users import ACR_AMR, SCOPE_CLAIMS
+from .._users import ACR_AMR
 from .._util import random_token
 from ._pages import error_page, login_page
 from ._wire import parse_params, read_form, single
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
     from .._settings import Settings
     from ._context import AuthorizeContext
 
-OIDC_SCOPES = frozenset({"openid", "offline_access", *SCOPE_CLAIMS})
 _CHALLENGE = re.compile(r"[A-Za-z0-9\-_]{43}")
 
 
@@ -152,13 +152,12 @@ def _validate(
 
     allowed = client.allowed_scopes()
     raw_scope = single(params, "scope")
+    # The registered scope is what a request without `scope` gets; what a request may name is
+    # the scope policy's (`_scope_policy`): a cage for operator clients, a ceiling for DCR.
     scope = list(split_scope(raw_scope)) if raw_scope is not None else sorted(allowed or ())
-    if allowed is not None:
-        extra = [s for s in scope if s not in allowed and s not in OIDC_SCOPES]
-        if extra:
-            raise OAuthError(
-                "invalid_scope", f"scope not allowed for this client: {' '.join(extra)}"
-            )
+    extra = refused_scopes(ctx.settings, client, scope)
+    if extra:
+        raise OAuthError("invalid_scope", f"scope not allowed for this client: {' '.join(extra)}")
 
     challenge = single(params, "code_challenge")
     method = single(params, "code_challenge_method")

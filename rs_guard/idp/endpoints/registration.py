@@ -99,6 +99,7 @@ async def register(ctx: RegistrationContext, request: Request) -> Response:
     client = build_client(client_id, secret, meta, issued_at=ctx.settings.now())
     rat = random_token(32)
     client.registration_access_token_hash = token_hash(rat)
+    client.dynamic = True
     ctx.clients.add(client)
     return _response(ctx, client, rat, 201)
 
@@ -148,5 +149,6 @@ async def manage(ctx: RegistrationContext, request: Request) -> Response:
         secret = random_token(32) if rotate else client.client_secret
     updated = build_client(client.client_id, secret, meta, issued_at=client.client_id_issued_at)
     updated.registration_access_token_hash = client.registration_access_token_hash
+    updated.dynamic = client.dynamic
     ctx.clients.add(updated)
     return _response(ctx, updated, None, 200)

@@ -19,6 +19,7 @@ from .._client_metadata import (
     GRANT_TOKEN_EXCHANGE,
 )
 from .._errors import OAuthError
+from .._scope_policy import refused_scopes
 from ._client_auth import authenticate_client
 from ._wire import json_ok, read_form, single
 
@@ -75,9 +76,10 @@ def _requested_scope(form: Form, allowed: set[str] | None) -> list[str] | None:
 
 async def _client_credentials(ctx: TokenContext, client: Client, form: Form) -> dict[str, Any]:
     allowed = client.allowed_scopes()
-    scope = _requested_scope(form, allowed)
-    if scope is None:
-        scope = sorted(allowed) if allowed is not None else []
+    raw = single(form, "scope")
+    scope = list(split_scope(raw)) if raw is not None else sorted(allowed or ())
+    if refused_scopes(ctx.settings, client, scope):
+        raise OAuthError("invalid_scope", "requested scope exceeds what the client may obtain")
     resources = ctx.settings.validate_resources(form.get("resource", []))
     access = ctx.minter.access_token(
         None, client_id=client.client_id, audience=resources or None, scope=scope
