@@ -546,3 +546,77 @@ async def test_a_dcr_clients_registered_scope_is_its_default_not_a_cage() -> Non
         idp.dcr_scopes = ["files:read"]
         resp, q, _ = await code_for(http, client_id=client_id, scope="files:read files:write")
         assert q["error"] == "invalid_scope"
+
+
+# ----- the service's own clients --------------------------------------------------------------
+
+
+async def test_a_denial_evicts_cached_translations_for_the_pair_at_once() -> None:
+    import asyncio
+
+    from rs_guard.ppid import PPIDTranslator
+
+    now = [1_000.0]
+    async with served() as (idp, http):
+        idp.register_client("rs", "r", scope="ppid:convert", grant_types=["client_credentials"])
+        idp.register_client("web", "s", redirect_uris=[REDIRECT], subject_type="pairwise")
+        idp.ppid_policy.allow("rs", "web")
+        sub = idp.subject_for("alice", "web")
+        translator = PPIDTranslator(
+            issuer=idp.issuer, client_id="rs", client_secret="r", clock=lambda: now[0]
+        )
+        try:
+            assert await translator.to_local("web", sub) == "alice"
+            idp.ppid_policy.deny("rs", "web")
+            now[0] += 3_601  # past the TTL, well inside the stale window
+            assert await translator.to_local("web", sub) == "alice"  # stale, refreshed behind
+            for _ in range(200):  # the background refresh learns the denial
+                try:
+                    await translator.to_local("web", sub)
+                except InvalidToken as exc:
+                    assert exc.reason == "conversion_denied"
+                    break
+                await asyncio.sleep(0.01)
+            else:
+                pytest.fail("the denied pair is still translated")
+            with pytest.raises(Exception):  # noqa: B017 - denied or unavailable, never served
+                await translator.to_client("web", "alice")
+        finally:
+            await translator.aclose()
+
+
+# ----- token exchange -------------------------------------------------------------------------
+
+
+async def test_token_exchange_keeps_the_allow_list_and_the_subject_tokens_lifetime() -> None:
+    clock = [1_800_000_000.0]
+    api = "https://api.example/"
+    async with served(clock=lambda: clock[0], resource_allowlist=[api]) as (idp, http):
+        idp.register_client("svc", "s")
+        subject = idp.issue_access_token("alice", client_id="svc", audience=api, lifetime=300)
+        form = {
+            "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+            "subject_token": subject,
+            "subject_token_type": "urn:ietf:params:oauth:token-type:access_token",
+        }
+        outside = await http.post(
+            "/token", data={**form, "audience": "https://internal.example/"}, auth=("svc", "s")
+        )
+        assert outside.status_code == 400 and outside.json()["error"] == "invalid_target"
+        clock[0] += 200
+        # Exchanging again and again never outlives the first token.
+        token = subject
+        for _ in range(3):
+            resp = await http.post(
+                "/token", data={**form, "subject_token": token, "audience": api}, auth=("svc", "s")
+            )
+            assert resp.status_code == 200, resp.text
+            token = resp.json()["access_token"]
+            assert resp.json()["expires_in"] <= 100
+            claims = jwt.decode(token, options={"verify_signature": False})
+            assert claims["exp"] <= 1_800_000_300
+        clock[0] += 101
+        resp = await http.post(
+            "/token", data={**form, "subject_token": token, "audience": api}, auth=("svc", "s")
+        )
+        assert resp.status_code == 400

@@ -205,6 +205,10 @@ async def _token_exchange(ctx: TokenContext, client: Client, form: Form) -> dict
     if scope is None:
         scope = subject_scope
     audiences = list(form.get("audience", []))
+    allowlist = ctx.settings.resource_allowlist
+    if allowlist is not None and any(a not in allowlist for a in audiences):
+        # The operator's allow-list holds for every way of naming a target (RFC 8693 §2.1).
+        raise OAuthError("invalid_target", "audience is not an allowed resource")
     audiences += ctx.settings.validate_resources(form.get("resource", []))
     if not audiences:
         aud = subject.claims.get("aud")
@@ -215,10 +219,17 @@ async def _token_exchange(ctx: TokenContext, client: Client, form: Form) -> dict
     if subject.user_id is None:
         # A client's own token: keep its subject (the original client id).
         claims["sub"] = subject.claims.get("sub")
+    # Never beyond the subject token: an exchange is no way to renew a token indefinitely.
+    exp = subject.claims.get("exp")
+    remaining = int(exp) - ctx.settings.now() if isinstance(exp, int) else 0
+    lifetime = max(0, min(ctx.settings.access_token_lifetime, remaining))
+    if lifetime <= 0:
+        raise OAuthError("invalid_request", "subject_token is invalid, expired or revoked")
     access = ctx.minter.access_token(
         subject.user_id,
         client_id=client.client_id,
         audience=audiences or None,
+        lifetime=lifetime,
         scope=scope,
         acr=subject.claims.get("acr"),
         auth_time=subject.claims.get("auth_time"),
@@ -232,6 +243,6 @@ async def _token_exchange(ctx: TokenContext, client: Client, form: Form) -> dict
         # client asked for (RFC 8693 §2.2.1).
         "issued_token_type": requested_type or TT_ACCESS,
         "token_type": "Bearer",
-        "expires_in": ctx.settings.access_token_lifetime,
+        "expires_in": lifetime,
         "scope": " ".join(scope),
     }
