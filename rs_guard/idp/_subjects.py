@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import re
 from typing import TYPE_CHECKING, Any, Literal
 
