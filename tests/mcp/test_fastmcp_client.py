@@ -154,12 +154,6 @@ async def test_dcr_client_connects_and_calls_a_tool() -> None:
         assert [status for status, _ in step_up.challenges] == [401]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="#14: the bundled IdP holds a DCR client to its registered scope; the SDK (under "
-    "fastmcp) registered with the first challenge's scope, so the insufficient_scope "
-    "re-authorization is refused",
-)
 async def test_dcr_client_scope_escalation_and_step_up() -> None:
     async with (
         open_stack(server="fastmcp") as stack,

@@ -135,12 +135,6 @@ async def test_dcr_client_connects_and_calls_a_tool() -> None:
         assert stack.cimd_log.requests == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="#14: the bundled IdP holds a DCR client to its registered scope, and the SDK "
-    "registered with the first challenge's scope only, so the insufficient_scope "
-    "re-authorization is refused (invalid_scope)",
-)
 async def test_dcr_client_scope_escalation_and_step_up() -> None:
     async with open_stack() as stack, ts_client(stack.resource) as client:
         state = await full_flow(stack, client)
