@@ -11,6 +11,7 @@ import json
 from starlette.types import Scope, Send
 
 from .challenge import challenge_for
+from .dpop import DPoPVerifier
 from .errors import RSGuardError, ServerError
 from .observe import Observer, emit
 from .policy import Requirement
@@ -33,7 +34,7 @@ def error_body(exc: RSGuardError) -> bytes:
 class Refusals:
     """Renders and reports the refusals of one protected resource."""
 
-    __slots__ = ("_observer", "realm", "resource_metadata_url", "retry_after")
+    __slots__ = ("_observer", "dpop", "realm", "resource_metadata_url", "retry_after")
 
     def __init__(
         self,
@@ -42,14 +43,16 @@ class Refusals:
         resource_metadata_url: str | None,
         retry_after: int,
         observer: Observer | None,
+        dpop: DPoPVerifier | None = None,
     ) -> None:
+        self.dpop = dpop
         self.realm = realm
         self.resource_metadata_url = resource_metadata_url
         self.retry_after = retry_after
         self._observer = observer
 
     def headers(
-        self, exc: RSGuardError, requirement: Requirement | None = None
+        self, exc: RSGuardError, requirement: Requirement | None = None, scope: Scope | None = None
     ) -> list[tuple[bytes, bytes]]:
         """The response headers for an error: the challenge, or Retry-After for a 503."""
         if isinstance(exc, ServerError):
@@ -60,6 +63,8 @@ class Refusals:
             resource_metadata=self.resource_metadata_url,
             scope=requirement.scopes if requirement is not None else None,
         )
+        if self.dpop is not None and scope is not None:  # RFC 9449 §7.1, §9
+            return self.dpop.refusal_headers(exc, scope, value)
         return [(b"www-authenticate", value.encode("latin-1"))]
 
     def report(self, exc: RSGuardError) -> None:
@@ -72,7 +77,7 @@ class Refusals:
         """Answer a failed request: HTTP status + challenge, or a WebSocket close."""
         self.report(exc)
         body = error_body(exc)
-        headers = self.headers(exc, requirement)
+        headers = self.headers(exc, requirement, scope)
         headers += [
             _JSON_NO_STORE[0],
             (b"content-length", str(len(body)).encode()),

@@ -15,6 +15,7 @@ from ._responses import Refusals
 from ._routing import PathPolicy, declared
 from .access_token import AccessToken, Limits, TokenValidator
 from .credentials import BearerCredentials
+from .dpop import DPoPVerifier, bound_as_bearer
 from .errors import ConfigurationError, InvalidToken, MissingToken, RSGuardError
 from .introspection import CompositeValidator, Introspection, IntrospectionValidator
 from .jwt import DEFAULT_ALGORITHMS, DEFAULT_LEEWAY, JWTValidator
@@ -76,16 +77,18 @@ class ResourceGuard:
         user_resolver: UserResolver | None = None,
         observer: Observer | None = None,
         retry_after: int = 5,
+        dpop: DPoPVerifier | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         _refuse_conflicts(locals())
+        self.dpop = dpop  # RFC 9449; None: DPoP-bound tokens are refused (§7.2)
         self.app = app
         # The simple keyword path builds the issuer context.
         self.server = server or AuthorizationServer(
             issuer or "", http_client=http_client, observer=observer
         )
         self.issuer, self.resource, self.realm = self.server.issuer, resource, realm
-        self.credentials = BearerCredentials(bearer_methods)
+        self.credentials = BearerCredentials(bearer_methods, dpop=dpop is not None)
         self.hierarchy = _hierarchy(scope_hierarchy)
         if validator is None:
             audiences = audience if audience is not None else resource
@@ -97,7 +100,13 @@ class ResourceGuard:
         self.paths = PathPolicy(requirements, public_paths, default_requirement)
         self.default_requirement = default_requirement
         self.metadata = _metadata(
-            resource, self.issuer, metadata, serve_metadata, scopes_supported, self.credentials
+            resource,
+            self.issuer,
+            metadata,
+            serve_metadata,
+            scopes_supported,
+            self.credentials,
+            dpop,
         )
         self.resource_metadata_url = self.metadata.url if self.metadata is not None else None
         self.refusals = Refusals(
@@ -105,6 +114,7 @@ class ResourceGuard:
             resource_metadata_url=self.resource_metadata_url,
             retry_after=retry_after,
             observer=observer,
+            dpop=dpop,
         )
         self.clock = clock
         # The hot path, prebuilt: with no scope expansion and no translation, a cache hit
@@ -165,6 +175,10 @@ class ResourceGuard:
                 access = hot(token) if hot is not None else None
                 if access is None:
                     access = await self.authenticate(token)
+                if self.dpop is not None:  # RFC 9449: the proof, checked on every request
+                    await self.dpop.check(scope, token, access)
+                elif access.sender_constrained:
+                    raise bound_as_bearer()
                 if requirement is not None:
                     # max_age / auth_time are checked without the `exp` leeway for now (#13).
                     requirement.check(access, hierarchy=self.hierarchy, now=self.clock())
@@ -273,6 +287,7 @@ def _metadata(
     serve: bool,
     scopes_supported: Sequence[str] | None,
     credentials: BearerCredentials,
+    dpop: DPoPVerifier | None = None,
 ) -> ProtectedResourceMetadata | None:
     """The RFC 9728 document to serve: the one given, or one built from the options."""
     if not serve or given is not None:
@@ -282,6 +297,7 @@ def _metadata(
         [issuer],
         scopes_supported=scopes_supported,
         bearer_methods_supported=sorted(credentials.methods),
+        extra=None if dpop is None else dpop.metadata(),
     )
 
 
