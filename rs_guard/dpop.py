@@ -16,12 +16,21 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import inspect
 import json
 import math
 import re
 import secrets
 import time
-from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -544,7 +553,13 @@ class DPoPKey:
     Keep one per client instance (or per authorization, RFC 9449 §10); it never leaves memory.
     """
 
-    def __init__(self, private_key: ec.EllipticCurvePrivateKey | None = None) -> None:
+    def __init__(
+        self,
+        private_key: ec.EllipticCurvePrivateKey | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.clock = clock  # what `iat` says: the servers' clock, in tests
         self._key = private_key or ec.generate_private_key(ec.SECP256R1())
         if not isinstance(self._key.curve, ec.SECP256R1):
             raise ConfigurationError("DPoPKey signs ES256: give it a P-256 key")
@@ -582,7 +597,7 @@ class DPoPKey:
             "jti": jti or secrets.token_urlsafe(16),
             "htm": method.upper(),
             "htu": f"{parts.scheme}://{parts.netloc}{parts.path}",
-            "iat": int(time.time() if iat is None else iat),
+            "iat": int(self.clock() if iat is None else iat),
         }
         if access_token is not None:
             claims["ath"] = access_token_hash(access_token)
@@ -602,20 +617,27 @@ class DPoPAuth(httpx.Auth):
     endpoint) is retried once with the server's nonce, and the latest nonce of each origin is
     remembered (RFC 9449 §8.2, §9).
 
-    `token` may be None (a token request: the proof alone), a string, or a callable returning the
-    current token.
+    `token` may be None (the proof alone), a string, or a callable returning the current token
+    (with an `httpx.AsyncClient`, also an async one). With `invalidate`, a 401 that is not about
+    the nonce forgets the token and retries once with a fresh one (as `BearerAuth` does).
     """
 
-    def __init__(self, key: DPoPKey, token: str | Callable[[], str] | None = None) -> None:
+    def __init__(
+        self,
+        key: DPoPKey,
+        token: str | Callable[[], str] | Callable[[], Awaitable[str]] | None = None,
+        *,
+        invalidate: Callable[[str], None] | None = None,
+    ) -> None:
         self.key = key
         self._token = token
+        self._invalidate = invalidate
         self._nonces: dict[str, str] = {}
 
     def _origin(self, request: httpx.Request) -> str:
         return f"{request.url.scheme}://{request.url.netloc.decode('ascii')}"
 
-    def _sign(self, request: httpx.Request) -> None:
-        token = self._token() if callable(self._token) else self._token
+    def _sign(self, request: httpx.Request, token: str | None) -> None:
         url = str(request.url.copy_with(query=None, fragment=None))
         nonce = self._nonces.get(self._origin(request))
         request.headers["DPoP"] = self.key.proof(
@@ -638,13 +660,55 @@ class DPoPAuth(httpx.Auth):
         )
         return asks and changed
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        self._sign(request)
+    def _current(self) -> str | None:
+        token = self._token() if callable(self._token) else self._token
+        if inspect.isawaitable(token):
+            raise RuntimeError("an async token source needs httpx.AsyncClient")
+        return token
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
+        token = self._current()
+        self._sign(request, token)
         response = yield request
         if self._remember(request, response):
-            self._sign(request)  # a new proof: a retried proof would be a replay
+            self._sign(request, token)  # a new proof: a resent one would be a replay
+            yield request
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        token = await self._acurrent()
+        self._sign(request, token)
+        response = yield request
+        if self._remember(request, response):
+            self._sign(request, token)
             response = yield request
             self._remember(request, response)
+        if response.status_code == 401 and self._invalidate is not None and token is not None:
+            # The token may have been revoked or the keys rotated: one fresh try, no loop.
+            self._invalidate(token)
+            token = await self._acurrent()
+            self._sign(request, token)
+            yield request
+
+    async def _acurrent(self) -> str | None:
+        token = self._token() if callable(self._token) else self._token
+        if inspect.isawaitable(token):
+            token = await token
+        return token
+
+
+def dpop_nonce_retry(
+    client: Any, status: int, headers: Mapping[str, str], body: Mapping[str, Any] | None
+) -> bool:
+    """At a token endpoint (RFC 9449 §8): remember a `DPoP-Nonce` on `client.dpop_nonce`; True
+    when the answer is `use_dpop_nonce` with a new nonce, so the request is sent once more."""
+    nonce = headers.get("dpop-nonce")
+    if nonce is None or not _NQCHAR.fullmatch(nonce):
+        return False
+    changed = client.dpop_nonce != nonce
+    client.dpop_nonce = nonce
+    return status == 400 and (body or {}).get("error") == "use_dpop_nonce" and changed
 
 
 def proof_for(key: DPoPKey | None, method: str, url: str) -> dict[str, str]:

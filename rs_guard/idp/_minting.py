@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._scopes import join_scope, split_scope
+from ._dpop import current_cnf
 from ._records import AccessTokenRecord, Grant
 from ._util import b64url, random_token
 
@@ -110,6 +111,7 @@ class TokenMinter:
         _add_authentication(payload, acr, auth_time, amr)
         if claims:
             payload.update(claims)
+        payload.update(current_cnf() or {})  # a DPoP token request binds the token (RFC 9449)
         token = self._keys.sign(payload, typ="at+jwt", alg=alg, headers=headers)
         exp = payload.get("exp")
         record = AccessTokenRecord(
