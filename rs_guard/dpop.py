@@ -581,6 +581,11 @@ class DPoPKey:
     def __repr__(self) -> str:
         return f"DPoPKey(jkt={self.jkt!r})"
 
+    @property
+    def private_key(self) -> ec.EllipticCurvePrivateKey:
+        """The private key (to hand to a library that signs its own proofs)."""
+        return self._key
+
     def proof(
         self,
         method: str,
