@@ -45,12 +45,14 @@ from starlette.datastructures import URL
 from starlette.types import Scope
 
 from ._jws import (
+    _COMPACT_JWS,
     ASYMMETRIC_ALGORITHMS,
     MalformedJWS,
+    b64url_decode,
     b64url_encode,
     header_typ,
     is_numeric_date,
-    split_compact,
+    parse_json_object,
     verify_signature,
 )
 from .access_token import AccessToken
@@ -89,14 +91,6 @@ _NQCHAR = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")  # RFC 9449 §8.1 nonce synta
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-class DPoPPolicy(StrEnum):
-    """Whether a route takes DPoP: required, allowed (beside Bearer), or off."""
-
-    REQUIRED = "required"
-    ALLOWED = "allowed"
-    OFF = "off"
-
-
 class InvalidDPoPProof(InvalidToken):
     """The DPoP proof is missing or fails a check of RFC 9449 §4.3 (401 invalid_dpop_proof)."""
 
@@ -115,6 +109,14 @@ class UseDPoPNonce(InvalidDPoPProof):
     def __init__(self, nonce: str, description: str | None = None, *, reason: str | None = None):
         self.nonce = nonce
         super().__init__(description, reason=reason)
+
+
+class DPoPPolicy(StrEnum):
+    """Whether a route takes DPoP: required, allowed (beside Bearer), or off."""
+
+    REQUIRED = "required"
+    ALLOWED = "allowed"
+    OFF = "off"
 
 
 # -- the primitives: thumbprints and token hashes -----------------------------------------------
@@ -292,6 +294,9 @@ class DPoPVerifier:
         self.clock = clock
         # Parsing a JWK costs more than the verify itself; a client reuses its key.
         self._keys: LRUCache[str, VerificationKey] = LRUCache(maxsize=max(1, key_cache_size))
+        self._headers: LRUCache[str, tuple[str, VerificationKey, str]] = LRUCache(
+            maxsize=max(1, key_cache_size)
+        )
 
     @property
     def retention(self) -> float:
@@ -325,27 +330,25 @@ class DPoPVerifier:
         `access_token` it accompanies. InvalidDPoPProof (or UseDPoPNonce) on the first failure."""
         if len(proof) > MAX_PROOF_BYTES:
             raise InvalidDPoPProof(reason="dpop_too_large")
+        if not _COMPACT_JWS.fullmatch(proof):  # §4.3 (2)
+            raise _malformed()
+        h, p, s = proof.split(".")
+        # A client signs every proof with one key, so the header segment repeats byte for
+        # byte: its checks, thumbprint and parsed key are remembered under it.
+        checked = self._headers.get(h)
+        if checked is None:
+            try:
+                header = parse_json_object(b64url_decode(h))
+            except MalformedJWS:
+                raise _malformed() from None
+            checked = self._headers[h] = self._check_header(header)
+        alg, key, jkt = checked
         try:
-            header, claims, signing_input, signature = split_compact(proof)  # §4.3 (2)
+            claims = parse_json_object(b64url_decode(p))
+            signature = b64url_decode(s)
         except MalformedJWS:
-            raise InvalidDPoPProof(
-                "The DPoP proof is not a well-formed JWT", reason="dpop_malformed"
-            ) from None
-        if header.get("typ") != "dpop+jwt" and header_typ(header) != "dpop+jwt":  # (4)
-            raise InvalidDPoPProof("The DPoP proof typ is not dpop+jwt", reason="dpop_bad_typ")
-        alg = header.get("alg")
-        if not isinstance(alg, str) or alg not in self._algorithms:  # (5)
-            raise InvalidDPoPProof("The DPoP proof alg is not accepted", reason="dpop_bad_alg")
-        if "crit" in header or {"jku", "x5u", "x5c"} & header.keys():
-            raise InvalidDPoPProof(
-                "The DPoP proof header is not accepted", reason="dpop_bad_header"
-            )
-        jwk = header.get("jwk")
-        if not isinstance(jwk, dict):
-            raise InvalidDPoPProof("The DPoP proof has no jwk", reason="dpop_bad_key")
-        if _PRIVATE_MEMBERS & jwk.keys():  # (7)
-            raise InvalidDPoPProof("The DPoP proof jwk is a private key", reason="dpop_private_key")
-        key, jkt = self._key(jwk, alg)
+            raise _malformed() from None
+        signing_input = f"{h}.{p}".encode("ascii")
         _check_claims(claims, access_token is not None)  # (3)
         if claims["htm"] != method:  # (8)
             raise InvalidDPoPProof("The DPoP proof htm does not match", reason="dpop_htm_mismatch")
@@ -374,6 +377,25 @@ class DPoPVerifier:
         if state is not ReplayState.RESERVED:
             raise InvalidDPoPProof("The DPoP proof was already used", reason="dpop_replayed")
         return DPoPProof(jkt=jkt, jti=claims["jti"], iat=iat, claims=claims)
+
+    def _check_header(self, header: dict[str, Any]) -> tuple[str, VerificationKey, str]:
+        """(alg, key, jkt) of a proof header passing §4.3 (4), (5) and (7)."""
+        if header.get("typ") != "dpop+jwt" and header_typ(header) != "dpop+jwt":  # (4)
+            raise InvalidDPoPProof("The DPoP proof typ is not dpop+jwt", reason="dpop_bad_typ")
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg not in self._algorithms:  # (5)
+            raise InvalidDPoPProof("The DPoP proof alg is not accepted", reason="dpop_bad_alg")
+        if "crit" in header or {"jku", "x5u", "x5c"} & header.keys():
+            raise InvalidDPoPProof(
+                "The DPoP proof header is not accepted", reason="dpop_bad_header"
+            )
+        jwk = header.get("jwk")
+        if not isinstance(jwk, dict):
+            raise InvalidDPoPProof("The DPoP proof has no jwk", reason="dpop_bad_key")
+        if _PRIVATE_MEMBERS & jwk.keys():  # (7)
+            raise InvalidDPoPProof("The DPoP proof jwk is a private key", reason="dpop_private_key")
+        key, jkt = self._key(jwk, alg)
+        return alg, key, jkt
 
     def _key(self, jwk: dict[str, Any], alg: str) -> tuple[VerificationKey, str]:
         try:
@@ -466,6 +488,10 @@ class DPoPVerifier:
                 exc.error, exc.description, algs=_algs_for(exc, algs)
             )
         return f"{bearer}, " + dpop_challenge(algs=algs)
+
+
+def _malformed() -> InvalidDPoPProof:
+    return InvalidDPoPProof("The DPoP proof is not a well-formed JWT", reason="dpop_malformed")
 
 
 def bound_as_bearer() -> InvalidToken:
