@@ -7,12 +7,15 @@ STAMP := $(VENV)/.installed
 .PHONY: install demo test lint typecheck docs pytest bench system-deps clean
 
 $(BIN)/python:
+	@echo "install: creating the virtualenv $(VENV) and upgrading pip (~10 s)"
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
+	@echo "install: pip install -e '.[dev]' into $(VENV) (1-3 min on a cold cache, quiet meanwhile; once per pyproject.toml change)"
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
+	@echo "install: done"
 
 install: $(STAMP)
 
@@ -20,6 +23,7 @@ install: $(STAMP)
 system-deps:
 	@if ! command -v redis-server >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "system-deps: apt-get install redis-server chromium chromium-driver (1-2 min, quiet meanwhile; once per machine)"; \
 	    (apt-get update -qq || true) && \
 	    (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server chromium chromium-driver >/dev/null \
 	     || echo "WARNING: apt-get could not install redis-server/chromium; those tests will be skipped"); \
@@ -65,28 +69,41 @@ node-clean:
 clean: node-clean
 
 lint: install
+	@echo "lint: ruff (~2 s)"
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check rs_guard
 
 typecheck: install
+	@echo "typecheck: mypy --strict rs_guard (~30 s cold, a few seconds after)"
 	$(BIN)/mypy rs_guard
 
 # The documentation site, built the way a release would publish it: any warning (a broken
 # link, a missing API object) fails the build. Output in site/ (ignored by git).
 docs: install
+	@echo "docs: mkdocs build --strict into site/ (~15 s)"
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
 
 pytest: install system-deps
+	@echo "pytest: the whole suite (several minutes on 2 cores: uvicorn servers, redis, Node, a browser)"
 	$(BIN)/pytest
 
 test: lint typecheck docs pytest
 
 demo: install
+	@echo "demo: the IdP and example services on 127.0.0.1, walked through step by step (~10 s)"
 	$(BIN)/python -m examples.demo
 
-bench: install
-	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = "0" ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } || echo "note: wrk not installed; the uvicorn figures use a Python client"
-	$(BIN)/python benchmarks/run_all.py
+# The peer libraries of benchmarks/peers.py come from the `bench` extra (not runtime deps).
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): pyproject.toml | $(STAMP)
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+# `make bench BENCH_ARGS=--quick` for the short run.
+bench: install $(BENCH_STAMP)
+	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = "0" ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } || echo "note: wrk not installed; peers.py skips its uvicorn table, throughput.py uses a Python client"
+	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache test-output site

@@ -1,5 +1,6 @@
 """What the observability hook costs on the hot path: a cached token through ResourceGuard with
-no observer, with `Counters`, and with the `rs_guard` logger at DEBUG, side by side in one run.
+no observer, with `Counters`, with the `rs_guard` logger at DEBUG and with the OpenTelemetry
+`MetricsObserver` (when the `otel` extra is installed), side by side in one run.
 
     .venv/bin/python benchmarks/observe_overhead.py [--requests 20000] [--rounds 5]
 
@@ -81,6 +82,16 @@ async def main(requests: int, rounds: int) -> None:
         "Counters observer": make_guard(idp, counters),
         "logger at DEBUG": make_guard(idp, None),
     }
+    try:  # the OpenTelemetry extra (rs_guard[otel]), with the SDK's in-memory reader
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+        from rs_guard.otel import MetricsObserver
+
+        provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+        variants["OpenTelemetry"] = make_guard(idp, MetricsObserver(provider))
+    except ModuleNotFoundError:
+        print("note: OpenTelemetry SDK not installed; pip install 'rs_guard[otel]'")
     for guard in variants.values():
         await run(guard, token, 100)  # warm: discovery, keys, verified-token cache
     logger = logging.getLogger("rs_guard")
@@ -103,8 +114,32 @@ async def main(requests: int, rounds: int) -> None:
     print(f"cached-token request through ResourceGuard, {requests} x {rounds} rounds (median):")
     for name, values in results.items():
         median = statistics.median(values)
-        print(f"  {name:<18} {median * 1e6:7.2f} us/request   ratio {median / base:.3f}")
+        extra = (median - base) * 1e6
+        print(
+            f"  {name:<18} {median * 1e6:7.2f} us/request   ratio {median / base:.3f}"
+            f"   {extra:+.2f} us"
+        )
     print(f"  (Counters saw {counters.get('token_cache_hit')} cache hits)")
+    # The same costs without the noise of a whole request: what one warm request adds per
+    # observer (two hot events: token_cache_hit and request_accepted), timed in a tight loop.
+    import timeit
+
+    observers: dict[str, Any] = {"Counters": Counters()}
+    if "OpenTelemetry" in variants:
+        observers["OpenTelemetry"] = MetricsObserver(
+            MeterProvider(metric_readers=[InMemoryMetricReader()])
+        )
+    from rs_guard.observe import emit_hot
+
+    loops = 200_000
+    print(f"hot events per warm request, {loops} loops (min of 5):")
+    for label, observer in observers.items():
+        def warm_request_events(observer: Any = observer) -> None:
+            emit_hot(observer, "token_cache_hit")
+            emit_hot(observer, "request_accepted")
+
+        best = min(timeit.repeat(warm_request_events, number=loops, repeat=5)) / loops
+        print(f"  {label:<18} {best * 1e6:7.3f} us/request")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,13 @@ HERE = Path(__file__).resolve().parent
 
 PLAN = [
     (
+        "rs_guard vs its peers (PyJWT, authlib, joserfc, MCP SDK, fastmcp): in-process, uvicorn + wrk, memory",
+        "peers.py",
+        [],
+        ["--quick"],
+    ),
+    ("strictness: validly signed tokens a resource server must refuse", "strictness.py", [], []),
+    (
         "throughput: bare vs guard (warm/cold) vs PyJWT per request",
         "throughput.py",
         [],

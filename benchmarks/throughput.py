@@ -76,6 +76,9 @@ class PyJWTMiddleware:
         await self.app(scope, receive, send)
 
 
+PROFILE = "rfc9068"  # --profile: the guard's token profile (the tokens fit rfc9068 and auth0)
+
+
 def build_apps(idp: IdP, idp_http: httpx.AsyncClient) -> dict[str, ASGIApp]:
     routes = [Route("/hello", hello)]
     public = idp.keys.active().private_key.public_key()
@@ -90,6 +93,7 @@ def build_apps(idp: IdP, idp_http: httpx.AsyncClient) -> dict[str, ASGIApp]:
                     resource=RESOURCE,
                     http_client=idp_http,
                     limits=Limits(cache_size=50_000),
+                    profile=PROFILE,
                 )
             ],
         ),
@@ -303,7 +307,10 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians kept")
     parser.add_argument("--tokens", type=int, default=20_000)
     parser.add_argument("--no-uvicorn", action="store_true")
+    parser.add_argument("--profile", default="rfc9068", help="token profile of the guard")
     args = parser.parse_args()
+    global PROFILE
+    PROFILE = args.profile
 
     idp = IdP(ISSUER)
     idp_http = idp.http_client()

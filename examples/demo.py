@@ -36,8 +36,27 @@ class DemoFailure(Exception):
     """A step did not behave as documented."""
 
 
-def section(title: str) -> None:
+# One line for each term a step uses, printed where it first appears.
+TERMS = {
+    "resource indicator": "RFC 8707 `resource=`: the client names the API it wants a token "
+    "for; it becomes the token's audience (`aud`), so a token for one API is refused by another",
+    "client metadata document": "a Client ID Metadata Document: the client_id is an https URL "
+    "whose JSON describes the client (name, redirect URIs), so no registration step is needed",
+    "acr values": "Authentication Context Class Reference: how the user signed in; here `pwd` "
+    "(password) < `mf` (multi-factor) < `phr` (phishing-resistant)",
+    "PPID": "pairwise pseudonymous identifier: each service sees its own `sub` for the same "
+    "user, so services cannot join their records without asking the IdP",
+}
+
+
+def section(title: str, guide: str | None = None) -> None:
     print(f"\n=== {title} " + "=" * max(0, 70 - len(title)))
+    if guide is not None:
+        print(f"    explained in docs/{guide}")
+
+
+def term(name: str) -> None:
+    print(f"    ({name}: {TERMS[name]})")
 
 
 def step(text: str) -> None:
@@ -155,7 +174,10 @@ async def loopback_world() -> AsyncIterator[tuple[IdP, str, str, str]]:
 
 
 async def foundation(http: httpx.AsyncClient, idp: IdP, issuer: str, resource: str) -> None:
-    section("1. A protected service: challenge, token, scope, key rotation")
+    section(
+        "1. A protected service: challenge, token, scope, key rotation",
+        "tutorial.md and docs/guides/key-rotation.md",
+    )
     step("register a confidential client by Dynamic Client Registration (RFC 7591)")
     r = await http.post(
         f"{issuer}/register",
@@ -190,6 +212,7 @@ async def foundation(http: httpx.AsyncClient, idp: IdP, issuer: str, resource: s
         return str(expect(r, 200).json()["access_token"])
 
     step("client credentials grant for items:read, audience = this resource (RFC 8707)")
+    term("resource indicator")
     token = await client_credentials("items:read")
     print(f"       access token claims: {claims_of(token)}")
     r = await http.get(resource, headers={"Authorization": f"Bearer {token}"})
@@ -225,7 +248,7 @@ async def foundation(http: httpx.AsyncClient, idp: IdP, issuer: str, resource: s
 async def user_login(
     http: httpx.AsyncClient, idp: IdP, issuer: str, resource: str, cimd_base: str
 ) -> str:
-    section("2. A user logs in: authorization code + PKCE")
+    section("2. A user logs in: authorization code + PKCE", "tutorial.md")
     step("register a native public client by Dynamic Client Registration")
     r = await http.post(
         f"{issuer}/register",
@@ -257,6 +280,7 @@ async def user_login(
     expect(r, 200)
 
     step("the same login with a Client ID Metadata Document (client_id is an https/loopback URL)")
+    term("client metadata document")
     cimd_client = f"{cimd_base}/client.json"
     tokens2 = await authorize(http, issuer, cimd_client, CALLBACK, resource, "openid items:read")
     r = await http.get(resource, headers={"Authorization": f"Bearer {tokens2['access_token']}"})
@@ -268,7 +292,8 @@ async def user_login(
 async def step_up(
     http: httpx.AsyncClient, idp: IdP, issuer: str, resource: str, client_id: str
 ) -> None:
-    section("3. Step-up authentication (RFC 9470)")
+    section("3. Step-up authentication (RFC 9470)", "guides/step-up.md")
+    term("acr values")
     payments = resource.replace("/items", "/payments")
 
     async def login(acr: str, **extra: str) -> str:
@@ -299,27 +324,32 @@ async def step_up(
 
 async def other_examples() -> None:
     """The walk-throughs of the other examples, each self-contained."""
-    walks: list[tuple[str, str, str]] = [
+    walks: list[tuple[str, str, str, str]] = [
         (
             "4. Pairwise subjects: client -> service A -> token exchange -> service B",
+            "guides/ppid.md",
             "examples.ppid_chain",
             "run",
         ),
         (
             "5. Webhook events signed by the IdP (RFC 8417 / RFC 8935)",
+            "guides/webhook-events.md",
             "examples.webhook_receiver.demo",
             "run",
         ),
         (
             "6. An MCP server: discovery, registration, code + PKCE, tools, step-up",
+            "guides/mcp.md",
             "examples.mcp_server.client",
             "run",
         ),
     ]
     import importlib
 
-    for title, module_name, attr in walks:
-        section(title)
+    for title, guide, module_name, attr in walks:
+        section(title, guide)
+        if module_name == "examples.ppid_chain":
+            term("PPID")
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:  # an optional extra (e.g. `mcp`) not installed

@@ -20,10 +20,12 @@ from .errors import (
     ServerError,
 )
 from .introspection import IntrospectionValidator
+from .issuers import Issuer
 from .jwt import JWTValidator
 from .middleware import ResourceGuard
 from .observe import Counters, Observer
 from .policy import Requirement, ScopeHierarchy
+from .profiles import TokenProfile
 from .resource_metadata import ProtectedResourceMetadata
 from .server import AuthorizationServer
 
@@ -38,6 +40,7 @@ __all__ = [
     "IntrospectionValidator",
     "InvalidRequest",
     "InvalidToken",
+    "Issuer",
     "JWTValidator",
     "KeysUnavailable",
     "MissingToken",
@@ -48,6 +51,7 @@ __all__ = [
     "ResourceGuard",
     "ScopeHierarchy",
     "ServerError",
+    "TokenProfile",
     "TokenUser",
     "TokenValidator",
     "__version__",

@@ -1,10 +1,11 @@
-"""Asynchronous plumbing shared by the core and the features: single flight, micro-batching."""
+"""Asynchronous plumbing shared by the core and the features: single flight, micro-batching,
+`async with` for objects that close what they made."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Hashable, Mapping
-from typing import Generic, TypeVar
+from typing import Generic, Self, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -25,13 +26,17 @@ class SingleFlight(Generic[K, V]):
         self._running: dict[K, asyncio.Future[V]] = {}
 
     def running(self, key: K) -> bool:
-        """Whether a call for `key` is under way."""
-        return key in self._running
+        """Whether a call for `key` is under way (a finished one is not, even before the
+        callback that forgets it has run)."""
+        fut = self._running.get(key)
+        return fut is not None and not fut.done()
 
     async def run(self, key: K, factory: Callable[[], Awaitable[V]]) -> V:
         """The outcome of the running call for `key`, starting `factory()` if there is none."""
         fut = self._running.get(key)
-        if fut is None:
+        if fut is None or fut.done():
+            # Done but not yet forgotten (its callback runs at the next loop turn): awaiting it
+            # would not yield, and a caller looping on fresh outcomes would spin.
             fut = asyncio.ensure_future(factory())
             self._running[key] = fut
             fut.add_done_callback(lambda done: self._done(key, done))
@@ -157,3 +162,16 @@ class MicroBatcher(Generic[G, K, R]):
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class AsyncResource:
+    """`async with obj:` for an object whose `aclose()` releases what it made (HTTP clients)."""
+
+    async def aclose(self) -> None:
+        """Release what this object made; subclasses say what."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()

@@ -228,7 +228,7 @@ class JWSVerifier:
         self,
         *,
         algorithms: Iterable[str],
-        types: Iterable[str],
+        types: Iterable[str | None],
         keys: KeySource,
         max_bytes: int,
     ) -> None:
@@ -239,7 +239,10 @@ class JWSVerifier:
                 f"unsupported or symmetric algorithms in allow-list: {bad or 'empty'}"
             )
         self.algorithms = frozenset(algorithms)
-        self.types = frozenset(t.lower().removeprefix("application/") for t in types)
+        # None in `types`: a token without `typ` is accepted (a relaxed token profile).
+        self.types = frozenset(
+            None if t is None else t.lower().removeprefix("application/") for t in types
+        )
         self.keys = keys
         self.max_bytes = max_bytes
 

@@ -181,8 +181,8 @@ REASONS: Final[Mapping[str, Reason]] = _freeze(
         "unknown_kid": Reason(
             401,
             "invalid_token",
-            "`kid` not in the JWKS after the allowed refresh: a key rotated in within "
-            "`jwks_cooldown`, a retired key, another IdP's token",
+            "`kid` not in a JWKS fetched after the token arrived: a retired key, a forged kid, "
+            "another IdP's token",
             "publish new keys before signing with them; check `issuer`",
         ),
         "alg_key_mismatch": Reason(
@@ -223,6 +223,21 @@ REASONS: Final[Mapping[str, Reason]] = _freeze(
             "invalid_token",
             "`nonce`, `at_hash`, `c_hash` or `s_hash`: an ID token dressed as an access token",
             "send the access token",
+        ),
+        "not_access_token": Reason(
+            401,
+            "invalid_token",
+            "under a relaxed token profile, a claim says this is another kind of token: "
+            "Keycloak `typ` not `Bearer` (an ID or refresh token), Cognito `token_use` not "
+            "`access`, Entra `ver` of the other version, or neither `scp` nor `roles` (Entra)",
+            "send the access token; for Entra, configure the profile of the version the API "
+            "receives (`accessTokenAcceptedVersion`)",
+        ),
+        "bad_tenant": Reason(
+            401,
+            "invalid_token",
+            "a token whose `iss` names one allowed tenant carries another tenant's `tid`",
+            "the token was not issued by that tenant; check `tenants=`",
         ),
         "security_event_token": Reason(
             401,
@@ -336,6 +351,15 @@ REASONS: Final[Mapping[str, Reason]] = _freeze(
             "bring the IdP back; the guard recovers by itself within `jwks_cooldown`, and "
             "`Retry-After` says when it fetches again",
         ),
+        "unknown_kid_pending": Reason(
+            503,
+            None,
+            "a token whose claims all hold names a `kid` absent from keys fetched before it "
+            "arrived, and the last unknown-kid refetch was less than `jwks_cooldown` ago (an IdP "
+            "rotating twice in a row, or forged kids probing)",
+            "retry after `Retry-After` seconds: the guard refetches then and accepts the token "
+            "if its key was published",
+        ),
         "jwks_timeout": _JWKS_FAILED,
         "jwks_unreachable": _JWKS_FAILED,
         "jwks_http_<status>": _JWKS_FAILED,
@@ -422,6 +446,41 @@ REASONS: Final[Mapping[str, Reason]] = _freeze(
             "invalid_token",
             "`Authorization: DPoP` on a route whose DPoP policy is `off`",
             "use Bearer there, or change the route's policy",
+        ),
+        # continuous access evaluation (rs_guard.ssf): the guard's `revocations=`
+        "subject_revoked": Reason(
+            401,
+            "invalid_token",
+            "an SSF event (CAEP session-revoked, RISC account-disabled / account-purged, a "
+            "revoked token) refused the subject's tokens issued at or before it",
+            "sign in again: tokens issued after the event are accepted",
+        ),
+        "credential_changed": Reason(
+            401,
+            "invalid_token",
+            "CAEP credential-change (or `refuse_authenticated`): the token's `auth_time` is "
+            "not newer than the event",
+            "authenticate again",
+        ),
+        "session_revoked": Reason(
+            401,
+            "invalid_token",
+            "CAEP session-revoked named the token's session (`sid`)",
+            "sign in again",
+        ),
+        "assurance_lowered": Reason(
+            401,
+            "insufficient_user_authentication",
+            "CAEP assurance-level-change (down): a route that needs an `acr` refuses "
+            "authentications not newer than the event (RFC 9470 challenge)",
+            "authenticate again at the level the challenge names",
+        ),
+        "revocations_unavailable": Reason(
+            401,
+            "invalid_token",
+            '`RedisRevocations(on_outage="refuse")`: Redis is unreachable and the token was '
+            "issued before the outage began",
+            'bring Redis back; or choose `on_outage="serve"`',
         ),
     }
 )
@@ -542,11 +601,50 @@ EVENT_REASONS: Final[Mapping[str, Reason]] = _freeze(
         "handler_timeout": Reason(
             503, None, "a handler ran past `handler_timeout`", "make the handler faster"
         ),
+        # SSF receiver (rs_guard.ssf.SignalReceiver)
+        "bad_subject": Reason(
+            400,
+            "invalid_request",
+            "`sub_id` (or the event's `subject`) is not an RFC 9493 subject identifier",
+            "fix the transmitter",
+        ),
+        "bad_stream": Reason(
+            400,
+            "invalid_request",
+            "a verification event for another stream than the receiver's `stream_id`",
+            "check the stream the receiver was configured with",
+        ),
+        "bad_state": Reason(
+            400,
+            "invalid_state",
+            "a verification event whose `state` was never requested (SSF 1.0 §8.1.4.1)",
+            "request verification with `Transmitter.request_verification`",
+        ),
+        "revocations_full": Reason(
+            503,
+            None,
+            "the revocation table holds `max_entries` subjects (nothing is evicted)",
+            "raise `max_entries`; the transmitter retries",
+        ),
+        "revocations_unreachable": Reason(
+            503,
+            None,
+            "Redis is unreachable: the revocation is enforced on this replica only",
+            "bring Redis back; the transmitter retries and every replica then enforces it",
+        ),
     }
 )
 """Reasons of `event_rejected`: what `EventReceiver` answered a webhook delivery (RFC 8935)."""
 
 _FETCH = "the fetch failed that way"
+_SSF_CALL = Reason(
+    None,
+    None,
+    "`TransmitterUnavailable`: the transmitter's answer or configuration is unusable (a "
+    "stream without the required members or from another issuer, an endpoint it does not "
+    "advertise, poll on a push stream, an issuer that is not https, metadata naming another "
+    "issuer: SSF 1.0 §7.2.4)",
+)
 
 FAILURE_REASONS: Final[Mapping[str, Reason]] = _freeze(
     {
@@ -589,6 +687,23 @@ FAILURE_REASONS: Final[Mapping[str, Reason]] = _freeze(
             None,
             None,
             "`token_request_failed`: the issuer's discovery document could not be fetched",
+        ),
+        "transmitter_unavailable": Reason(
+            None, None, "`TransmitterUnavailable`: an SSF transmitter call failed"
+        ),
+        "ssf_<kind>": Reason(
+            None,
+            None,
+            "`TransmitterUnavailable`: the transmitter could not be fetched that way "
+            "(`ssf_timeout`, `ssf_unreachable`, `ssf_response_not_json`...)",
+        ),
+        "ssf_bad_answer": _SSF_CALL,
+        "ssf_no_endpoint": _SSF_CALL,
+        "ssf_not_poll": _SSF_CALL,
+        "ssf_not_https": _SSF_CALL,
+        "ssf_issuer_mismatch": _SSF_CALL,
+        "ssf_http_<status>": Reason(
+            None, None, "`TransmitterUnavailable`: the transmitter answered that HTTP status"
         ),
         "replay_store": Reason(
             None,

@@ -7,9 +7,15 @@ prebuilt headers measure faster than a Response object per request.
 from __future__ import annotations
 
 import json
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
 
+import jwt
 from starlette.types import Scope, Send
 
+from ._asgi import send_response
 from .challenge import challenge_for
 from .dpop import DPoPVerifier
 from .errors import RSGuardError, ServerError
@@ -31,10 +37,40 @@ def error_body(exc: RSGuardError) -> bytes:
     return json.dumps({"error": exc.error, "error_description": exc.description}).encode()
 
 
+_UNMET = ("insufficient_scope", "insufficient_user_authentication")
+
+
+def facts(
+    exc: RSGuardError,
+    token: str | None,
+    requirement: Requirement | None,
+    issuer: str | None = None,
+    audiences: Iterable[str] = (),
+) -> dict[str, Any]:
+    """The non-secret facts that explain a refusal: expected and received `iss` / `aud`, the
+    requirement that failed. Never the token itself: only claims an IdP publishes anyway."""
+    out: dict[str, Any] = {}
+    if exc.reason in ("bad_issuer", "bad_audience") and token is not None:
+        try:
+            claims = jwt.decode(token, options={"verify_signature": False})
+        except Exception:
+            claims = {}
+        if exc.reason == "bad_issuer":
+            out["expected_iss"], out["received_iss"] = issuer, claims.get("iss")
+        else:
+            out["expected_aud"] = " ".join(sorted(audiences))
+            out["received_aud"] = claims.get("aud")
+    elif requirement is not None and exc.error in _UNMET:
+        out["required_scopes"] = " ".join(requirement.scopes) or None
+        out["required_acr"] = " ".join(requirement.acr_values) or None
+        out["max_age"] = requirement.max_age
+    return {k: v for k, v in out.items() if v is not None}
+
+
 class Refusals:
     """Renders and reports the refusals of one protected resource."""
 
-    __slots__ = ("_observer", "dpop", "realm", "resource_metadata_url", "retry_after")
+    __slots__ = ("_expected", "_observer", "dpop", "realm", "resource_metadata_url", "retry_after")
 
     def __init__(
         self,
@@ -43,6 +79,8 @@ class Refusals:
         resource_metadata_url: str | None,
         retry_after: int,
         observer: Observer | None,
+        issuer: str | None = None,
+        audiences: Iterable[str] = (),
         dpop: DPoPVerifier | None = None,
     ) -> None:
         self.dpop = dpop
@@ -50,6 +88,7 @@ class Refusals:
         self.resource_metadata_url = resource_metadata_url
         self.retry_after = retry_after
         self._observer = observer
+        self._expected = (issuer, tuple(audiences))  # for the facts of iss / aud refusals
 
     def headers(
         self, exc: RSGuardError, requirement: Requirement | None = None, scope: Scope | None = None
@@ -67,15 +106,27 @@ class Refusals:
             return self.dpop.refusal_headers(exc, scope, value)
         return [(b"www-authenticate", value.encode("latin-1"))]
 
-    def report(self, exc: RSGuardError) -> None:
-        """Log a refused request and tell the observer (`token_rejected`, `reason`, `status`)."""
-        emit(self._observer, "token_rejected", reason=exc.reason, status=exc.status_code)
+    def report(
+        self,
+        exc: RSGuardError,
+        token: str | None = None,
+        requirement: Requirement | None = None,
+    ) -> None:
+        """Log a refused request and tell the observer (`token_rejected`, `reason`, `status`,
+        and the facts that explain it)."""
+        extra = facts(exc, token, requirement, *self._expected)
+        emit(self._observer, "token_rejected", reason=exc.reason, status=exc.status_code, **extra)
 
     async def send(
-        self, exc: RSGuardError, scope: Scope, send: Send, requirement: Requirement | None = None
+        self,
+        exc: RSGuardError,
+        scope: Scope,
+        send: Send,
+        requirement: Requirement | None = None,
+        token: str | None = None,
     ) -> None:
         """Answer a failed request: HTTP status + challenge, or a WebSocket close."""
-        self.report(exc)
+        self.report(exc, token, requirement)
         body = error_body(exc)
         headers = self.headers(exc, requirement, scope)
         headers += [
@@ -94,3 +145,32 @@ class Refusals:
             return
         await send({"type": "http.response.start", "status": exc.status_code, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+_UNGUARDED_BODY = (
+    b'{"error":"server_error","error_description":"The resource is not configured to check '
+    b'access tokens"}'
+)
+_unguarded_logged: dict[str, float] = {}
+
+
+def log_unguarded(owner: str) -> None:
+    """Log (ERROR, at most once a minute per owner) that `owner` runs without a ResourceGuard."""
+    now = time.monotonic()
+    if now - _unguarded_logged.get(owner, -60.0) < 60.0:
+        return
+    _unguarded_logged[owner] = now
+    logging.getLogger("rs_guard").error(
+        "%s found no ResourceGuard in front of it, so no token can be checked and the request "
+        "is refused. Fix: wrap the app, e.g. app = ResourceGuard(app, issuer=..., "
+        "resource=...), or Starlette(middleware=[Middleware(ResourceGuard, ...)]), with %s "
+        "inside it",
+        owner,
+        owner,
+    )
+
+
+async def send_unguarded(send: Send, owner: str) -> None:
+    """Fail closed when a requirement is checked where no ResourceGuard authenticated."""
+    log_unguarded(owner)
+    await send_response(send, 500, _UNGUARDED_BODY, [_JSON_NO_STORE[0], _JSON_NO_STORE[1]])

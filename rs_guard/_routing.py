@@ -1,7 +1,9 @@
 """Route policy: which requirement a path has, and what the routed endpoint declares.
 
 Two sources, in this order: the guard's own table (`requirements`, `public_paths`, matched on
-the request path), and what the endpoint that will serve the request declares (`@public`,
+the path the router dispatches on: `scope["path"]` minus `root_path`, as Starlette's own routing
+does, so a guarded app under `Mount("/notes", ...)` or `uvicorn --root-path /api` is matched on
+its own route paths), and what the endpoint that will serve the request declares (`@public`,
 `@require`, FastAPI `Security(..., scopes=)`). The second needs the framework's router; it is
 asked only for requests without credentials (to honour `@public` and to name the route's scope
 in the challenge), so authenticated requests never pay for a second route match.
@@ -14,13 +16,53 @@ from typing import Any, NamedTuple
 
 from starlette.types import Scope
 
+from .errors import ConfigurationError
 from .policy import Requirement
 
 _MAX_DEPTH = 4  # nested mounts followed when looking for the serving route
 
 
+def route_path(scope: Scope) -> str:
+    """The path the router dispatches on: `scope["path"]` without the `root_path` prefix.
+
+    Servers and Starlette's `Mount` keep the full path in `scope["path"]` and say in
+    `root_path` how much of it is the mount point (ASGI spec, "root_path"). Matching a table
+    keyed by the app's own route paths against the full path would never match under a mount.
+    """
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root):
+        rest = path[len(root) :]
+        if not rest or rest[0] == "/":
+            return rest
+    return path
+
+
+def under(path: str, prefix: str) -> bool:
+    """Whether `path` is `prefix` or below it, on a segment boundary.
+
+    `/docs` covers `/docs` and `/docs/...`, never `/docs-internal`; a prefix that ends in "/"
+    (`/static/`) covers what starts with it.
+    """
+    if not path.startswith(prefix):
+        return False
+    return len(path) == len(prefix) or prefix.endswith("/") or path[len(prefix)] == "/"
+
+
+def _check_path(option: str, path: object) -> str:
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise ConfigurationError(f"{option}: {path!r} is not a path starting with '/'")
+    if "*" in path[:-1]:
+        raise ConfigurationError(f"{option}: {path!r}: '*' is allowed only at the end (a prefix)")
+    return path
+
+
 class PathPolicy:
-    """The per-path requirement table and public paths; a trailing `*` makes a prefix entry."""
+    """The per-path requirement table and public paths.
+
+    An entry is an exact route path (`/items`) or, with a trailing `*`, a prefix matched on
+    segment boundaries (`/docs*` covers `/docs` and `/docs/...`, not `/docs-internal`).
+    """
 
     __slots__ = ("default", "exact", "prefixes", "public_exact", "public_prefixes")
 
@@ -30,18 +72,27 @@ class PathPolicy:
         public_paths: Sequence[str] = (),
         default: Requirement | None = None,
     ) -> None:
+        if isinstance(public_paths, str | bytes):
+            # A bare string would be taken letter by letter ("/" among them: all public).
+            raise ConfigurationError("public_paths= must be a list of paths, not one string")
+        if default is not None and not isinstance(default, Requirement):
+            raise ConfigurationError("default_requirement= must be a Requirement")
         self.default = default
         self.exact: dict[str, Requirement] = {}
         prefixes: list[tuple[str, Requirement]] = []
         for path, req in (requirements or {}).items():
+            _check_path("requirements=", path)
+            if not isinstance(req, Requirement):
+                raise ConfigurationError(f"requirements=: {path!r} maps to a non-Requirement")
             if path.endswith("*"):
                 prefixes.append((path[:-1], req))
             else:
                 self.exact[path] = req
         prefixes.sort(key=lambda item: -len(item[0]))  # longest prefix wins
         self.prefixes = tuple(prefixes)
-        self.public_exact = frozenset(p for p in public_paths if not p.endswith("*"))
-        self.public_prefixes = tuple(p[:-1] for p in public_paths if p.endswith("*"))
+        paths = [_check_path("public_paths=", p) for p in public_paths]
+        self.public_exact = frozenset(p for p in paths if not p.endswith("*"))
+        self.public_prefixes = tuple(p[:-1] for p in paths if p.endswith("*"))
 
     @property
     def needs_search(self) -> bool:
@@ -49,18 +100,18 @@ class PathPolicy:
         return bool(self.prefixes) or self.default is not None
 
     def requirement_for(self, path: str) -> Requirement | None:
-        """The configured requirement for a path (exact match, then longest prefix)."""
+        """The configured requirement for a route path (exact match, then longest prefix)."""
         req = self.exact.get(path)
         if req is not None:
             return req
         for prefix, req in self.prefixes:
-            if path.startswith(prefix):
+            if under(path, prefix):
                 return req
         return self.default
 
     def is_public(self, path: str) -> bool:
-        """Whether the path is listed in `public_paths`."""
-        return path in self.public_exact or path.startswith(self.public_prefixes)
+        """Whether the route path is listed in `public_paths`."""
+        return path in self.public_exact or any(under(path, p) for p in self.public_prefixes)
 
 
 class Declared(NamedTuple):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 
 from .access_token import AccessToken
 from .keys import VerificationKey
@@ -48,6 +49,13 @@ class VerifiedCache:
         self._data.move_to_end(token)
         while len(self._data) > self._maxsize:
             self._data.popitem(last=False)
+
+    def discard_where(self, predicate: Callable[[AccessToken], bool]) -> int:
+        """Drop every entry whose result matches (O(n): for rare events, not per request)."""
+        doomed = [token for token, entry in self._data.items() if predicate(entry.access)]
+        for token in doomed:
+            del self._data[token]
+        return len(doomed)
 
     def discard(self, token: str) -> None:
         self._data.pop(token, None)

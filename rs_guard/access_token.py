@@ -53,12 +53,14 @@ class AccessToken(AuthCredentials):
     """
 
     __slots__ = (
+        "_client_id",
         "_derived",
         "_raw",
         "_user",
         "claims",
         "granted_scopes",
         "local_subject",
+        "roles",
         "user_id",
     )
 
@@ -70,13 +72,22 @@ class AccessToken(AuthCredentials):
         scopes: Iterable[str] | None = None,
         local_subject: str | None = None,
         user_id: Any = None,
+        granted: tuple[str, ...] | None = None,
+        client_id: str | None = None,
+        roles: tuple[str, ...] = (),
     ) -> None:
-        granted = scopes_of(claims.get("scope"))
+        # `granted`, `client_id` and `roles`: read by a token profile from the claims its
+        # provider uses (`scp`, `azp`, `realm_access.roles`...); by default RFC 9068's own.
+        if granted is None:
+            granted = scopes_of(claims.get("scope"))
         super().__init__(list(scopes) if scopes is not None else list(granted))
         self.claims: Mapping[str, Any] = MappingProxyType(dict(claims))
         self.granted_scopes: tuple[str, ...] = granted
         self.local_subject = local_subject
         self.user_id = user_id
+        self._client_id = client_id
+        self.roles: tuple[str, ...] = roles
+        """Roles, groups or permissions, from the claims the token profile names."""
         self._raw = raw
         # What a guard derived from this validated token (implied scopes, own PPID), kept on
         # the cached object so that a reused token pays for the derivation once.
@@ -97,7 +108,9 @@ class AccessToken(AuthCredentials):
 
     @property
     def client_id(self) -> str | None:
-        """The OAuth client the token was issued to."""
+        """The OAuth client the token was issued to (`client_id`, or the profile's claim)."""
+        if self._client_id is not None:
+            return self._client_id
         value = self.claims.get("client_id")
         return value if isinstance(value, str) else None
 
@@ -168,6 +181,8 @@ class AccessToken(AuthCredentials):
         new.scopes = list(changes.get("scopes", self.scopes))
         new.claims = self.claims
         new.granted_scopes = self.granted_scopes
+        new._client_id = self._client_id
+        new.roles = self.roles
         new.local_subject = changes.get("local_subject", self.local_subject)
         new.user_id = changes.get("user_id", self.user_id)
         new._raw = self._raw

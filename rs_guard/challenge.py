@@ -132,33 +132,27 @@ def challenge_for(
     scope: Sequence[str] | None = None,
 ) -> str:
     """The challenge for an error; `scope` is what the route needs, sent with a bare 401."""
+    if isinstance(exc, ServerError):
+        return bearer_challenge(realm=realm, resource_metadata=resource_metadata)
+    # What each refusal adds to the common parameters (RFC 6750 §3, RFC 9470 §3).
+    extra: dict[str, Any] = {}
     if isinstance(exc, InsufficientScope):
-        return bearer_challenge(
-            realm=realm,
-            error=exc.error,
-            error_description=exc.description,
-            scope=exc.scopes,
-            resource_metadata=resource_metadata,
-        )
-    if isinstance(exc, InsufficientUserAuthentication):
-        return bearer_challenge(
-            realm=realm,
-            error=exc.error,
-            error_description=exc.description,
+        extra["scope"] = exc.scopes
+    elif isinstance(exc, InsufficientUserAuthentication):
+        extra.update(
             scope=exc.scopes or None,
             acr_values=exc.acr_values,
             max_age=exc.max_age,
             claims=exc.claims,
-            resource_metadata=resource_metadata,
         )
-    if isinstance(exc, ServerError):
-        return bearer_challenge(realm=realm, resource_metadata=resource_metadata)
+    elif exc.error is None:
+        extra["scope"] = scope  # a bare 401 names what the route needs
     return bearer_challenge(
         realm=realm,
         error=exc.error,
         error_description=exc.description if exc.error else None,
-        scope=scope if exc.error is None else None,
         resource_metadata=resource_metadata,
+        **extra,
     )
 
 

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
-from ._responses import error_body
+from ._responses import error_body, log_unguarded
 from .access_token import AccessToken
 from .errors import MissingToken, RSGuardError
 from .middleware import guard_of
@@ -29,7 +29,9 @@ def _connection(args: Sequence[Any], kwargs: Mapping[str, Any]) -> HTTPConnectio
     raise TypeError("@require needs an endpoint that takes a Request or WebSocket")
 
 
-def check(connection: HTTPConnection, requirement: Requirement) -> AccessToken:
+def check(
+    connection: HTTPConnection, requirement: Requirement, *, owner: str = "check()"
+) -> AccessToken:
     """The request's token if it meets `requirement`; raises the error to answer with otherwise.
 
     For decisions only a handler can make (the amount of a payment decides the level):
@@ -37,14 +39,21 @@ def check(connection: HTTPConnection, requirement: Requirement) -> AccessToken:
     raised error as the same challenge a route-level requirement gives.
     """
     token = connection.scope.get("auth")
-    if not isinstance(token, AccessToken):
-        raise MissingToken()
     guard = guard_of(connection.scope)
-    requirement.check(
-        token,
-        hierarchy=guard.hierarchy if guard is not None else None,
-        now=guard.clock() if guard is not None else None,
-    )
+    if not isinstance(token, AccessToken):
+        if guard is None:
+            # No guard authenticated this request: refused either way (a 401 where the app has
+            # rs_guard's exception handlers, else a 500); the log line names the fix.
+            log_unguarded(owner)
+        raise MissingToken()
+    if guard is None:
+        requirement.check(token)
+    else:
+        requirement.check(
+            token, hierarchy=guard.hierarchy, now=guard.clock(), leeway=guard.clock_leeway
+        )
+        if guard.revocations is not None and requirement.acr_values:
+            guard.revocations.check(token, requirement)  # an assurance level lowered since (CAEP)
     return token
 
 
@@ -79,7 +88,7 @@ def require(
 
             @functools.wraps(func)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                check(_connection(args, kwargs), requirement)
+                check(_connection(args, kwargs), requirement, owner="@require")
                 return await func(*args, **kwargs)
 
             wrapper: Any = async_wrapper
@@ -87,7 +96,7 @@ def require(
 
             @functools.wraps(func)
             def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
-                check(_connection(args, kwargs), requirement)
+                check(_connection(args, kwargs), requirement, owner="@require")
                 return func(*args, **kwargs)
 
             wrapper = sync_wrapper

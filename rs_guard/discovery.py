@@ -99,14 +99,21 @@ class ServerMetadata:
             # RFC 8414 §3.3: the issuer in the document must be identical to the one configured,
             # or an attacker's metadata could substitute its own keys.
             if doc.get("issuer") != self.issuer:
-                emit(self._observer, "discovery_issuer_mismatch", url=url)
+                emit(
+                    self._observer,
+                    "discovery_issuer_mismatch",
+                    url=url,
+                    expected=self.issuer,
+                    received=doc.get("issuer"),
+                )
                 last = FetchError("issuer_mismatch")
                 continue
             self._document = doc
             self._fetched_at = self._clock()
             emit(self._observer, "discovery_fetched", url=url)
             return doc
-        emit(self._observer, "discovery_failed", reason=str(last))
+        tried = " ".join(metadata_urls(self.issuer))
+        emit(self._observer, "discovery_failed", reason=str(last), issuer=self.issuer, tried=tried)
         raise last
 
     async def endpoint(self, name: str) -> str:
@@ -129,6 +136,7 @@ class ServerEndpoint:
         metadata: ServerMetadata | None = None,
         http_client: httpx.AsyncClient | None = None,
         timeout: float = 5.0,
+        owns_metadata: bool = False,
     ) -> None:
         self.name = name
         self._url = url
@@ -136,6 +144,8 @@ class ServerEndpoint:
         self._client = http_client
         self._own_client: httpx.AsyncClient | None = None
         self._timeout = timeout
+        # A document made for this endpoint alone (from an issuer) is closed with it.
+        self._owns_metadata = owns_metadata
 
     @property
     def http_client(self) -> httpx.AsyncClient:
@@ -157,7 +167,9 @@ class ServerEndpoint:
         return await self.metadata.endpoint(self.name)
 
     async def aclose(self) -> None:
-        """Close the HTTP client made for this endpoint, if one was."""
+        """Close the HTTP client made for this endpoint (or its own metadata), if one was."""
         if self._own_client is not None:
             await self._own_client.aclose()
             self._own_client = None
+        if self._owns_metadata and self.metadata is not None:
+            await self.metadata.aclose()

@@ -18,7 +18,8 @@ Request errors know their RFC 6750 / RFC 9470 error code, HTTP status and a stab
     │   │   ├── TokenServiceUnavailable     rs_guard.outbound: the token endpoint failed
     │   │   ├── TokenRequestRefused         rs_guard.outbound: the IdP refused our own request
     │   │   ├── EventInProgress             rs_guard.events: same event being processed now
-    │   │   └── ReplayStoreUnavailable      rs_guard.events: the replay store cannot answer
+    │   │   ├── ReplayStoreUnavailable      rs_guard.events: the replay store cannot answer
+    │   │   └── TransmitterUnavailable      rs_guard.ssf: the SSF transmitter failed or refused
     │   └── EventError                      rs_guard.events: 400, an RFC 8935 error code
     ├── ConfigurationError                  raised at construction: cannot be secure or work
     ├── FetchError                          an IdP document could not be fetched (reason code)
@@ -88,6 +89,7 @@ __all__ = [
     "StateError",
     "TokenRequestRefused",
     "TokenServiceUnavailable",
+    "TransmitterUnavailable",
     "UnknownSubject",
 ]
 
@@ -421,3 +423,19 @@ class ApplyError(ClientsError, reason="clients_apply_failed"):
     def __init__(self, message: str, result: ApplyResult) -> None:
         super().__init__(message)
         self.result = result
+
+
+class TransmitterUnavailable(ServerError):
+    """An SSF transmitter call (discovery, stream management, poll) failed or was refused.
+
+    `status` is the transmitter's HTTP status when it answered (None: unreachable or garbage).
+    """
+
+    reason = "transmitter_unavailable"
+    default_description = "The SSF transmitter cannot be reached"
+
+    def __init__(
+        self, description: str | None = None, *, status: int | None = None, reason: str
+    ) -> None:
+        self.status = status
+        super().__init__(description, retry_after=5, reason=reason)

@@ -6,15 +6,19 @@ from dataclasses import replace
 from typing import Any
 
 try:
-    from fastapi import Request, Security
+    from fastapi import FastAPI, HTTPException, Request, Security
+    from fastapi.routing import APIRoute
     from fastapi.security import OAuth2AuthorizationCodeBearer, SecurityScopes
 except ModuleNotFoundError as exc:  # pragma: no cover - depends on the installed extras
     raise ModuleNotFoundError(
         "rs_guard.fastapi needs FastAPI: pip install 'rs_guard[fastapi]'", name=exc.name
     ) from exc
 
+from ._responses import log_unguarded
+from ._routing import PathPolicy
 from .access_token import AccessToken
 from .decorators import check
+from .middleware import guard_of
 from .policy import Requirement
 
 __all__ = ["OAuth2Guard"]
@@ -104,9 +108,63 @@ class OAuth2Guard:
                 requirement = replace(base, scopes=key)
                 if len(by_scopes) < 256:  # one entry per distinct route scope set
                     by_scopes[key] = requirement
-            return check(request, requirement)
+            if guard_of(request.scope) is None:
+                # FastAPI would answer an uncaught MissingToken with a bare 500 and a traceback.
+                log_unguarded("OAuth2Guard")
+                raise HTTPException(500, "The resource is not configured to check access tokens")
+            return check(request, requirement, owner="OAuth2Guard")
 
         return dependency
+
+    def secure_openapi(self, app: FastAPI, *, public_paths: Sequence[str] | None = None) -> None:
+        """Make `app`'s OpenAPI document show what ResourceGuard enforces.
+
+        Every operation the guard protects gets this scheme in its `security` (so Swagger UI
+        shows the lock), with the scopes of the guard's `requirements` table for its path when
+        the route declares none itself; `@public` routes and `public_paths` get none.
+        `public_paths` and `requirements` are read from the `ResourceGuard` in
+        `app.user_middleware`; pass `public_paths=` when the guard wraps the app from outside.
+        """
+        policy = _guard_policy(app, public_paths)
+        name = self.scheme.scheme_name
+        original = app.openapi
+
+        def openapi() -> dict[str, Any]:
+            if app.openapi_schema is not None:
+                return app.openapi_schema
+            doc = original()
+            schemes = doc.setdefault("components", {}).setdefault("securitySchemes", {})
+            schemes.setdefault(name, self.scheme.model.model_dump(by_alias=True, exclude_none=True))
+            endpoints = {
+                (r.path_format, m.lower()): r.endpoint
+                for r in app.routes
+                if isinstance(r, APIRoute)
+                for m in r.methods or ()
+            }
+            for path, operations in doc.get("paths", {}).items():
+                for method, operation in operations.items():
+                    endpoint = endpoints.get((path, method))
+                    if policy.is_public(path) or getattr(endpoint, "__rs_guard_public__", False):
+                        operation["security"] = []
+                    elif not operation.get("security"):
+                        req = policy.requirement_for(path)
+                        operation["security"] = [{name: list(req.scopes) if req else []}]
+            app.openapi_schema = doc
+            return doc
+
+        app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _guard_policy(app: FastAPI, public_paths: Sequence[str] | None) -> PathPolicy:
+    """The path policy of the ResourceGuard added to `app` as middleware (if any)."""
+    from .middleware import ResourceGuard
+
+    options: dict[str, Any] = {}
+    for middleware in app.user_middleware:
+        if getattr(middleware, "cls", None) is ResourceGuard:
+            options = dict(middleware.kwargs)
+    paths = options.get("public_paths", ()) if public_paths is None else public_paths
+    return PathPolicy(options.get("requirements"), paths)
 
 
 # -- the route-policy adapter (see rs_guard._routing) ------------------------------------------

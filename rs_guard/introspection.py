@@ -108,6 +108,10 @@ class IntrospectionValidator:
         self._cache.discard(token)
         return None
 
+    def forget_where(self, predicate: Callable[[AccessToken], bool]) -> int:
+        """Drop cached results matching `predicate` (continuous access evaluation)."""
+        return self._cache.discard_where(predicate)
+
     async def validate(self, token: str) -> AccessToken:
         """The active token's view, or InvalidToken / IntrospectionUnavailable."""
         access = self.cached(token)

@@ -13,16 +13,18 @@ from .access_token import DEFAULT_MAX_TOKEN_BYTES, AccessToken, scopes_of
 from .errors import ConfigurationError, InvalidToken
 from .keys import JWKSCache
 from .observe import Observer, emit_hot
+from .profiles import ID_TOKEN_CLAIMS, PROFILES, ProfileRules, TokenProfile, resolve_profile
 from .server import AuthorizationServer, refuse_beside_server
 
 __all__ = ["ACCESS_TOKEN_TYPES", "DEFAULT_ALGORITHMS", "JWTValidator"]
 
 ACCESS_TOKEN_TYPES = frozenset({"at+jwt"})
-DEFAULT_ALGORITHMS = ("ES256", "ES384", "RS256", "PS256", "EdDSA")
+# Ed25519: the fully-specified name RFC 9864 gives EdDSA over Ed25519 (same OKP key, same
+# signature); IdPs such as oidc-provider now sign with it.
+DEFAULT_ALGORITHMS = ("ES256", "ES384", "RS256", "PS256", "EdDSA", "Ed25519")
 DEFAULT_LEEWAY = 30.0
 _REQUIRED_RFC9068 = ("iss", "exp", "aud", "sub", "client_id", "iat", "jti")
-# Claims that only an ID token carries; their presence means type confusion (RFC 9068 §4).
-_ID_TOKEN_CLAIMS = frozenset({"nonce", "at_hash", "c_hash", "s_hash"})
+_ID_TOKEN_CLAIMS = ID_TOKEN_CLAIMS
 
 
 class JWTValidator:
@@ -44,8 +46,9 @@ class JWTValidator:
         leeway: float = DEFAULT_LEEWAY,
         max_token_bytes: int = DEFAULT_MAX_TOKEN_BYTES,
         cache_size: int = 10_000,
-        accepted_types: Iterable[str] = ACCESS_TOKEN_TYPES,
-        required_claims: Sequence[str] = _REQUIRED_RFC9068,
+        accepted_types: Iterable[str] | None = None,
+        required_claims: Sequence[str] | None = None,
+        profile: str | TokenProfile | Mapping[str, Any] = "rfc9068",
         observer: Observer | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -59,9 +62,26 @@ class JWTValidator:
         if not self.audiences:
             raise ConfigurationError("an audience (this resource's identifier) is required")
         self.keys = keys
+        self.profile = resolve_profile(profile)
+        # A relaxed profile is compiled once here; the strict default keeps its own path.
+        self._rules: ProfileRules | None = None
+        if self.profile is not PROFILES["rfc9068"]:
+            if accepted_types is not None or required_claims is not None:
+                raise ConfigurationError(
+                    "profile= cannot be combined with accepted_types= or required_claims=: "
+                    "set them on the TokenProfile"
+                )
+            self._rules = ProfileRules(self.profile, self.audiences)
+        types: Iterable[str | None] = (
+            self._rules.types
+            if self._rules is not None
+            else accepted_types
+            if accepted_types is not None
+            else ACCESS_TOKEN_TYPES
+        )
         self._jws = JWSVerifier(
             algorithms=algorithms,
-            types=accepted_types,
+            types=types,
             keys=keys,
             max_bytes=max_token_bytes,
         )
@@ -69,7 +89,11 @@ class JWTValidator:
         self.accepted_types = self._jws.types
         self.leeway = leeway
         self.max_token_bytes = max_token_bytes
-        self.required_claims = tuple(required_claims)
+        self.required_claims = tuple(
+            required_claims if required_claims is not None else _REQUIRED_RFC9068
+        )
+        # Cognito's access tokens carry no `aud`: the profile checks the client claim instead.
+        self._audience_by_aud = self.profile.audience == "aud"
         self._cache = VerifiedCache(cache_size)
         self._observer = observer
         self._clock = clock
@@ -99,6 +123,10 @@ class JWTValidator:
             emit_hot(self._observer, "token_cache_hit")
         return hit.access
 
+    def forget_where(self, predicate: Callable[[AccessToken], bool]) -> int:
+        """Drop cached results matching `predicate` (continuous access evaluation)."""
+        return self._cache.discard_where(predicate)
+
     async def validate(self, token: str) -> AccessToken:
         """The validated token, or InvalidToken (401) / KeysUnavailable (503)."""
         access = self.cached(token)
@@ -111,26 +139,37 @@ class JWTValidator:
         # Claims first: a token for another issuer or audience, or an expired one, is refused
         # without a key look-up, so it can neither trigger a JWKS refetch nor cost a verify.
         # Nothing is trusted from them until the signature below holds.
-        not_before, expires = self._check_claims(claims, now)
+        rules = self._rules
+        if rules is None:
+            not_before, expires = self._check_claims(claims, now)
+        else:
+            client, scopes = rules.check(claims)
+            not_before, expires = self._check_claims(claims, now, profiled=True)
         # The pipeline's two steps inline (JWSVerifier.verified_key): one coroutine fewer.
         key = await self.keys.get_key(kid, alg)
         if not verify_signature(key.key, alg, signing_input, signature):
             raise InvalidToken(reason="bad_signature")
-        access = AccessToken(claims, raw=token)
+        if rules is None:
+            access = AccessToken(claims, raw=token)
+        else:
+            access = rules.access(claims, token, client, scopes)
         self._cache.put(token, Entry(access, not_before, expires, key, self.keys.generation))
         return access
 
-    def _check_claims(self, claims: Mapping[str, Any], now: float) -> tuple[float, float]:
-        for name in self.required_claims:
-            if name not in claims:
-                raise InvalidToken(reason="missing_claim")
+    def _check_claims(
+        self, claims: Mapping[str, Any], now: float, *, profiled: bool = False
+    ) -> tuple[float, float]:
+        if not profiled:
+            for name in self.required_claims:
+                if name not in claims:
+                    raise InvalidToken(reason="missing_claim")
         if "events" in claims:
             raise InvalidToken(reason="security_event_token")
         if _ID_TOKEN_CLAIMS & claims.keys():
             raise InvalidToken(reason="id_token")
         if claims.get("iss") != self.issuer:
             raise InvalidToken(reason="bad_issuer")
-        if not audience_matches(claims.get("aud"), self.audiences):
+        if self._audience_by_aud and not audience_matches(claims.get("aud"), self.audiences):
             raise InvalidToken(reason="bad_audience")
         for name in ("sub", "client_id", "jti"):
             value = claims.get(name)
@@ -146,7 +185,8 @@ class JWTValidator:
             raise InvalidToken(reason="bad_claim_type")
         if "nbf" in claims and not is_numeric_date(nbf):
             raise InvalidToken(reason="bad_claim_type")
-        scopes_of(claims.get("scope"))
+        if not profiled:
+            scopes_of(claims.get("scope"))
         if now >= exp + self.leeway:
             raise InvalidToken("The access token expired", reason="expired")
         if nbf is not None and now < nbf - self.leeway:

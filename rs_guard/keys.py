@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import math
@@ -99,7 +100,11 @@ class JWKSCache:
 
     - Keys are fetched on first use and re-fetched after `max_age` seconds.
     - A token with an unknown `kid` triggers at most one fetch per `cooldown` seconds, shared by
-      every concurrent request (single flight), so random kids cannot flood the IdP.
+      every concurrent request (single flight), so random kids cannot flood the IdP. Only such
+      refetches start the cooldown; a request arriving while any fetch is under way waits for
+      it. An unknown kid while the next refetch is not yet allowed is held up to `hold`
+      seconds for it, else answered 503 (`unknown_kid_pending`) with `Retry-After`: never
+      a 401 for a key the IdP may just have started using.
     - A failed or garbage fetch never replaces good keys; they stay in use for `stale_for`
       seconds past `max_age`. With no usable keys at all, `KeysUnavailable` (503) is raised
       and the next request tries again: failures are not cached.
@@ -114,6 +119,7 @@ class JWKSCache:
         max_age: float = 300.0,
         cooldown: float = 30.0,
         stale_for: float = 3600.0,
+        hold: float = 1.0,
         timeout: float | None = None,
         observer: Observer | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -127,12 +133,16 @@ class JWKSCache:
         self.max_age = max_age
         self.cooldown = cooldown
         self.stale_for = stale_for
+        self.hold = hold
+        """Longest wait for the next allowed unknown-kid refetch before answering 503."""
         self._observer = observer
         self._clock = clock
         self._by_kid: dict[str | None, list[VerificationKey]] = {}
         self._keys: list[VerificationKey] = []
         self._fetched_at: float | None = None
         self._attempted_at: float | None = None
+        self._probed_at: float | None = None  # the last unknown-kid refetch: starts the cooldown
+        self._completed = 0  # fetches ended (either way): tells a request whether it saw one
         self._flight: SingleFlight[None, None] = SingleFlight()
         self.generation = 0
         """Increases whenever a new key set is installed."""
@@ -154,12 +164,20 @@ class JWKSCache:
     async def get_key(self, kid: str | None, alg: str) -> VerificationKey:
         """The key that verifies a token with this `kid` and `alg`.
 
-        Raises InvalidToken when no such key exists after the allowed refresh, and
-        KeysUnavailable when there are no usable keys and the IdP cannot provide them.
+        Raises InvalidToken when no such key exists after the allowed refresh, KeysUnavailable
+        when there are no usable keys and the IdP cannot provide them, and KeysUnavailable
+        (`unknown_kid_pending`, with `retry_after`) when the kid is unknown, the keys in hand
+        predate the request and the next unknown-kid refetch is not yet allowed.
         """
         now = self._clock()
+        arrived = self._completed  # fetches that ended before this request came
         if self._fetched_at is None or now - self._fetched_at >= self.max_age:
             await self._refresh_expired(now)
+        elif self._flight.running(None):
+            # A fetch is under way: its answer is newer than what we hold, so wait for it
+            # rather than refuse a token signed with a key it is bringing.
+            with contextlib.suppress(KeysUnavailable):
+                await self._refresh()
         key = self._find(kid, alg)
         if key is not None:
             return key
@@ -167,9 +185,34 @@ class JWKSCache:
             # A known kid whose key cannot verify `alg` (RFC 8725 §3.1): no refetch changes that.
             emit(self._observer, "jwks_alg_mismatch")
             raise InvalidToken(reason="alg_key_mismatch")
-        # Unknown kid: maybe the IdP rotated. Refetch, but at most once per cooldown.
-        if self._attempted_at is None or self._clock() - self._attempted_at >= self.cooldown:
-            # On failure the good keys we hold still answer the question: this kid is unknown.
+        return await self._find_after_probe(kid, alg, arrived)
+
+    async def _find_after_probe(self, kid: str | None, alg: str, arrived: int) -> VerificationKey:
+        """Unknown kid: maybe the IdP rotated. Refetch, at most once per cooldown.
+
+        Only these unknown-kid refetches ("probes") start the cooldown: the first fetch and
+        the max_age refreshes do not, so a key the IdP starts using right after them is
+        fetched at once. Any fetch that ends after the request arrived (one it started, or one
+        under way that it joined) is the answer: its keys are as new as the token.
+        """
+        held = False
+        while self._completed == arrived:
+            if not self._flight.running(None):
+                now = self._clock()
+                wait = 0.0 if self._probed_at is None else self._probed_at + self.cooldown - now
+                if wait > 0:
+                    if held or wait > self.hold:
+                        emit(self._observer, "jwks_unknown_kid_pending")
+                        raise KeysUnavailable(
+                            reason="unknown_kid_pending", retry_after=max(1, math.ceil(wait))
+                        )
+                    # The next probe is close: hold the request (once) rather than send a 503.
+                    held = True
+                    await asyncio.sleep(wait)
+                    continue
+                self._probed_at = now
+            # Start the probe, or join the fetch under way. On failure the good keys we hold
+            # still answer the question: this kid is unknown.
             with contextlib.suppress(KeysUnavailable):
                 await self._refresh()
             key = self._find(kid, alg)
@@ -224,9 +267,15 @@ class JWKSCache:
         await self._flight.run(None, self._fetch)
 
     async def _fetch(self) -> None:
-        self._attempted_at = self._clock()
         try:
-            uri = self._jwks_uri
+            await self._fetch_once()
+        finally:
+            self._completed += 1
+
+    async def _fetch_once(self) -> None:
+        self._attempted_at = self._clock()
+        uri = self._jwks_uri
+        try:
             if uri is None:
                 assert self._metadata is not None
                 uri = await self._metadata.endpoint("jwks_uri")
@@ -234,11 +283,11 @@ class JWKSCache:
                 self.http_client, "GET", uri, max_bytes=_MAX_JWKS_BYTES, timeout=self._timeout
             )
         except FetchError as exc:
-            emit(self._observer, "jwks_refresh_failed", reason=str(exc))
+            emit(self._observer, "jwks_refresh_failed", reason=str(exc), url=uri or "(discovery)")
             raise KeysUnavailable(reason="jwks_" + str(exc)) from None
         keys = parse_jwks(document)
         if not keys:
-            emit(self._observer, "jwks_refresh_failed", reason="no_usable_keys")
+            emit(self._observer, "jwks_refresh_failed", reason="no_usable_keys", url=uri)
             raise KeysUnavailable(reason="jwks_no_usable_keys")
         self._install(keys)
         emit(self._observer, "jwks_refreshed", keys=len(keys))
@@ -267,3 +316,18 @@ class JWKSCache:
             by_kid.setdefault(key.kid, []).append(key)
         self._by_kid = by_kid
         self._fetched_at = self._clock()
+
+    @property
+    def age(self) -> float | None:
+        """Seconds since the keys in use were fetched; None before the first fetch."""
+        return None if self._fetched_at is None else self._clock() - self._fetched_at
+
+    async def ensure(self) -> None:
+        """Fetch the keys now unless fresh ones are held (start-up prefetch, readiness probes).
+
+        Same rules as a request's look-up (cooldown, stale keys kept); KeysUnavailable when
+        there are no usable keys.
+        """
+        now = self._clock()
+        if self._fetched_at is None or now - self._fetched_at >= self.max_age:
+            await self._refresh_expired(now)

@@ -4,30 +4,37 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import httpx
 from starlette.authentication import AuthCredentials, UnauthenticatedUser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from . import _guard_setup as setup
 from ._asgi import has_header
 from ._responses import Refusals
-from ._routing import PathPolicy, declared
+from ._routing import PathPolicy, declared, route_path
 from .access_token import AccessToken, Limits, TokenValidator
 from .credentials import BearerCredentials
 from .dpop import DPoPVerifier, bound_as_bearer
-from .errors import ConfigurationError, InvalidToken, MissingToken, RSGuardError
-from .introspection import CompositeValidator, Introspection, IntrospectionValidator
-from .jwt import DEFAULT_ALGORITHMS, DEFAULT_LEEWAY, JWTValidator
+from .errors import InvalidToken, MissingToken, RSGuardError
+from .health import run_lifespan
+from .introspection import Introspection
+from .issuers import Issuer, MultiIssuerValidator
 from .keys import JWKSCache
-from .observe import Observer
+from .observe import Observer, emit, emit_hot
 from .policy import Requirement, ScopeHierarchy
+from .profiles import TokenProfile
 from .resource_metadata import WELL_KNOWN, ProtectedResourceMetadata
-from .server import AuthorizationServer, refuse_beside_server
+from .server import AuthorizationServer
 
-__all__ = ["ResourceGuard", "SubjectTranslator", "UserResolver", "guard_of"]
+if TYPE_CHECKING:
+    from .ssf.revocations import Revocations
+
+__all__ = ["ResourceGuard", "SubjectTranslator", "UserResolver", "endpoint_requirement", "guard_of"]
 
 _SCOPE_KEY = "rs_guard"
+_REQUIREMENT_KEY = "rs_guard.requirement"
 
 
 class SubjectTranslator(Protocol):
@@ -47,9 +54,12 @@ class ResourceGuard:
     (a `TokenUser`), as with Starlette's AuthenticationMiddleware; invalid ones get the RFC 6750
     / RFC 9470 status and challenge. Less common settings come as collaborators:
     `server=AuthorizationServer(...)` (discovery, JWKS cache, HTTP client), `validator=`,
-    `limits=Limits(...)`, `introspection=Introspection(...)`, `metadata=`.
+    `limits=Limits(...)`, `introspection=Introspection(...)`, `metadata=`. Paths are matched on
+    the route path (`scope["path"]` minus `root_path`), so the table works under a `Mount`.
+    `prefetch="warn"` / `"require"` fetches discovery and keys at lifespan start-up.
     """
 
+    @setup.logged
     def __init__(
         self,
         app: ASGIApp,
@@ -59,6 +69,8 @@ class ResourceGuard:
         server: AuthorizationServer | None = None,
         audience: str | Sequence[str] | None = None,
         validator: TokenValidator | None = None,
+        profile: str | TokenProfile | Mapping[str, Any] | None = None,
+        issuers: Sequence[Issuer] | None = None,
         algorithms: Sequence[str] | None = None,
         leeway: float | None = None,
         limits: Limits | None = None,
@@ -75,33 +87,63 @@ class ResourceGuard:
         metadata: ProtectedResourceMetadata | None = None,
         subject_translator: SubjectTranslator | None = None,
         user_resolver: UserResolver | None = None,
+        revocations: Revocations | None = None,
         observer: Observer | None = None,
         retry_after: int = 5,
+        prefetch: Literal["off", "warn", "require"] = "off",
         dpop: DPoPVerifier | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        _refuse_conflicts(locals())
+        setup.refuse_conflicts(locals())
         self.dpop = dpop  # RFC 9449; None: DPoP-bound tokens are refused (§7.2)
-        self.app = app
+        self.app, self.resource, self.realm, self.clock = app, resource, realm, clock
+        authorization_servers: list[str] | None = None
+        if issuers is not None:
+            # Several issuers (rs_guard.issuers): routed by exact `iss`, each with its own
+            # discovery, keys, audience and profile; the first one is `self.server`.
+            limits = limits or Limits()
+            validator = MultiIssuerValidator(
+                issuers,
+                resource=resource,
+                http_client=http_client,
+                algorithms=algorithms,
+                leeway=leeway,
+                max_token_bytes=limits.max_token_bytes,
+                cache_size=limits.cache_size,
+                observer=observer,
+                clock=clock,
+            )
+            server, authorization_servers = validator.servers[0], validator.issuers
         # The simple keyword path builds the issuer context.
         self.server = server or AuthorizationServer(
             issuer or "", http_client=http_client, observer=observer
         )
-        self.issuer, self.resource, self.realm = self.server.issuer, resource, realm
-        self.credentials = BearerCredentials(bearer_methods, dpop=dpop is not None)
-        self.hierarchy = _hierarchy(scope_hierarchy)
+        self.issuer, self.credentials = (
+            self.server.issuer,
+            BearerCredentials(bearer_methods, dpop=dpop is not None),
+        )
+        self.hierarchy = setup.hierarchy(scope_hierarchy)
+        audiences = setup.audiences(audience, resource)
         if validator is None:
-            audiences = audience if audience is not None else resource
-            validator = _default_validator(
-                self.server, audiences, algorithms, leeway, limits, introspection, observer, clock
+            validator = setup.default_validator(
+                self.server,
+                audiences,
+                algorithms,
+                leeway,
+                limits,
+                introspection,
+                observer,
+                clock,
+                profile="rfc9068" if profile is None else profile,
             )
-        self.validator = validator
+        self.validator, self.clock_leeway = validator, setup.leeway_of(validator)
         self.subject_translator, self.user_resolver = subject_translator, user_resolver
         self.paths = PathPolicy(requirements, public_paths, default_requirement)
-        self.default_requirement = default_requirement
-        self.metadata = _metadata(
+        self.default_requirement, self.prefetch = default_requirement, prefetch
+        self.observer = observer
+        self.metadata = setup.build_metadata(
             resource,
-            self.issuer,
+            authorization_servers or [self.issuer],
             metadata,
             serve_metadata,
             scopes_supported,
@@ -109,17 +151,23 @@ class ResourceGuard:
             dpop,
         )
         self.resource_metadata_url = self.metadata.url if self.metadata is not None else None
+        self._metadata_paths = setup.metadata_paths(self.metadata)
         self.refusals = Refusals(
             realm=realm,
             resource_metadata_url=self.resource_metadata_url,
             retry_after=retry_after,
             observer=observer,
+            issuer=self.issuer,
+            audiences=audiences,
             dpop=dpop,
         )
-        self.clock = clock
+        # Continuous access evaluation (rs_guard.ssf): consulted after every authentication.
+        self.revocations = revocations
+        if revocations is not None:
+            revocations.attach(self.validator)
         # The hot path, prebuilt: with no scope expansion and no translation, a cache hit
         # (a plain function call, no await) is the whole answer.
-        self._lookup = _cache_lookup(self.validator)
+        self._lookup = setup.cache_lookup(self.validator)
         plain = subject_translator is None and user_resolver is None and not self.hierarchy
         self._hot = self._lookup if plain else None
         self._exact_requirement = self.paths.exact.get
@@ -134,26 +182,20 @@ class ResourceGuard:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind != "http" and kind != "websocket":
-            await self.app(scope, receive, send)
+            await run_lifespan(self, scope, receive, send)  # lifespan (prefetch), or passed on
             return
-        path: str = scope["path"]
-        if kind == "http" and path.startswith(WELL_KNOWN) and self._is_metadata_request(path):
-            await self.metadata(scope, receive, send)  # type: ignore[misc]
-            return
+        # The path the router dispatches on (uvicorn --root-path, Starlette Mount).
+        path: str = route_path(scope) if scope.get("root_path") else scope["path"]
         if (
             kind == "http"
-            and scope["method"] == "OPTIONS"
-            and has_header(scope["headers"], b"access-control-request-method")
+            and (path.startswith(WELL_KNOWN) or scope["method"] == "OPTIONS")
+            and await served_without_token(self, scope, receive, send, path)
         ):
-            # CORS preflight never carries credentials; the app's CORS handling answers it.
-            # A handler that sees it anyway sees an anonymous user (not a 500 from a missing
-            # `request.auth`, and never someone's credentials).
-            scope["auth"], scope["user"] = AuthCredentials(), UnauthenticatedUser()
-            await self.app(scope, receive, send)
-            return
+            return  # the metadata document, or a CORS preflight (no await on the hot path)
         requirement = self._exact_requirement(path)
         if requirement is None and self._search_paths:
             requirement = self.paths.requirement_for(path)
+        token: str | None = None
         try:
             # 1. extract (RFC 6750 §2)
             token = self._find_token(scope)
@@ -161,13 +203,9 @@ class ResourceGuard:
                 token, receive = await self.credentials.find_in_body(scope, receive, token)
             if token is None:
                 # 2a. no credentials: only public routes go on, anonymously
-                if not self.paths.is_public(path):
-                    route = declared(self.app, scope)
-                    if not route.public:
-                        # Tell the client up front which scope the route needs (MCP).
-                        if requirement is None:
-                            requirement = route.requirement
-                        raise MissingToken()
+                public, requirement = anonymous(self, scope, path, requirement)
+                if not public:
+                    raise MissingToken()
                 scope["auth"], scope["user"] = AuthCredentials(), UnauthenticatedUser()
             else:
                 # 2b. authenticate (a cache hit awaits nothing), 3. authorize
@@ -179,46 +217,25 @@ class ResourceGuard:
                     await self.dpop.check(scope, token, access)
                 elif access.sender_constrained:
                     raise bound_as_bearer()
+                if self.revocations is not None:
+                    self.revocations.check(access, requirement)
                 if requirement is not None:
-                    # max_age / auth_time are checked without the `exp` leeway for now (#13).
-                    requirement.check(access, hierarchy=self.hierarchy, now=self.clock())
+                    # max_age gets the same clock leeway as `exp`.
+                    requirement.check(
+                        access, hierarchy=self.hierarchy, now=self.clock(), leeway=self.clock_leeway
+                    )
                 scope["auth"] = access
                 scope["user"] = access.user
         except RSGuardError as exc:
-            await self.refusals.send(exc, scope, send, requirement)  # 4. reject
+            await self.refusals.send(exc, scope, send, requirement, token)  # 4. reject
             return
-        scope[_SCOPE_KEY] = self
-        started = False
-        # RFC 6750 §2.3: a success answer to a request whose token rode in the URI SHOULD be
-        # `Cache-Control: private` (a token in the query only gets this far when allowed).
-        private = (
-            token is not None
-            and self.credentials.query
-            and b"access_token" in scope.get("query_string", b"")
-        )
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] in ("http.response.start", "websocket.accept", "websocket.close"):
-                started = True
-                if private and message["type"] == "http.response.start":
-                    message = _private(message)
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracking_send)  # 4. call
-        except RSGuardError as exc:
-            # A handler may decide late that it needs more (e.g. step-up for a large payment).
-            if started:
-                raise
-            await self.refusals.send(exc, scope, send, requirement)
-
-    def _is_metadata_request(self, path: str) -> bool:
-        metadata = self.metadata
-        return metadata is not None and (path == metadata.path or path == WELL_KNOWN)
+        scope[_SCOPE_KEY], scope[_REQUIREMENT_KEY] = self, requirement
+        if self.observer is not None and token is not None:
+            emit_hot(self.observer, "request_accepted")  # counters only (e.g. OpenTelemetry)
+        await call_app(self, scope, receive, send, token, requirement)  # 4. call
 
     def requirement_for(self, path: str) -> Requirement | None:
-        """The configured requirement for a path (exact match, then longest prefix)."""
+        """The configured requirement for a route path (exact match, then longest prefix)."""
         return self.paths.requirement_for(path)
 
     async def authenticate(self, token: str) -> AccessToken:
@@ -229,26 +246,99 @@ class ResourceGuard:
         """
         lookup = self._lookup
         base = lookup(token) if lookup is not None else None
-        base = base or await self.validator.validate(token)
-        derived = base._derived
-        if derived is not None and derived[0] is self and self.user_resolver is None:
-            return derived[1]
-        access = base
-        if self.hierarchy and len(access.scopes) == len(access.granted_scopes):
-            effective = self.hierarchy.effective(access.granted_scopes)
-            if len(effective) != len(access.granted_scopes):
-                access = access.replace(scopes=effective)
-        if self.subject_translator is not None:
-            client_id = access.client_id
-            if client_id is None:
-                raise InvalidToken(reason="missing_client_id")
-            local = await self.subject_translator.to_local(client_id, access.subject)
-            access = access.replace(local_subject=local)
-        if access is not base:
-            base._derived = (self, access)
-        if self.user_resolver is not None and access.local_subject is not None:
-            access = access.replace(user_id=await self.user_resolver(access.local_subject))
-        return access
+        if base is None:
+            started = time.perf_counter()
+            base = await self.validator.validate(token)
+            emit(self.observer, "token_validated", seconds=time.perf_counter() - started)
+        return await derive(self, base)
+
+
+async def served_without_token(
+    guard: ResourceGuard, scope: Scope, receive: Receive, send: Send, path: str
+) -> bool:
+    """Answer the metadata document (RFC 9728) and pass CORS preflights on, untouched."""
+    if path.startswith(WELL_KNOWN) and path in guard._metadata_paths:
+        await guard.metadata(scope, receive, send)  # type: ignore[misc]
+        return True
+    if scope["method"] == "OPTIONS" and has_header(
+        scope["headers"], b"access-control-request-method"
+    ):
+        # CORS preflight never carries credentials; the app's CORS handling answers it.
+        # A handler that sees it anyway sees an anonymous user (not a 500 from a missing
+        # `request.auth`, and never someone's credentials).
+        scope["auth"], scope["user"] = AuthCredentials(), UnauthenticatedUser()
+        await guard.app(scope, receive, send)
+        return True
+    return False
+
+
+def anonymous(
+    guard: ResourceGuard, scope: Scope, path: str, requirement: Requirement | None
+) -> tuple[bool, Requirement | None]:
+    """Whether a request without credentials may go on, and the requirement to name."""
+    if guard.paths.is_public(path):
+        return True, requirement
+    route = declared(guard.app, scope)
+    # Tell the client up front which scope the route needs (MCP).
+    return route.public, requirement if requirement is not None else route.requirement
+
+
+async def derive(guard: ResourceGuard, base: AccessToken) -> AccessToken:
+    """The guard's view of a validated token: implied scopes, translated subject, user id."""
+    derived = base._derived
+    if derived is not None and derived[0] is guard and guard.user_resolver is None:
+        return derived[1]
+    access = base
+    if guard.hierarchy and len(access.scopes) == len(access.granted_scopes):
+        effective = guard.hierarchy.effective(access.granted_scopes)
+        if len(effective) != len(access.granted_scopes):
+            access = access.replace(scopes=effective)
+    if guard.subject_translator is not None:
+        client_id = access.client_id
+        if client_id is None:
+            raise InvalidToken(reason="missing_client_id")
+        local = await guard.subject_translator.to_local(client_id, access.subject)
+        access = access.replace(local_subject=local)
+    if access is not base:
+        base._derived = (guard, access)
+    if guard.user_resolver is not None and access.local_subject is not None:
+        access = access.replace(user_id=await guard.user_resolver(access.local_subject))
+    return access
+
+
+async def call_app(
+    guard: ResourceGuard,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    token: str | None,
+    requirement: Requirement | None,
+) -> None:
+    """Call the app; an RSGuardError it raises before answering is rendered as a refusal."""
+    started = False
+    # RFC 6750 §2.3: a success answer to a request whose token rode in the URI SHOULD be
+    # `Cache-Control: private` (a token in the query only gets this far when allowed).
+    private = (
+        token is not None
+        and guard.credentials.query
+        and b"access_token" in scope.get("query_string", b"")
+    )
+
+    async def tracking_send(message: Message) -> None:
+        nonlocal started
+        if message["type"] in ("http.response.start", "websocket.accept", "websocket.close"):
+            started = True
+            if private and message["type"] == "http.response.start":
+                message = setup.private(message)
+        await send(message)
+
+    try:
+        await guard.app(scope, receive, tracking_send)
+    except RSGuardError as exc:
+        # A handler may decide late that it needs more (e.g. step-up for a large payment).
+        if started:
+            raise
+        await guard.refusals.send(exc, scope, send, requirement)
 
 
 def guard_of(scope: Scope) -> ResourceGuard | None:
@@ -257,121 +347,7 @@ def guard_of(scope: Scope) -> ResourceGuard | None:
     return guard if isinstance(guard, ResourceGuard) else None
 
 
-def _private(start: Message) -> Message:
-    """A 2xx start message with `Cache-Control: private` added (unless the app set one)."""
-    if not 200 <= start["status"] < 300:
-        return start
-    headers = list(start.get("headers", ()))
-    if any(k.lower() == b"cache-control" for k, _ in headers):
-        return start
-    headers.append((b"cache-control", b"private"))
-    return {**start, "headers": headers}
-
-
-def _hierarchy(value: ScopeHierarchy | Mapping[str, Sequence[str]] | None) -> ScopeHierarchy:
-    return value if isinstance(value, ScopeHierarchy) else ScopeHierarchy(value)
-
-
-def _cache_lookup(validator: TokenValidator) -> Callable[[str], AccessToken | None] | None:
-    """The validator's synchronous cache look-up, if it has one (the hot path calls it)."""
-    if isinstance(validator, CompositeValidator) and validator.opaque is None:
-        return validator.jwt.cached  # one call fewer on every request
-    lookup = getattr(validator, "cached", None)
-    return lookup if callable(lookup) else None
-
-
-def _metadata(
-    resource: str,
-    issuer: str,
-    given: ProtectedResourceMetadata | None,
-    serve: bool,
-    scopes_supported: Sequence[str] | None,
-    credentials: BearerCredentials,
-    dpop: DPoPVerifier | None = None,
-) -> ProtectedResourceMetadata | None:
-    """The RFC 9728 document to serve: the one given, or one built from the options."""
-    if not serve or given is not None:
-        return given if serve else None
-    return ProtectedResourceMetadata(
-        resource,
-        [issuer],
-        scopes_supported=scopes_supported,
-        bearer_methods_supported=sorted(credentials.methods),
-        extra=None if dpop is None else dpop.metadata(),
-    )
-
-
-def _refuse_conflicts(options: Mapping[str, Any]) -> None:
-    """ConfigurationError, naming the options, for options that cannot apply together."""
-
-    def given(*names: str) -> list[str]:
-        return [f"{n}=" for n in names if options[n] is not None]
-
-    def refuse(first: str, others: list[str], why: str) -> None:
-        if others:
-            raise ConfigurationError(f"{first} cannot be combined with {', '.join(others)}: {why}")
-
-    server: AuthorizationServer | None = options["server"]
-    metadata: ProtectedResourceMetadata | None = options["metadata"]
-    if server is None and options["issuer"] is None:
-        raise ConfigurationError("ResourceGuard needs issuer= or server=")
-    if server is not None:
-        refuse_beside_server(
-            "ResourceGuard", server, options["issuer"], http_client=options["http_client"]
-        )
-    if options["validator"] is not None:
-        refuse(
-            "validator=",
-            given("algorithms", "leeway", "limits", "introspection"),
-            "they configure the validator ResourceGuard builds; configure yours instead",
-        )
-    if metadata is not None:
-        if not options["serve_metadata"]:
-            raise ConfigurationError("metadata= cannot be combined with serve_metadata=False")
-        refuse("metadata=", given("scopes_supported"), "set them on the metadata document")
-        if metadata.resource != options["resource"]:
-            raise ConfigurationError("metadata= describes another resource than resource=")
-        advertised = metadata.document.get("bearer_methods_supported")
-        if advertised != sorted(set(options["bearer_methods"])):
-            raise ConfigurationError(
-                "metadata= advertises other bearer_methods_supported than bearer_methods="
-            )
-
-
-def _default_validator(
-    server: AuthorizationServer,
-    audiences: str | Sequence[str],
-    algorithms: Sequence[str] | None,
-    leeway: float | None,
-    limits: Limits | None,
-    introspection: Introspection | None,
-    observer: Observer | None,
-    clock: Callable[[], float],
-) -> CompositeValidator:
-    """JWT access tokens, plus introspection of opaque ones when it is configured."""
-    limits = limits or Limits()
-    jwt = JWTValidator(
-        server=server,
-        audience=audiences,
-        algorithms=DEFAULT_ALGORITHMS if algorithms is None else algorithms,
-        leeway=DEFAULT_LEEWAY if leeway is None else leeway,
-        max_token_bytes=limits.max_token_bytes,
-        cache_size=limits.cache_size,
-        observer=observer,
-        clock=clock,
-    )
-    opaque = None
-    if introspection is not None:
-        opaque = IntrospectionValidator(
-            server=server,
-            audience=audiences,
-            client_id=introspection.client_id,
-            client_secret=introspection.client_secret,
-            introspection_endpoint=introspection.endpoint,
-            cache_ttl=introspection.cache_ttl,
-            cache_size=limits.cache_size,
-            max_token_bytes=limits.max_token_bytes,
-            observer=observer,
-            clock=clock,
-        )
-    return CompositeValidator(jwt, opaque)
+def endpoint_requirement(scope: Scope) -> Requirement | None:
+    """The requirement the guard's own table gave this request (on the guard's route path)."""
+    req = scope.get(_REQUIREMENT_KEY)
+    return req if isinstance(req, Requirement) else None

@@ -6,7 +6,11 @@ ways to see them:
 
 - the `rs_guard` logger: one line per event (`token_rejected reason=expired status=401`),
   INFO for what an operator acts on, DEBUG for chatter; the fields also travel in the
-  record's `rs_guard` attribute for structured (JSON) log formatters;
+  record's `rs_guard` attribute for structured (JSON) log formatters. Misconfiguration-class
+  problems (every token refused for the issuer or audience, the IdP unreachable, keys stale)
+  are logged at WARNING, at most once a minute per kind: with no logging configured at all,
+  Python's last-resort handler prints WARNING and above to stderr, so they reach the console
+  of a plain `uvicorn app:app` without rs_guard installing any handler;
 - an `Observer` callable passed as `observer=` to `ResourceGuard` (and the validators, the
   JWKS cache, the PPID translator, the event receiver): `Counters` is a ready one.
 
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -31,14 +36,18 @@ Observer = Callable[[str, dict[str, Any]], None]
 EVENTS: Mapping[str, str] = {
     # requests
     "token_rejected": "a request was refused; `reason` (stable code) and `status`",
+    "request_accepted": "a request's token was valid and met its requirement (observer only)",
     "token_cache_hit": "a token was answered from the verified-token cache (observer only)",
     "token_cache_miss": "a token needed full validation (observer only)",
+    "token_validated": "a token passed full validation; `seconds` it took",
     # keys and metadata
     "jwks_refreshed": "the JWKS was fetched and installed; `keys` usable keys",
     "jwks_refresh_failed": "a JWKS fetch failed or held no usable key; `reason`",
     "jwks_stale_served": "the JWKS could not be refreshed; keys past max_age are still used",
     "jwks_unknown_kid": "a token named a kid absent after the allowed refresh",
     "jwks_alg_mismatch": "a token named a known kid with an algorithm that key is not for",
+    "jwks_unknown_kid_pending": "a token named an unknown kid while no refetch was allowed yet "
+    "(answered 503 with Retry-After)",
     "discovery_fetched": "authorization-server metadata fetched; `url`",
     "discovery_issuer_mismatch": "a metadata document named another issuer; `url` (refused)",
     "discovery_failed": "no metadata location answered with a valid document; `reason`",
@@ -56,6 +65,12 @@ EVENTS: Mapping[str, str] = {
     "event_rejected": "a security event token was refused; `reason`, `status`",
     "event_commit_failed": "the replay store could not record an accepted event",
     "event_release_failed": "the replay store could not release a failed event's lease",
+    # continuous access evaluation (rs_guard.ssf)
+    "revocation_received": "an SSF event changed the revocation state; `type`, `reaction`, "
+    "`subjects`",
+    "revocations_unreachable": "Redis holding the shared revocations is unreachable; `where`, "
+    "`on_outage`",
+    "revocations_recovered": "the shared revocations are readable again; `since`",
 }
 """Every event name rs_guard emits, with what it means (the fields it carries in backquotes)."""
 
@@ -76,8 +91,47 @@ _INFO_EVENTS = frozenset(
         "event_accepted",
         "event_commit_failed",
         "event_release_failed",
+        "revocation_received",
+        "revocations_unreachable",
+        "revocations_recovered",
     }
 )
+
+# Problems that refuse every request until an operator acts: WARNING, rate-limited.
+_WARNING_EVENTS = frozenset(
+    {
+        "jwks_refresh_failed",
+        "jwks_stale_served",
+        "discovery_issuer_mismatch",
+        "discovery_failed",
+        "introspection_failed",
+    }
+)
+_MISCONFIGURATION_REASONS = frozenset({"bad_issuer", "bad_audience", "keys_unavailable"})
+_MISCONFIGURATION_PREFIXES = ("jwks_", "introspection_")
+WARNING_INTERVAL = 60.0  # seconds between two WARNING lines of one kind
+_warned: dict[tuple[str, str], tuple[float, int]] = {}
+
+
+def _level(event: str, fields: Mapping[str, Any]) -> int:
+    """The log level of one event: WARNING (at most once per interval and kind) for
+    misconfiguration-class problems, INFO for what an operator acts on, DEBUG for chatter."""
+    reason = fields.get("reason")
+    reason = reason if isinstance(reason, str) else ""
+    if event in _WARNING_EVENTS or (
+        event == "token_rejected"
+        and (reason in _MISCONFIGURATION_REASONS or reason.startswith(_MISCONFIGURATION_PREFIXES))
+    ):
+        key = (event, reason)
+        now = time.monotonic()
+        last, suppressed = _warned.get(key, (-WARNING_INTERVAL, 0))
+        if now - last >= WARNING_INTERVAL:
+            _warned[key] = (now, 0)
+            return logging.WARNING
+        _warned[key] = (last, suppressed + 1)
+        return logging.INFO
+    return logging.INFO if event in _INFO_EVENTS else logging.DEBUG
+
 
 # Field values reach log files: no control characters (forged log lines), bounded length.
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -91,7 +145,7 @@ def _log_value(value: Any) -> str:
 
 def emit(observer: Observer | None, event: str, **fields: Any) -> None:
     """Log one event and hand it to the observer; an observer's own failure is never fatal."""
-    level = logging.INFO if event in _INFO_EVENTS else logging.DEBUG
+    level = _level(event, fields)
     if logger.isEnabledFor(level):
         logger.log(
             level,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import jwt
 from starlette.types import Receive, Scope, Send
@@ -153,4 +153,5 @@ def metadata_routes(*documents: ProtectedResourceMetadata) -> list[Any]:
     """Starlette routes serving several resources' documents (one per mounted resource)."""
     from starlette.routing import Route
 
-    return [Route(doc.path, doc, methods=["GET", "HEAD", "OPTIONS"]) for doc in documents]
+    # Routes match the percent-decoded path; the document keeps the encoded one (RFC 9728 §3.1).
+    return [Route(unquote(doc.path), doc, methods=["GET", "HEAD", "OPTIONS"]) for doc in documents]

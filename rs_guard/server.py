@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Self
+from typing import TypedDict
 
 import httpx
 
+from ._async import AsyncResource
 from ._http import DEFAULT_TIMEOUT
-from .discovery import ServerMetadata
+from .discovery import ServerEndpoint, ServerMetadata
 from .errors import ConfigurationError
 from .keys import JWKSCache
 from .observe import Observer
@@ -16,7 +16,7 @@ from .observe import Observer
 __all__ = ["AuthorizationServer"]
 
 
-class AuthorizationServer:
+class AuthorizationServer(AsyncResource):
     """One issuer: its discovery document, its JWK Set cache and the HTTP client to reach it.
 
     Give the same object to ResourceGuard, PPIDTranslator, ClientCredentials, TokenExchanger
@@ -34,6 +34,7 @@ class AuthorizationServer:
         jwks_max_age: float = 300.0,
         jwks_cooldown: float = 30.0,
         jwks_stale_for: float = 3600.0,
+        jwks_hold: float = 1.0,
         timeout: float = DEFAULT_TIMEOUT,
         observer: Observer | None = None,
     ) -> None:
@@ -47,6 +48,7 @@ class AuthorizationServer:
             max_age=jwks_max_age,
             cooldown=jwks_cooldown,
             stale_for=jwks_stale_for,
+            hold=jwks_hold,
             observer=observer,
         )
 
@@ -69,17 +71,6 @@ class AuthorizationServer:
         """Close the HTTP client if this object made it (a given client stays open)."""
         await self.metadata.aclose()
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
 
 def refuse_beside_server(
     owner: str, server: AuthorizationServer, issuer: str | None, **given: object
@@ -92,3 +83,52 @@ def refuse_beside_server(
         raise ConfigurationError(
             f"{owner}: server= cannot be combined with {', '.join(clash)}: the server gives them"
         )
+
+
+class IssuerOptions(TypedDict, total=False):
+    """How a feature names its issuer, the keywords PPIDTranslator, ClientCredentials and
+    TokenExchanger share: the shared `server` (an `AuthorizationServer`), or `issuer` (its
+    metadata is discovered) or its `metadata`, with the `http_client` to call it."""
+
+    server: AuthorizationServer | None
+    issuer: str | None
+    metadata: ServerMetadata | None
+    http_client: httpx.AsyncClient | None
+
+
+def locate_endpoint(
+    owner: str,
+    name: str,
+    where: IssuerOptions,
+    *,
+    url: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    observer: Observer | None = None,
+) -> ServerEndpoint:
+    """The endpoint `name` (a metadata member such as "token_endpoint") of the issuer a
+    feature (`owner`, for error messages) was configured with, the one way every feature reads
+    its configuration: the shared server's metadata and client; else the metadata given, or one
+    made for the issuer (closed with the endpoint); `url` overrides the member.
+
+    ConfigurationError when `server=` comes with what it already gives, or nothing names the
+    endpoint at all.
+    """
+    server, issuer = where.get("server"), where.get("issuer")
+    metadata, http_client = where.get("metadata"), where.get("http_client")
+    owned = False
+    if server is not None:
+        refuse_beside_server(owner, server, issuer, metadata=metadata, http_client=http_client)
+        metadata = server.metadata
+    elif metadata is None and issuer is not None:
+        metadata = ServerMetadata(issuer, http_client=http_client, observer=observer)
+        owned = True
+    if url is None and metadata is None:
+        raise ConfigurationError(f"{owner}: give server=, issuer=, metadata= or the {name}")
+    return ServerEndpoint(
+        name,
+        url=url,
+        metadata=metadata,
+        http_client=http_client,
+        timeout=timeout,
+        owns_metadata=owned,
+    )

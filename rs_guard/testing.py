@@ -44,7 +44,6 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal
 
 import anyio
@@ -56,7 +55,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from rs_guard.idp import ACR_AMR, IdP
+from rs_guard.idp import ACR_AMR, FAULT_SWITCHES, IdP
 
 __all__ = [
     "DEFAULT_CLIENT_ID",
@@ -81,8 +80,6 @@ DEFAULT_ISSUER = "https://idp.test"
 DEFAULT_RESOURCE = "https://api.test"
 DEFAULT_CLIENT_ID = "test-client"
 DEFAULT_CLIENT_SECRET = "test-client-secret"
-FAULT_SWITCHES = ("jwks", "introspection", "ppid", "token", "events")
-"""The switches of `IdP.faults` that `TestIdP.outage()` takes by name."""
 OutageMode = Literal["down", "slow", "garbage", "unreachable"]
 Lifespan = Literal["on", "off", "auto"]
 
@@ -132,10 +129,7 @@ class TestIdP(IdP):
         self.client_id = client_id
         self.client_secret = client_secret
         self.in_process = in_process
-        self._whole_outage: OutageMode | None = None
         self.register_client(client_id, client_secret)
-        # Outermost, so a whole-IdP outage also covers discovery and routes added later.
-        self.app.add_middleware(_OutageGate, idp=self)
 
     # -- tokens ----------------------------------------------------------------------------
 
@@ -206,28 +200,18 @@ class TestIdP(IdP):
     def outage(self, *endpoints: str, mode: OutageMode = "down") -> Outage:
         """Make the IdP fail until `.end()`, `restore()` or the end of a `with` block.
 
-        Without names the whole IdP fails (discovery included); with names only those
-        switches of `faults` (jwks, introspection, ppid, token, events). Modes: "down"
+        Without names the whole IdP fails (`faults.whole`, discovery included); with names
+        only those switches of `faults` (`FAULT_SWITCHES`: the route table's). Modes: "down"
         (503), "slow" (`faults.delay` seconds late), "garbage" (200 with a non-JSON body),
         "unreachable" (connection refused; whole IdP, in-process clients only).
         """
         return Outage(self, endpoints, mode)
 
     def restore(self) -> None:
-        """End every outage and fault."""
-        self._whole_outage = None
+        """End every outage and fault (`faults.reset()`)."""
         self.faults.reset()
 
-    @property
-    def whole_outage(self) -> OutageMode | None:
-        """The mode of the whole-IdP outage in progress, if any."""
-        return self._whole_outage
-
     # -- wiring ----------------------------------------------------------------------------
-
-    def transport(self) -> httpx.ASGITransport:
-        """An in-process transport to the IdP that honours the "unreachable" outage."""
-        return _GatedTransport(self)
 
     def guard_settings(self, **overrides: Any) -> dict[str, Any]:
         """`issuer`, `resource` and, in-process, an `http_client` bound to this IdP.
@@ -269,67 +253,25 @@ class Outage:
         self._idp = idp
         self._endpoints = tuple(endpoints)
         self._previous = {name: idp.faults.mode(name) for name in endpoints}
-        self._previous_whole = idp._whole_outage
+        self._previous_whole = idp.faults.whole
         if endpoints:
             for name in endpoints:
                 setattr(idp.faults, name, mode)
         else:
-            idp._whole_outage = mode
+            idp.faults.whole = mode
 
     def end(self) -> None:
         """The IdP answers normally again (as it did before this outage began)."""
         for name, previous in self._previous.items():
             setattr(self._idp.faults, name, previous)
         if not self._endpoints:
-            self._idp._whole_outage = self._previous_whole
+            self._idp.faults.whole = self._previous_whole
 
     def __enter__(self) -> Outage:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.end()
-
-
-class _GatedTransport(httpx.ASGITransport):
-    """httpx's ASGI transport, refusing connections during an "unreachable" outage."""
-
-    def __init__(self, idp: TestIdP) -> None:
-        super().__init__(app=idp.app)
-        self._idp = idp
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if self._idp.whole_outage == "unreachable":
-            raise httpx.ConnectError("the IdP is unreachable (outage)", request=request)
-        return await super().handle_async_request(request)
-
-
-class _OutageGate:
-    """ASGI middleware in front of the IdP: answers for it during a whole-IdP outage."""
-
-    def __init__(self, app: ASGIApp, idp: TestIdP) -> None:
-        self.app = app
-        self.idp = idp
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        mode = self.idp.whole_outage if scope["type"] == "http" else None
-        if mode == "slow":
-            await anyio.sleep(self.idp.faults.delay)
-        elif mode == "garbage":
-            garbage = Response(b"<html>not json", 200, media_type="application/json")
-            garbage.headers["cache-control"] = "no-store"
-            await garbage(scope, receive, send)
-            return
-        elif mode in ("down", "unreachable"):
-            # "unreachable" reaches here only through a real socket; 503 is the closest answer.
-            down = Response(
-                b'{"error":"temporarily_unavailable"}',
-                503,
-                headers={"cache-control": "no-store", "retry-after": "1"},
-                media_type="application/json",
-            )
-            await down(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
 
 
 # -- an in-process client that runs the app's lifespan ----------------------------------------
@@ -630,12 +572,7 @@ class LoopbackServer:
             # that would only end the thread, unreported: __enter__ reports it instead.
             self._startup_failed = True
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self._stop_thread()
 
     def _stop_thread(self) -> None:
@@ -661,13 +598,9 @@ class LoopbackServer:
             raise
         return self.url
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._stop_task(report=exc is None)
+    async def __aexit__(self, *exc_info: object) -> None:
+        # The server's own failure is reported only when no other error is on its way.
+        await self._stop_task(report=exc_info[1] is None)
 
     async def _serve(self) -> None:
         try:
@@ -698,6 +631,7 @@ def serve(
     sock: socket.socket | None = None,
     tls: LoopbackTLS | None = None,
     lifespan: Lifespan = "on",
+    root_path: str = "",
 ) -> LoopbackServer:
     """Serve `app` with uvicorn on a free loopback port; a context manager yielding the URL.
 
@@ -705,7 +639,8 @@ def serve(
     the running event loop (use the latter when the app shares objects bound to that loop,
     such as an `httpx.AsyncClient`). The app's lifespan runs (`lifespan="off"` to skip it).
     `sock` serves on a socket bound beforehand by `loopback_socket()`; `tls` serves https
-    with a `loopback_tls()` certificate. Needs uvicorn (`pip install 'rs_guard[idp]'`).
+    with a `loopback_tls()` certificate; `root_path` is uvicorn's `--root-path` (the prefix a
+    reverse proxy strips). Needs uvicorn (`pip install 'rs_guard[idp]'`).
     """
     try:
         import uvicorn
@@ -721,6 +656,7 @@ def serve(
         "lifespan": lifespan,
         # A client that keeps a connection open must not hold up the test's end for long.
         "timeout_graceful_shutdown": 1,
+        "root_path": root_path,
     }
     if tls is not None:
         options.update(ssl_certfile=str(tls.cert_file), ssl_keyfile=str(tls.key_file))

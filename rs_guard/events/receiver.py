@@ -112,19 +112,27 @@ class EventReceiver:
         if request.method != "POST":
             return Response(status_code=405, headers={"Allow": "POST"})
         try:
-            token = await self._read_token(request)
-            event = await self.verifier.check(token)
-            self._check_types(event)
-            async with self.verifier.claim(event):
-                await self._dispatch(event)
+            event = await self.process(await self._read_token(request))
         except RSGuardError as exc:
             return self._refusal(exc)
         except ClientDisconnected:
             return Response(status_code=400)
-        except _HandlerFailed:
+        except HandlerFailed:
             return _json(500, {"err": "server_error", "description": "The event handler failed"})
         emit(self._observer, "event_accepted", types=",".join(event.types))
         return Response(status_code=202)
+
+    async def process(self, token: str) -> SecurityEvent:
+        """Verify one token and run its handlers, as a push does (poll delivery calls this).
+
+        Raises what the push answer is made from: `EventError` (refused), `ServerError`
+        (retry later), or `HandlerFailed` (a handler raised; the event was not recorded).
+        """
+        event = await self.verifier.check(token)
+        self._check_types(event)
+        async with self.verifier.claim(event):
+            await self._dispatch(event)
+        return event
 
     async def _read_token(self, request: Request) -> str:
         ctype = request.headers.get("content-type", "")
@@ -172,7 +180,7 @@ class EventReceiver:
             ) from None
         except Exception as exc:
             logger.exception("event handler failed for %s", ",".join(event.types))
-            raise _HandlerFailed from exc
+            raise HandlerFailed from exc
 
     def _refusal(self, exc: RSGuardError) -> Response:
         emit(self._observer, "event_rejected", reason=exc.reason, status=exc.status_code)
@@ -186,8 +194,8 @@ class EventReceiver:
         return _json(400, {"err": error, "description": exc.description or ""})
 
 
-class _HandlerFailed(Exception):
-    """A handler raised; the event was released and the answer is a 500."""
+class HandlerFailed(Exception):
+    """A handler raised; the event was released (not recorded) and a push is answered 500."""
 
 
 def _json(status: int, body: dict[str, str], headers: Mapping[str, str] | None = None) -> Response:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
+from .._redis import redis_client
 from ..errors import ConfigurationError, ReplayStoreUnavailable
 
 DEFAULT_MAX_ENTRIES = 200_000
@@ -185,28 +186,11 @@ class RedisReplayStore:
         prefix: str = DEFAULT_PREFIX,
         timeout: float = 2.0,
     ) -> None:
-        try:
-            # Imported here: redis is an optional extra and the core must import without it.
-            import redis.asyncio as redis_asyncio
-            import redis.exceptions as redis_exceptions
-        except ImportError:  # pragma: no cover - depends on the environment
-            raise ConfigurationError(
-                "RedisReplayStore needs the redis package: pip install 'rs_guard[redis]'"
-            ) from None
-        if (client is None) == (url is None):
-            raise ConfigurationError("give RedisReplayStore either a client or a url")
-        self._owns_client = client is None
-        if url is not None:
-            client = redis_asyncio.Redis.from_url(
-                url, socket_timeout=timeout, socket_connect_timeout=timeout
-            )
+        client, self._owns_client, self._errors = redis_client(
+            "RedisReplayStore", client, url, timeout
+        )
         self.client = client
         self.prefix = prefix
-        self._errors: tuple[type[BaseException], ...] = (
-            redis_exceptions.RedisError,
-            OSError,
-            TimeoutError,
-        )
         self._commit = client.register_script(_COMMIT)
         self._release = client.register_script(_RELEASE)
 

@@ -125,26 +125,31 @@ class EventService:
 
     # ----- delivery (RFC 8935) --------------------------------------------------------------
 
-    async def deliver(self, receiver: str, token: str) -> Delivery:
+    async def deliver(
+        self, receiver: str, token: str, *, uri: str | None = None, authorization: str | None = None
+    ) -> Delivery:
         """POST `token` to the receiver's `event_delivery_uri`, retrying 5xx / network errors.
 
         A 2xx ends it (delivered), a 4xx other than 429 too (the receiver refused; a retry
         would be refused again). Waits grow from `backoff` by doubling, with a little jitter,
         bounded by `max_backoff`; a receiver's `Retry-After` (seconds) is honoured up to it.
         """
-        client = self._clients.get(receiver)
-        uri = client.event_delivery_uri if client is not None else None
+        if uri is None:  # an SSF stream brings its own endpoint_url (and Authorization)
+            client = self._clients.get(receiver)
+            uri = client.event_delivery_uri if client is not None else None
         if uri is None:
             raise ValueError(f"client {receiver!r} has no event_delivery_uri")
         last = Delivery(False, 0, None, "network_error", "not attempted")
         for attempt in range(1, self.max_attempts + 1):
-            last, wait = await self._attempt(uri, token, attempt)
+            last, wait = await self._attempt(uri, token, attempt, authorization)
             if last.delivered or wait is None or attempt == self.max_attempts:
                 break
             await anyio.sleep(wait)
         return last
 
-    async def _attempt(self, uri: str, token: str, attempt: int) -> tuple[Delivery, float | None]:
+    async def _attempt(
+        self, uri: str, token: str, attempt: int, authorization: str | None = None
+    ) -> tuple[Delivery, float | None]:
         """One POST; returns its outcome and how long to wait before retrying (None: stop)."""
         backoff = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
         backoff *= 1 + random.uniform(-0.1, 0.1)  # spread a burst of retries apart
@@ -153,7 +158,11 @@ class EventService:
                 "POST",
                 uri,
                 content=token.encode("ascii"),
-                headers={"Content-Type": SET_MEDIA_TYPE, "Accept": "application/json"},
+                headers={
+                    "Content-Type": SET_MEDIA_TYPE,
+                    "Accept": "application/json",
+                    **({"Authorization": authorization} if authorization else {}),
+                },
                 timeout=self.timeout,
                 follow_redirects=False,
             ) as response:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from .._scopes import join_scope, split_scope
 from ._dpop import current_cnf
@@ -31,10 +32,31 @@ def half_hash(token: str, alg: str) -> str:
     return b64url(raw[: len(raw) // 2])
 
 
-def _add_authentication(
-    payload: dict[str, Any], acr: str | None, auth_time: int | None, amr: Sequence[str] | None
-) -> None:
+class TokenOptions(TypedDict, total=False):
+    """What a test may set on any token it mints: the authentication event it reports (`acr`,
+    `auth_time`, `amr`), its `lifetime` (default: the IdP's), extra `claims` (they win over the
+    minted ones), extra JOSE `headers` and the signing `alg`."""
+
+    acr: str | None
+    auth_time: int | None
+    amr: Sequence[str] | None
+    lifetime: int | None
+    claims: dict[str, Any] | None
+    headers: dict[str, Any] | None
+    alg: str | None
+
+
+class IDTokenOptions(TokenOptions, total=False):
+    """An ID token's own: the authorization request's `nonce`, and the `access_token` issued
+    with it (for `at_hash`)."""
+
+    nonce: str | None
+    access_token: str | None
+
+
+def _add_authentication(payload: dict[str, Any], options: TokenOptions) -> None:
     """Add the authentication event's members that were given (RFC 9068 §2.2.1, OIDC §2)."""
+    acr, auth_time, amr = options.get("acr"), options.get("auth_time"), options.get("amr")
     if acr is not None:
         payload["acr"] = acr
     if auth_time is not None:
@@ -43,24 +65,16 @@ def _add_authentication(
         payload["amr"] = list(amr)
 
 
+@dataclass(eq=False)
 class TokenMinter:
-    """Builds and signs every token the IdP hands out."""
+    """Builds and signs every token the IdP hands out, from the services it reads."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        keys: KeyStore,
-        tokens: TokenStore,
-        subjects: SubjectMapper,
-        users: UserDirectory,
-        clients: ClientRegistry,
-    ) -> None:
-        self._settings = settings
-        self._keys = keys
-        self._tokens = tokens
-        self._subjects = subjects
-        self._users = users
-        self._clients = clients
+    _settings: Settings
+    _keys: KeyStore
+    _tokens: TokenStore
+    _subjects: SubjectMapper
+    _users: UserDirectory
+    _clients: ClientRegistry
 
     def access_token(
         self,
@@ -69,14 +83,8 @@ class TokenMinter:
         client_id: str,
         audience: str | Sequence[str] | None = None,
         scope: str | Sequence[str] = "",
-        acr: str | None = None,
-        auth_time: int | None = None,
-        amr: Sequence[str] | None = None,
-        lifetime: int | None = None,
-        claims: dict[str, Any] | None = None,
-        headers: dict[str, Any] | None = None,
-        alg: str | None = None,
         grant_id: str | None = None,
+        **options: Unpack[TokenOptions],
     ) -> str:
         """Mint an RFC 9068 access token (typ at+jwt), recorded for introspection/revocation.
 
@@ -88,6 +96,7 @@ class TokenMinter:
             # userinfo, events) knows the subject the token carries.
             self._users.add(user_id)
         now = settings.now()
+        lifetime = options.get("lifetime")
         lifetime = settings.access_token_lifetime if lifetime is None else lifetime
         if audience is None:
             aud: str | list[str] = settings.default_audience
@@ -108,11 +117,12 @@ class TokenMinter:
             "client_id": client_id,
             "scope": join_scope(split_scope(scope)),
         }
-        _add_authentication(payload, acr, auth_time, amr)
-        if claims:
-            payload.update(claims)
+        _add_authentication(payload, options)
+        payload.update(options.get("claims") or {})
         payload.update(current_cnf() or {})  # a DPoP token request binds the token (RFC 9449)
-        token = self._keys.sign(payload, typ="at+jwt", alg=alg, headers=headers)
+        token = self._keys.sign(
+            payload, typ="at+jwt", alg=options.get("alg"), headers=options.get("headers")
+        )
         exp = payload.get("exp")
         record = AccessTokenRecord(
             jti=str(payload.get("jti")),
@@ -125,30 +135,18 @@ class TokenMinter:
         self._tokens.record_access(token, record)
         return token
 
-    def id_token(
-        self,
-        user_id: str,
-        *,
-        client_id: str,
-        nonce: str | None = None,
-        access_token: str | None = None,
-        acr: str | None = None,
-        auth_time: int | None = None,
-        amr: Sequence[str] | None = None,
-        lifetime: int | None = None,
-        alg: str | None = None,
-        claims: dict[str, Any] | None = None,
-        headers: dict[str, Any] | None = None,
-    ) -> str:
+    def id_token(self, user_id: str, *, client_id: str, **options: Unpack[IDTokenOptions]) -> str:
         """Mint an OIDC ID token (typ JWT, aud = azp = client_id), signed with the client's alg."""
         settings = self._settings
         if user_id not in self._users:
             self._users.add(user_id)
         now = settings.now()
         client = self._clients.get(client_id)
+        alg = options.get("alg")
         if alg is None and client is not None:
             alg = client.id_token_signed_response_alg
         alg = alg or self._keys.default_alg
+        lifetime = options.get("lifetime")
         payload: dict[str, Any] = {
             "iss": settings.issuer,
             "sub": self._subjects.subject_for(user_id, client_id),
@@ -157,14 +155,14 @@ class TokenMinter:
             "exp": now + (settings.access_token_lifetime if lifetime is None else lifetime),
             "iat": now,
         }
+        nonce, access_token = options.get("nonce"), options.get("access_token")
         if nonce is not None:
             payload["nonce"] = nonce
-        _add_authentication(payload, acr, auth_time, amr)
+        _add_authentication(payload, options)
         if access_token is not None:
             payload["at_hash"] = half_hash(access_token, alg)
-        if claims:
-            payload.update(claims)
-        return self._keys.sign(payload, typ="JWT", alg=alg, headers=headers)
+        payload.update(options.get("claims") or {})
+        return self._keys.sign(payload, typ="JWT", alg=alg, headers=options.get("headers"))
 
     def refresh_token(self, grant: Grant, scope: list[str]) -> str:
         """A new opaque refresh token for `grant`."""

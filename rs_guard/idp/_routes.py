@@ -79,6 +79,14 @@ ROUTES: tuple[RouteSpec, ...] = (
               "metadata:oauth_metadata", _ANY, None, cors=True, well_known=True),
     RouteSpec("register/{client_id}", "/register/{client_id:path}", "registration:manage",
               _MANAGE, None),
+    # SSF 1.0 transmitter (rs_guard.ssf is the receiver): metadata, management API, poll.
+    RouteSpec("ssf-configuration", "/.well-known/ssf-configuration", "ssf:configuration",
+              ("GET",), "ssf", well_known=True),
+    RouteSpec("ssf/stream", "/ssf/stream", "ssf:stream",
+              ("GET", "POST", "PATCH", "PUT", "DELETE"), None),
+    RouteSpec("ssf/status", "/ssf/status", "ssf:status", _GET_POST, None),
+    RouteSpec("ssf/verify", "/ssf/verify", "ssf:verify", _POST, None),
+    RouteSpec("ssf/poll/{stream_id}", "/ssf/poll/{stream_id}", "ssf:poll", _POST, "ssf_poll"),
 )
 # fmt: on
 FAULT_SWITCHES: tuple[str, ...] = tuple(r.fault for r in ROUTES if r.fault is not None)

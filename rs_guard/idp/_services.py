@@ -16,6 +16,7 @@ from ._minting import TokenMinter
 from ._routes import Urls
 from ._sessions import Sessions
 from ._settings import Settings
+from ._ssf import SignalTransmitter
 from ._store import TokenStore
 from ._subjects import ConversionPolicy, SubjectMapper
 from ._users import UserDirectory
@@ -52,3 +53,7 @@ class Services:
         )
         self.events = EventService(self.clients, self.minter, self.fetcher)
         self.ppid_policy = ConversionPolicy()
+        self.ssf = SignalTransmitter(
+            settings, self.urls, self.keys, self.clients, self.subjects, self.events
+        )
+        self.tokens.revocation_listeners.append(self.ssf.token_revoked)

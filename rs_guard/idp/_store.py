@@ -30,6 +30,9 @@ class TokenStore:
         self._assertion_jtis: dict[str, int] = {}
         self._dead_clients: set[str] = set()
         self._prune_at = PRUNE_AT
+        self.revocation_listeners: list[Callable[[str | None, str | None], None]] = []
+        """Called as (user id, access token jti or None for a whole grant) on each revocation
+        (the SSF transmitter tells receivers)."""
 
     # ----- grants ---------------------------------------------------------------------------
 
@@ -117,11 +120,15 @@ class TokenStore:
         its whole grant with it (RFC 7009 §2.1)."""
         key = token_hash(token)
         access = self._access.get(key)
-        if access is not None and client_id in (None, access.client_id):
+        if access is not None and client_id in (None, access.client_id) and not access.revoked:
             access.revoked = True
+            for listener in self.revocation_listeners:
+                listener(access.user_id, access.jti)
         refresh = self._refresh.get(key)
         if refresh is not None and client_id in (None, refresh.grant.client_id):
             self.revoke_grant(refresh.grant.grant_id)
+            for listener in self.revocation_listeners:
+                listener(refresh.grant.user_id, None)
 
     # ----- clients --------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from . import _ssf as ssf_events
 from ._client_metadata import python_client
 from ._clients import Client
 from ._clients_file import ClientsFileLoader
@@ -29,6 +30,7 @@ from ._routes import FAULT_SWITCHES, build_app, handler
 from ._services import Services
 from ._sessions import Session
 from ._settings import Settings, check_issuer
+from ._ssf import SignalTransmitter
 from ._store import TokenStore
 from ._subjects import ConversionPolicy, SubjectMapper
 from ._users import User
@@ -117,6 +119,8 @@ class IdP:
         self.events: EventService = s.events
         # POST /ppid/convert: decides which clients may convert subjects.
         self.ppid_policy: ConversionPolicy = s.ppid_policy
+        # SSF transmitter: streams, verification, CAEP/RISC events (rs_guard.ssf receives).
+        self.ssf: SignalTransmitter = s.ssf
         self.faults = Faults(FAULT_SWITCHES)
         self.clients_file = ClientsFileLoader(self.services.clients, issuer)
         self._state: StateDir | None = start_state(
@@ -266,8 +270,28 @@ class IdP:
         return self.services.sessions.login_as(user_id, acr, amr, **options)
 
     def logout(self) -> None:
-        """End the session and the login script: the next authorization shows the login form."""
+        """End the session and the login script: the next authorization shows the login form.
+
+        SSF receivers are sent a CAEP session-revoked event about the signed-in user.
+        """
+        session = self.services.sessions.session
         self.services.sessions.logout()
+        if session is not None:
+            self.ssf.emit(ssf_events.SESSION_REVOKED, session.user_id)
+
+    def disable_user(self, user_id: str, reason: str | None = None) -> None:
+        """RISC account-disabled to SSF receivers (`reason`: hijacking, bulk-account)."""
+        if self.session is not None and self.session.user_id == user_id:
+            self.services.sessions.logout()
+        self.ssf.emit(ssf_events.ACCOUNT_DISABLED, user_id, {"reason": reason} if reason else {})
+
+    def change_credential(self, user_id: str, credential_type: str = "password") -> None:
+        """CAEP credential-change (`change_type` update) to SSF receivers."""
+        self.ssf.credential_changed(user_id, credential_type)
+
+    def change_assurance_level(self, user_id: str, current: str, previous: str) -> None:
+        """CAEP assurance-level-change (decrease, namespace RFC8176) to SSF receivers."""
+        self.ssf.assurance_lowered(user_id, current, previous)
 
     def script_phone_verification(self, user_id: str, succeeds: bool = True) -> None:
         """Decide whether `user_id` passes an in-flow phone verification when one is demanded.

@@ -22,9 +22,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .._asgi import BodyTooLarge, ClientDisconnected, read_body, replay, send_response
 from .._json import JSONError, no_duplicates
+from .._responses import send_unguarded
 from ..decorators import check
 from ..errors import InvalidRequest
-from ..middleware import guard_of
+from ..health import refuse_unguarded_lifespan
+from ..middleware import endpoint_requirement, guard_of
 from ..policy import Requirement
 from ._context import Caller, HideTools, current_caller, current_token, tool_visible
 from ._routing import NAME_PARAMS, decode_header_value, routing_mismatch
@@ -65,6 +67,9 @@ class ToolGuard:
         self.max_body = max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":  # start-up fails without a ResourceGuard in front
+            await refuse_unguarded_lifespan(self.app, scope, receive, send, "ToolGuard")
+            return
         if scope["type"] != "http" or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
@@ -93,8 +98,10 @@ class ToolGuard:
                 "The request body has duplicate JSON members", reason="duplicate_member"
             ) from None
         if requirements:
-            guard = guard_of(scope)
-            endpoint = guard.requirement_for(scope["path"]) if guard is not None else None
+            if guard_of(scope) is None:
+                await send_unguarded(send, "ToolGuard")  # fail closed, naming the fix
+                return
+            endpoint = endpoint_requirement(scope)  # matched on the guard's own route path
             connection = HTTPConnection(scope)
             for requirement in requirements:
                 if endpoint is not None and endpoint.scopes and requirement.scopes:

@@ -13,7 +13,7 @@ import base64
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypedDict, Unpack
+from typing import Any, Literal, Unpack
 from urllib.parse import quote_plus
 
 import httpx
@@ -22,11 +22,10 @@ from cachetools import TLRUCache
 from .._async import SingleFlight
 from .._http import FetchError, JSONAnswer, request_json
 from .._scopes import split_scope
-from ..discovery import ServerEndpoint, ServerMetadata
 from ..dpop import DPoPAuth, DPoPKey, dpop_nonce_retry
 from ..errors import ConfigurationError, TokenServiceUnavailable
 from ..observe import Observer, emit
-from ..server import AuthorizationServer, refuse_beside_server
+from ..server import IssuerOptions, locate_endpoint
 
 _MAX_RESPONSE_BYTES = 64 * 1024
 # Used when the IdP omits expires_in (RFC 6749 §5.1 only recommends it): assume a short life.
@@ -35,15 +34,17 @@ _DEFAULT_LIFETIME = 60.0
 AuthMethod = Literal["client_secret_basic", "client_secret_post"]
 
 
-class EndpointOptions(TypedDict, total=False):
+class EndpointOptions(IssuerOptions, total=False):
     """How to reach the token endpoint; the keywords `ClientCredentials` and `TokenExchanger`
-    pass on to `TokenEndpointClient` (see there for the defaults)."""
+    pass on to `TokenEndpointClient`.
 
-    server: AuthorizationServer | None
-    issuer: str | None
+    The issuer (`server`, or `issuer` / `metadata` with `http_client`, see `IssuerOptions`) or
+    the `token_endpoint` outright; `auth_method` ("client_secret_basic", or
+    "client_secret_post"), `timeout` (5 s, the whole request), `refresh_margin` (30 s before
+    expiry a cached token is renewed), `observer`, `clock` (`time.time`).
+    """
+
     token_endpoint: str | None
-    metadata: ServerMetadata | None
-    http_client: httpx.AsyncClient | None
     auth_method: AuthMethod
     timeout: float
     refresh_margin: float
@@ -88,29 +89,6 @@ def as_tuple(value: str | Sequence[str] | None) -> tuple[str, ...]:
     return (value,) if isinstance(value, str) else tuple(value or ())
 
 
-def resolve_metadata(
-    owner: str,
-    server: AuthorizationServer | None,
-    *,
-    issuer: str | None,
-    metadata: ServerMetadata | None,
-    http_client: httpx.AsyncClient | None,
-    observer: Observer | None,
-) -> ServerMetadata | None:
-    """The issuer's discovery document a feature reads: the shared `server`'s, the `metadata`
-    given, or one made for `issuer` (None when none of them is given).
-
-    With `server=`, the issuer context (its document and HTTP client) comes from there, so the
-    keywords that would build another one must not be given too.
-    """
-    if server is None:
-        if metadata is None and issuer is not None:
-            metadata = ServerMetadata(issuer, http_client=http_client, observer=observer)
-        return metadata
-    refuse_beside_server(owner, server, issuer, metadata=metadata, http_client=http_client)
-    return server.metadata
-
-
 def _form_value(value: str) -> str:
     return quote_plus(value, safe="")
 
@@ -123,53 +101,30 @@ class TokenEndpointClient:
     """
 
     def __init__(
-        self,
-        *,
-        client_id: str,
-        client_secret: str,
-        server: AuthorizationServer | None = None,
-        issuer: str | None = None,
-        token_endpoint: str | None = None,
-        metadata: ServerMetadata | None = None,
-        http_client: httpx.AsyncClient | None = None,
-        auth_method: AuthMethod = "client_secret_basic",
-        timeout: float = 5.0,
-        refresh_margin: float = 30.0,
-        observer: Observer | None = None,
-        clock: Callable[[], float] = time.time,
-        dpop: DPoPKey | None = None,
+        self, *, client_id: str, client_secret: str, **options: Unpack[EndpointOptions]
     ) -> None:
-        self.dpop = dpop  # RFC 9449 §5: ask for tokens bound to this key
+        auth_method = options.get("auth_method", "client_secret_basic")
+        self.dpop = options.get("dpop")  # RFC 9449 §5: ask for tokens bound to this key
         self.dpop_nonce: str | None = None
         if not client_id or not client_secret:
             raise ConfigurationError("a confidential client id and secret are required")
         if auth_method not in ("client_secret_basic", "client_secret_post"):
             raise ConfigurationError(f"unsupported client authentication {auth_method!r}")
-        if token_endpoint is None or server is not None:
-            metadata = resolve_metadata(
-                type(self).__name__,
-                server,
-                issuer=issuer,
-                metadata=metadata,
-                http_client=http_client,
-                observer=observer,
-            )
-            if metadata is None:
-                raise ConfigurationError("give server=, issuer=, metadata= or token_endpoint=")
         self.client_id = client_id
         self._secret = client_secret
-        self.target = ServerEndpoint(
-            "token_endpoint",
-            url=token_endpoint,
-            metadata=metadata,
-            http_client=http_client,
-            timeout=timeout,
-        )
         self.auth_method = auth_method
-        self.timeout = timeout
-        self.refresh_margin = refresh_margin
-        self.observer = observer
-        self.clock = clock
+        self.timeout = options.get("timeout", 5.0)
+        self.refresh_margin = options.get("refresh_margin", 30.0)
+        self.observer = options.get("observer")
+        self.clock = options.get("clock", time.time)
+        self.target = locate_endpoint(
+            type(self).__name__,
+            "token_endpoint",
+            options,
+            url=options.get("token_endpoint"),
+            timeout=self.timeout,
+            observer=self.observer,
+        )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(client_id={self.client_id!r})"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Unpack
+from typing import TypedDict, Unpack
 
 import httpx
 
@@ -20,6 +20,14 @@ from ._token_endpoint import (
 GRANT_CLIENT_CREDENTIALS = "client_credentials"
 
 
+class Request(TypedDict, total=False):
+    """What a token is asked for: its `scope` and the `resource` (RFC 8707) it is meant for;
+    each defaults to the `ClientCredentials`' own."""
+
+    scope: str | Sequence[str] | None
+    resource: str | Sequence[str] | None
+
+
 class ClientCredentials(TokenSource):
     """Access tokens for calls made on the service's own behalf (client-credentials grant).
 
@@ -28,7 +36,7 @@ class ClientCredentials(TokenSource):
     the token endpoint: `server=` (an `AuthorizationServer` shared with the guard), or
     `issuer=` / `metadata=` / `token_endpoint=` with `http_client=`; and `auth_method=`,
     `timeout=` (the whole request), `refresh_margin=`, `observer=`, `clock=` (see
-    `TokenEndpointClient` for the defaults).
+    `EndpointOptions` for the defaults).
     """
 
     def __init__(
@@ -47,15 +55,9 @@ class ClientCredentials(TokenSource):
         self.scope = scope
         self.resource = resource
 
-    async def token(
-        self,
-        *,
-        scope: str | Sequence[str] | None = None,
-        resource: str | Sequence[str] | None = None,
-        deadline: float | None = None,
-    ) -> str:
+    async def token(self, *, deadline: float | None = None, **request: Unpack[Request]) -> str:
         """A usable access token for `scope` / `resource` (defaults: the constructor's)."""
-        return (await self.issued(scope=scope, resource=resource, deadline=deadline)).access_token
+        return (await self.issued(deadline=deadline, **request)).access_token
 
     async def issued(
         self,
@@ -85,15 +87,10 @@ class ClientCredentials(TokenSource):
 
         return await self._cached((scopes, resources), fetch)
 
-    def auth(
-        self,
-        *,
-        scope: str | Sequence[str] | None = None,
-        resource: str | Sequence[str] | None = None,
-    ) -> httpx.Auth:
+    def auth(self, **request: Unpack[Request]) -> httpx.Auth:
         """An httpx `auth=` that sends this service's own token (fresh one after a 401)."""
 
         async def get() -> str:
-            return await self.token(scope=scope, resource=resource)
+            return await self.token(**request)
 
         return self._bearer(get)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from typing import TypedDict, Unpack
 
 import httpx
 
@@ -22,6 +23,15 @@ GRANT_TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 TOKEN_TYPE_ACCESS = "urn:ietf:params:oauth:token-type:access_token"
 
 
+class Downstream(TypedDict, total=False):
+    """What an exchanged token is for (RFC 8693 §2.1): the downstream `resource` and/or
+    `audience` (one or several), and the `scope` asked for (default: what the IdP grants)."""
+
+    resource: str | Sequence[str] | None
+    audience: str | Sequence[str] | None
+    scope: str | Sequence[str] | None
+
+
 class TokenExchanger(TokenSource):
     """RFC 8693 token exchange: a token for a downstream resource from the one this service got.
 
@@ -32,23 +42,14 @@ class TokenExchanger(TokenSource):
     and `resource`, which are per exchange), `cache_size` 10000 by default.
     """
 
-    async def exchange(
-        self,
-        access: AccessToken,
-        *,
-        resource: str | Sequence[str] | None = None,
-        audience: str | Sequence[str] | None = None,
-        scope: str | Sequence[str] | None = None,
-    ) -> str:
-        """A token for `resource` / `audience` acting for the user of `access`.
+    async def exchange(self, access: AccessToken, **downstream: Unpack[Downstream]) -> str:
+        """A token for `resource` / `audience` (and `scope`) acting for the user of `access`.
 
         Raises InvalidToken when the IdP no longer accepts the received token (revoked),
         InsufficientScope when it does not cover `scope`, TokenRequestRefused when this
         service may not exchange, TokenServiceUnavailable when the IdP cannot answer.
         """
-        return (
-            await self.issued(access, resource=resource, audience=audience, scope=scope)
-        ).access_token
+        return (await self.issued(access, **downstream)).access_token
 
     async def issued(
         self,
@@ -96,18 +97,11 @@ class TokenExchanger(TokenSource):
 
         return await self._cached((digest, resources, audiences, scopes), fetch)
 
-    def auth(
-        self,
-        access: AccessToken,
-        *,
-        resource: str | Sequence[str] | None = None,
-        audience: str | Sequence[str] | None = None,
-        scope: str | Sequence[str] | None = None,
-    ) -> httpx.Auth:
+    def auth(self, access: AccessToken, **downstream: Unpack[Downstream]) -> httpx.Auth:
         """An httpx `auth=` that sends the exchanged token for `access` (re-exchanged on 401)."""
 
         async def get() -> str:
-            return await self.exchange(access, resource=resource, audience=audience, scope=scope)
+            return await self.exchange(access, **downstream)
 
         return self._bearer(get)
 

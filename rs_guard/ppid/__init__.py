@@ -20,12 +20,11 @@ import asyncio
 import time
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
-from typing import Literal, overload
+from typing import Literal, Unpack, overload
 
 import httpx
 
 from .._async import MicroBatcher, SingleFlight
-from ..discovery import ServerEndpoint, ServerMetadata
 from ..errors import (
     ConfigurationError,
     ConversionDenied,
@@ -35,8 +34,7 @@ from ..errors import (
 )
 from ..observe import Observer, emit
 from ..outbound import ClientCredentials
-from ..outbound._token_endpoint import resolve_metadata
-from ..server import AuthorizationServer
+from ..server import IssuerOptions, locate_endpoint
 from ._cache import ConversionCache, Key, Pair
 from ._client import MAX_SUBJECT_CHARS, ConversionClient
 
@@ -54,6 +52,14 @@ SCOPE = "ppid:convert"
 MAX_BATCH = 100
 
 ClientTokens = Literal["reject", "keep"]
+
+
+class PPIDEndpoints(IssuerOptions, total=False):
+    """Where a PPIDTranslator finds the IdP: the issuer (`IssuerOptions`), whose metadata names
+    both endpoints, or the `conversion_endpoint` and `token_endpoint` given outright."""
+
+    conversion_endpoint: str | None
+    token_endpoint: str | None
 
 
 class PPIDTranslator:
@@ -85,12 +91,6 @@ class PPIDTranslator:
         *,
         client_id: str,
         client_secret: str | None = None,
-        server: AuthorizationServer | None = None,
-        issuer: str | None = None,
-        metadata: ServerMetadata | None = None,
-        http_client: httpx.AsyncClient | None = None,
-        conversion_endpoint: str | None = None,
-        token_endpoint: str | None = None,
         token_source: ClientCredentials | None = None,
         scope: str = SCOPE,
         cache_size: int = 100_000,
@@ -105,6 +105,7 @@ class PPIDTranslator:
         client_tokens: ClientTokens = "reject",
         observer: Observer | None = None,
         clock: Callable[[], float] = time.monotonic,
+        **where: Unpack[PPIDEndpoints],
     ) -> None:
         if not client_id:
             raise ConfigurationError("client_id is this resource's own client id at the IdP")
@@ -116,26 +117,29 @@ class PPIDTranslator:
             raise ConfigurationError("cache_size, cache_ttl and timeout must be positive")
         if stale_for < 0 or negative_ttl < 0 or batch_window < 0:
             raise ConfigurationError("stale_for, negative_ttl and batch_window must be >= 0")
-        metadata = resolve_metadata(
+        self.target = locate_endpoint(
             "PPIDTranslator",
-            server,
-            issuer=issuer,
-            metadata=metadata,
-            http_client=http_client,
+            "ppid_conversion_endpoint",
+            where,
+            url=where.get("conversion_endpoint"),
+            timeout=timeout,
             observer=observer,
         )
-        if conversion_endpoint is None and metadata is None:
-            raise ConfigurationError("give the server, the issuer, its metadata or the endpoint")
         if token_source is None:
             if client_secret is None:
                 raise ConfigurationError("a client secret (or a token_source) is required")
+            # The same issuer context for both endpoints: the server's, else the one document
+            # the conversion endpoint reads (discovered once), else what was given.
+            server = where.get("server")
+            shared = self.target.metadata if server is None else None
             token_source = ClientCredentials(
                 client_id=client_id,
                 client_secret=client_secret,
                 server=server,
-                metadata=metadata if token_endpoint is None and server is None else None,
-                token_endpoint=token_endpoint,
-                http_client=http_client,
+                issuer=where.get("issuer") if server is None and shared is None else None,
+                metadata=shared,
+                token_endpoint=where.get("token_endpoint"),
+                http_client=where.get("http_client"),
                 scope=scope,
                 timeout=timeout,
                 observer=observer,
@@ -144,13 +148,6 @@ class PPIDTranslator:
         self.client_tokens = client_tokens
         self.timeout = timeout
         self.tokens = token_source
-        self.target = ServerEndpoint(
-            "ppid_conversion_endpoint",
-            url=conversion_endpoint,
-            metadata=metadata,
-            http_client=http_client,
-            timeout=timeout,
-        )
         self._client = ConversionClient(
             self.target, token_source, scope=scope, retry_after=retry_after, observer=observer
         )

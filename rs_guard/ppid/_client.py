@@ -10,6 +10,7 @@ off in the answer means none of it is used.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 import httpx
@@ -24,6 +25,7 @@ MAX_SUBJECT_CHARS = 512
 _MAX_RESPONSE_BYTES = 256 * 1024
 
 
+@dataclass(eq=False)
 class ConversionClient:
     """Converts one batch at the IdP; raises only PPIDUnavailable or ConversionDenied.
 
@@ -35,20 +37,12 @@ class ConversionClient:
     IdP names none.
     """
 
-    def __init__(
-        self,
-        target: ServerEndpoint,
-        tokens: ClientCredentials,
-        *,
-        scope: str,
-        retry_after: int,
-        observer: Observer | None = None,
-    ) -> None:
-        self.target = target
-        self.tokens = tokens
-        self.scope = scope
-        self.retry_after = retry_after
-        self._observer = observer
+    target: ServerEndpoint
+    tokens: ClientCredentials
+    _: KW_ONLY
+    scope: str
+    retry_after: int
+    observer: Observer | None = None
 
     @property
     def http_client(self) -> httpx.AsyncClient:
@@ -85,26 +79,26 @@ class ConversionClient:
         except ServerError as exc:  # the token source's own failures
             error = self.unavailable(exc.reason)
         except asyncio.CancelledError:
-            emit(self._observer, "ppid_failed", reason="ppid_cancelled")
+            emit(self.observer, "ppid_failed", reason="ppid_cancelled")
             raise
         except Exception:  # a bug here must not reach a thousand callers as a 500
-            emit(self._observer, "ppid_failed", reason="internal_error")  # the bug itself
+            emit(self.observer, "ppid_failed", reason="internal_error")  # the bug itself
             error = self.unavailable("ppid_internal_error")
-        emit(self._observer, "ppid_failed", reason=error.reason)
+        emit(self.observer, "ppid_failed", reason=error.reason)
         raise error from None
 
     async def _endpoint(self) -> str:
         try:
             return await self.target.url()
         except FetchError as exc:
-            raise self.unavailable(f"ppid_discovery_{exc}") from None
+            raise self.unavailable(reason=f"ppid_discovery_{exc}") from None
 
     async def _call(
         self, from_client: str, to_client: str, batch: list[str], deadline: float
     ) -> dict[str, str | None]:
         url = await self._endpoint()
         payload = {"from_client": from_client, "to_client": to_client, "subjects": batch}
-        emit(self._observer, "ppid_batch", size=len(batch))
+        emit(self.observer, "ppid_batch", size=len(batch))
         for attempt in (1, 2):
             token = await self.tokens.token(scope=self.scope, deadline=deadline)
             status, body, retry_after = await self._post(url, token, payload)
@@ -116,9 +110,9 @@ class ConversionClient:
         if status == 200:
             return self._parse(from_client, to_client, batch, body)
         if status == 403:
-            emit(self._observer, "ppid_denied", from_client=from_client, to_client=to_client)
+            emit(self.observer, "ppid_denied", from_client=from_client, to_client=to_client)
             raise ConversionDenied(retry_after=self.retry_after)
-        raise self.unavailable(f"ppid_http_{status}", retry_after)
+        raise self.unavailable(reason=f"ppid_http_{status}", retry_after=retry_after)
 
     async def _post(
         self, url: str, token: str, payload: dict[str, Any]
@@ -133,7 +127,7 @@ class ConversionClient:
                 headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
             )
         except FetchError as exc:
-            raise self.unavailable(f"ppid_{exc}") from None
+            raise self.unavailable(reason=f"ppid_{exc}") from None
         retry_after = parse_retry_after(answer.headers.get("retry-after"))
         return answer.status, answer.body or {}, retry_after
 

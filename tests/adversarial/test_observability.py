@@ -212,4 +212,5 @@ async def test_access_token_repr_never_shows_the_token(world: World) -> None:
     assert token not in repr(access.claims)  # claims are the payload, never the compact form
 
 
-# Every reason code is in the registry (rs_guard/_reasons.py): tests/packaging/test_docs.py.
+# Every reason code is in the registry (rs_guard/_reasons.py) the docs render:
+# tests/packaging/test_docs.py.

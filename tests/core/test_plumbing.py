@@ -47,6 +47,23 @@ async def test_single_flight_shares_one_call_among_many_callers() -> None:
     assert not flight.running("k")
 
 
+async def test_single_flight_finished_call_is_neither_running_nor_joined() -> None:
+    """Right after a call ends (before the loop has run its clean-up callback), a caller that
+    wants a fresh outcome starts a new call instead of getting the old one without yielding
+    (a loop waiting for a fresh outcome would spin: #12 key rotation under load)."""
+    flight: SingleFlight[str, int] = SingleFlight()
+    calls = 0
+
+    async def count() -> int:
+        nonlocal calls
+        calls += 1
+        return calls
+
+    assert await flight.run("k", count) == 1
+    assert not flight.running("k")  # no loop turn has passed since the call ended
+    assert await flight.run("k", count) == 2
+
+
 async def test_single_flight_keys_are_independent() -> None:
     flight: SingleFlight[str, str] = SingleFlight()
 

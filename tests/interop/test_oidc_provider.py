@@ -206,12 +206,6 @@ async def test_fully_specified_ed25519_accepted_when_allowed(
     assert answer.status_code == 200, answer.headers
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rs_guard's default algorithm allow-list has EdDSA but not its RFC 9864 "
-    "fully-specified name Ed25519 (same key, same signature), so a token oidc-provider signs "
-    "with alg Ed25519 is 401 invalid_token unless `algorithms=` is given",
-)
 async def test_fully_specified_ed25519_accepted_by_default(
     oidc_provider: OidcProvider, guarded: GuardClient
 ) -> None:
@@ -370,7 +364,7 @@ def rotation_config(keys: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 class RotationRefused(AssertionError):
-    """The token signed with the new key was refused: the failure the xfail below expects."""
+    """The token signed with the new key was refused."""
 
 
 async def _rotate(
@@ -402,16 +396,10 @@ async def test_key_rotation_accepted(fresh_provider: ProviderFactory, guarded: G
     await _rotate(fresh_provider, guarded, jwks_cooldown=0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RotationRefused,
-    reason="issue #12 item 6: the unknown-kid cooldown (30 s) starts at the guard's first JWKS "
-    "fetch, so a key the OP starts signing with inside that window gets 401 invalid_token for a "
-    "validly signed token instead of a refetch (or a 503 with Retry-After)",
-)
 async def test_key_rotation_accepted_within_default_cooldown(
     fresh_provider: ProviderFactory, guarded: GuardClient
 ) -> None:
+    """#12: the guard's first fetch starts no cooldown, so the OP's new key is fetched at once."""
     await _rotate(fresh_provider, guarded)
 
 

@@ -42,14 +42,6 @@ TOP_LEVEL_AWAIT = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
 _FENCE = re.compile(r"^```python\s*$")
 _DIRECTIVE = re.compile(r"^<!--\s*(not-run|pytest|file:\s*([\w./-]+\.py))\s*-->\s*$")
 
-# TODO(lead): modules of the target layout that other helpers are writing. A block importing one
-# is skipped while the module does not exist in this checkout; once merged the blocks run (and
-# this set can go).
-PENDING_MODULES = frozenset(
-    {"rs_guard.outbound", "rs_guard.testing", "rs_guard.resource_metadata", "rs_guard.server"}
-)
-PENDING_NAMES = frozenset({("rs_guard", "AuthorizationServer")})
-
 
 @dataclass(frozen=True)
 class Block:
@@ -123,24 +115,6 @@ def write_files(directory: Path, upto: Block) -> None:
             target.write_text(block.source, encoding="utf-8")
 
 
-def skip_if_pending(block: Block) -> None:
-    """Skip a block that imports a module or name of the target layout not in this checkout."""
-    for node in ast.walk(ast.parse(block.source)):
-        names: list[str] = []
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names = [node.module]
-        for name in names:
-            if name in PENDING_MODULES and importlib.util.find_spec(name) is None:
-                pytest.skip(f"TODO(lead): {name} is not in this checkout yet")
-        if isinstance(node, ast.ImportFrom) and node.module:
-            for alias in node.names:
-                pending = (node.module, alias.name) in PENDING_NAMES
-                if pending and not hasattr(importlib.import_module(node.module), alias.name):
-                    pytest.skip(f"TODO(lead): {node.module}.{alias.name} is not in this checkout")
-
-
 def execute(block: Block) -> None:
     """Run a block in a fresh namespace; a block with top-level await runs in an event loop."""
     code = compile(block.source, f"{block.page}:{block.line}", "exec", flags=TOP_LEVEL_AWAIT)
@@ -174,7 +148,6 @@ def test_docs_block(
     if block.kind in ("not-run", "file"):
         compile(block.source, f"{block.page}:{block.line}", "exec", flags=TOP_LEVEL_AWAIT)
         return
-    skip_if_pending(block)
     if block.kind == "pytest":
         # pytester drops the modules first imported during its run when it ends: import what
         # the inner run loads now, so later tests never see a second copy of a class.
@@ -256,6 +229,22 @@ def test_make_test_builds_the_site_strictly() -> None:
     recipe = re.search(r"^docs:.*\n((?:\t.*\n)+)", makefile, re.M)
     assert recipe is not None and "mkdocs build --strict" in recipe.group(1)
     assert re.search(r"^/?site/?$", (ROOT / ".gitignore").read_text(encoding="utf-8"), re.M)
+
+
+def test_the_options_table_is_the_signature() -> None:
+    """docs/reference/options.md lists every keyword of ResourceGuard, and nothing else."""
+    from rs_guard import ResourceGuard
+
+    keywords = {
+        name
+        for name, p in inspect.signature(ResourceGuard.__init__).parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+    page = (DOCS / "reference" / "options.md").read_text(encoding="utf-8")
+    rows = [line for line in page.splitlines() if line.startswith("| `")]
+    documented = {name for row in rows for name in re.findall(r"`(\w+)`", row.split("|")[1])}
+    assert keywords - documented == set(), "keywords missing from options.md"
+    assert documented - keywords == set(), "options.md rows that are no keyword"
 
 
 def test_the_readme_stays_short() -> None:

@@ -56,10 +56,11 @@ async def test_acr_step_up_round_trip(
 async def test_max_age_round_trip_reauthenticates_the_user(
     api: httpx.AsyncClient, idp: IdP, idp_http: httpx.AsyncClient, clock: Clock
 ) -> None:
-    idp.login_as("alice", acr="pwd")
+    # Signed in 340 s ago: past max_age (300) plus the clock leeway max_age shares with exp
+    # (30 s, #13), with a token just issued from that session.
+    idp.login_as("alice", acr="pwd", auth_time=int(clock.now) - 340)
     client = OAuthClient(idp_http, scope="")
     first = await client.authorize()
-    clock.now += 310  # the session (and token) still exist, but are too old for /fresh
     r = await api.get("/fresh", headers=bearer(first["access_token"]))
     assert r.status_code == 401
     assert parse_bearer_challenge(r.headers["www-authenticate"])["max_age"] == "300"

@@ -202,6 +202,29 @@ async def test_outage_switches_the_faults_and_restore_ends_them(rs_guard_idp: Te
     assert rs_guard_idp.faults.jwks is None
 
 
+async def test_a_whole_outage_is_the_idps_own_fault_switch(rs_guard_idp: TestIdP) -> None:
+    # One fault model: what outage() does is what `idp.faults` says, and the switches it takes
+    # by name are the IdP route table's.
+    from rs_guard import idp as idp_package
+    from rs_guard import testing
+
+    assert testing.FAULT_SWITCHES is idp_package.FAULT_SWITCHES == rs_guard_idp.faults.names
+    with rs_guard_idp.outage(mode="garbage"):
+        assert rs_guard_idp.faults.whole == "garbage"
+        async with rs_guard_idp.http_client() as http:
+            answer = await http.get("/.well-known/openid-configuration")
+        assert answer.status_code == 200
+        with pytest.raises(ValueError):
+            answer.json()
+    assert rs_guard_idp.faults.whole is None
+    rs_guard_idp.faults.whole = "down"  # set directly, ended by restore() all the same
+    async with rs_guard_idp.http_client() as http:
+        down = await http.get("/jwks")
+        assert down.status_code == 503 and down.headers["retry-after"] == "1"
+        rs_guard_idp.restore()
+        assert (await http.get("/jwks")).status_code == 200
+
+
 async def test_outage_rejects_unknown_switches(rs_guard_idp: TestIdP) -> None:
     with pytest.raises(ValueError, match="unknown IdP endpoints"):
         rs_guard_idp.outage("jwsk")

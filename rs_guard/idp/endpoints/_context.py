@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .._routes import Urls
     from .._sessions import Sessions
     from .._settings import Settings
+    from .._ssf import SignalTransmitter
     from .._store import TokenStore
     from .._subjects import ConversionPolicy, SubjectMapper
     from .._users import UserDirectory
@@ -92,3 +93,9 @@ class EventsContext(ClientAuthContext, Protocol):
     subjects: SubjectMapper
     minter: TokenMinter
     events: EventService
+
+
+class SSFContext(ClientAuthContext, Protocol):
+    """The SSF transmitter endpoints: the receiver authenticates, the transmitter answers."""
+
+    ssf: SignalTransmitter

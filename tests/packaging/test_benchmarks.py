@@ -1,0 +1,64 @@
+"""The benchmarks users rerun (`make bench`): rs_guard's strictness row, and that peers.py runs.
+
+The strictness table is behaviour users rely on: every validly signed but wrong token in it
+(RFC 9068 §4, RFC 8725) must be refused by rs_guard as configured by default. No timing is
+asserted here: benchmarks are not tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+import strictness  # noqa: E402
+
+ROWS_TO_REFUSE = [c.name for c in strictness.CASES if c.control is None]
+
+
+def test_strictness_table_covers_the_issue_list() -> None:
+    # Issue #16: at least 17 kinds, from RFC 8725 and RFC 9068 §4.
+    assert len(ROWS_TO_REFUSE) >= 17
+
+
+@pytest.mark.parametrize("alg", ["RS256", "PS256"])
+def test_rs_guard_refuses_every_wrong_token(alg: str) -> None:
+    ctx = strictness.Context.create()
+    try:
+        results = asyncio.run(strictness.run(ctx, alg, [("rs_guard", "rs_guard", "")]))
+    finally:
+        ctx.close()
+    answers = results["rs_guard"]
+    assert isinstance(answers, dict)
+    assert answers["valid RFC 9068 token"] is True  # the column is wired: a good token passes
+    accepted = [name for name in ROWS_TO_REFUSE if answers[name]]
+    assert accepted == []
+    assert answers["signature of another token"] is False
+
+
+@pytest.mark.slow
+def test_peers_benchmark_smoke_runs_and_prints_its_tables() -> None:
+    args = [sys.executable, str(BENCH / "peers.py"), "--quick", "--smoke"]
+    if shutil.which("wrk") is None:
+        args.append("--no-uvicorn")  # only the uvicorn part needs wrk
+    proc = subprocess.run(
+        args, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONWARNINGS": ""}
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout
+    assert "in-process (ASGI app called directly" in out
+    assert "bare Starlette endpoint" in out
+    assert "ES256 rs_guard cold (new token each request)" in out
+    assert "ES256 PyJWT, prebuilt key" in out
+    assert "physical limit" in out
+    assert "memory:" in out
+    if shutil.which("wrk") is not None:
+        assert "uvicorn on loopback" in out
