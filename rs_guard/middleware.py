@@ -215,8 +215,8 @@ class ResourceGuard:
                     access = await self.authenticate(token)
                 if self.dpop is not None:  # RFC 9449: the proof, checked on every request
                     await self.dpop.check(scope, token, access)
-                elif access.sender_constrained:
-                    raise bound_as_bearer()
+                elif "cnf" in access.claims and access.sender_constrained:
+                    raise bound_as_bearer()  # §7.2 (the `in` keeps the hot path one lookup)
                 if self.revocations is not None:
                     self.revocations.check(access, requirement)
                 if requirement is not None:
