@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -21,6 +22,30 @@ def _load_json(path: str, what: str) -> Any:
         raise SystemExit(f"cannot read {what} file {path}: {exc.strerror}") from None
     except ValueError as exc:
         raise SystemExit(f"{what} file {path} is not valid JSON: {exc}") from None
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a private key file readable by its owner only from its first byte, atomically.
+
+    The temporary file is created 0600 (O_EXCL: never someone else's file) next to the
+    target, then renamed over it: a crash or a full disk leaves no partial key behind, and at
+    no moment does the key sit in a file the umask made readable by others.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(text)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    except OSError as exc:
+        raise SystemExit(f"cannot write signing keys file {path}: {exc.strerror}") from None
 
 
 _USERS_SHAPE = '{"alice": {"email": "alice@example.com"}} or [{"user_id": "alice", ...}]'
@@ -139,8 +164,7 @@ def _cmd_idp(args: argparse.Namespace) -> int:
         return 2
     if keys_path is not None and signing_keys is None:
         # Generated on first run, then reused so tokens survive restarts.
-        keys_path.write_text(json.dumps(idp.private_jwks(), indent=2), encoding="utf-8")
-        keys_path.chmod(0o600)
+        _write_private(keys_path, json.dumps(idp.private_jwks(), indent=2))
     users = _load_users(idp, args.users) if args.users else []
     if args.auto_login:
         user, _, acr = args.auto_login.partition(":")

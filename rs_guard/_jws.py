@@ -207,6 +207,8 @@ def header_typ(header: Mapping[str, Any]) -> str | None:
 
 
 MAX_KID_LENGTH = 256
+# Header members RFC 7515 §4.1 defines as strings (alg and kid have their own checks).
+_STRING_MEMBERS = frozenset({"typ", "cty", "x5u", "jku", "x5t", "x5t#S256"})
 
 Parsed = tuple[dict[str, Any], dict[str, Any], bytes, bytes, str, "str | None"]
 """(header, claims, signing_input, signature, alg, kid) of a token whose syntax and header
@@ -268,9 +270,13 @@ class JWSVerifier:
             raise InvalidToken(reason="embedded_key")
         if "enc" in header or "zip" in header:
             raise InvalidToken(reason="malformed")
+        # Present means present: `"kid": null` is a malformed kid, not "no kid" (RFC 7515
+        # §4.1.4); the other string members (typ, cty) are held to their type the same way.
         kid = header.get("kid")
-        if kid is not None and (not isinstance(kid, str) or not kid or len(kid) > MAX_KID_LENGTH):
+        if "kid" in header and (not isinstance(kid, str) or not kid or len(kid) > MAX_KID_LENGTH):
             raise InvalidToken(reason="bad_kid")
+        if any(not isinstance(header[name], str) for name in _STRING_MEMBERS & header.keys()):
+            raise InvalidToken(reason="malformed")
         return header, claims, signing_input, signature, alg, kid
 
     async def verified_key(

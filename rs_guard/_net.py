@@ -3,9 +3,42 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+# One DNS label (RFC 1123 §2.1 letters, digits, hyphens; "_" too, as resolvers accept it).
+_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
+
+
+def is_valid_host(host: str) -> bool:
+    """True for an IP literal or a DNS name every layer below can encode and resolve.
+
+    A URL parser takes hosts that later break the connection layer (a NUL byte, an A-label
+    that is no Punycode, "--" in a label's 3rd and 4th place, a label over 63 octets), and
+    those surface as errors no caller expects. `host` is the ASCII form (IDNA applied), as
+    `httpx.URL(...).raw_host` gives it; anything else is refused here, up front.
+    """
+    if ip_literal(host) is not None and (":" in host or host.replace(".", "").isdigit()):
+        return True
+    name = host.lower()
+    name = name[:-1] if name.endswith(".") else name
+    if not name or len(name) > 253 or not name.isascii():
+        return False
+    for label in name.split("."):
+        if not _LABEL.fullmatch(label):
+            return False
+        if label[2:4] == "--":
+            if not label.startswith("xn--"):
+                return False
+            try:
+                decoded = label[4:].encode("ascii").decode("punycode")
+                decoded.encode("idna")
+            except UnicodeError:
+                return False
+    return True
 
 
 def _name(host: str) -> str:

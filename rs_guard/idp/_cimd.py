@@ -94,6 +94,14 @@ class ClientDocuments:
             raise OAuthError(
                 error, "metadata document clients use 'none' or 'private_key_jwt'", status
             )
+        if meta.get("subject_type") == "pairwise" or "sector_identifier_uri" in meta:
+            # Policy (docs/explanation/choices.md): a document anyone can publish could name
+            # another client's sector and so receive that client's pairwise identifiers;
+            # verifying it the OIDC Registration §5 way would still let the document's author
+            # pick any sector that lists their redirect URI. Pairwise is for registered clients.
+            raise OAuthError(
+                error, "client metadata documents cannot use pairwise subjects", status
+            )
         meta.setdefault("grant_types", [GRANT_CODE, GRANT_REFRESH])
         if not meta.get("redirect_uris"):
             raise OAuthError(error, "client metadata document has no redirect_uris", status)

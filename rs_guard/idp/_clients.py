@@ -14,6 +14,7 @@ from ._util import safe_split
 
 if TYPE_CHECKING:
     from ._cimd import ClientDocuments
+    from ._keys import KeyStore
     from ._store import TokenStore
 
 
@@ -22,7 +23,8 @@ class Client:
     """A client known to the IdP, registered from Python, by DCR, or from a metadata document."""
 
     client_id: str
-    client_secret: str | None
+    # Kept out of repr(): a client logged or shown in a traceback must not leak its secret.
+    client_secret: str | None = field(repr=False)
     redirect_uris: list[str]
     grant_types: list[str]
     response_types: list[str]
@@ -42,8 +44,10 @@ class Client:
     metadata: dict[str, Any] = field(default_factory=dict)
     client_id_issued_at: int = 0
     client_secret_expires_at: int = 0
-    registration_access_token_hash: str | None = None
+    registration_access_token_hash: str | None = field(default=None, repr=False)
     from_metadata_document: bool = False
+    dynamic: bool = False
+    """Registered by the client itself (RFC 7591): the operator's scope ceiling applies."""
     sector: str = ""
 
     @property
@@ -95,13 +99,22 @@ class Client:
 class ClientRegistry:
     """Registered clients by id; metadata-document clients come from `documents` (cached)."""
 
-    def __init__(self, tokens: TokenStore, documents: ClientDocuments) -> None:
+    def __init__(self, tokens: TokenStore, documents: ClientDocuments, keys: KeyStore) -> None:
         self._clients: dict[str, Client] = {}
         self._tokens = tokens
         self._documents = documents
+        self._keys = keys
+
+    def _publish_keys(self, client: Client) -> None:
+        # A client's signing algorithm gets its key when the client becomes known, so the key
+        # is in the JWK Set before the first token it signs (never published "just in time").
+        for alg in (client.id_token_signed_response_alg,):
+            if alg is not None:
+                self._keys.active(alg)
 
     def add(self, client: Client) -> None:
         """Register (or replace) a client; tokens issued to its id from now on are active."""
+        self._publish_keys(client)
         self._clients[client.client_id] = client
         self._tokens.reinstate_client(client.client_id)
 
@@ -118,7 +131,10 @@ class ClientRegistry:
         client = self._clients.get(client_id)
         if client is not None:
             return client
-        return await self._documents.resolve(client_id)
+        client = await self._documents.resolve(client_id)
+        if client is not None:
+            self._publish_keys(client)
+        return client
 
     def delete(self, client_id: str) -> None:
         """Forget a client; every token issued to it stops being active."""

@@ -170,6 +170,9 @@ class EventService:
         except httpx.HTTPError as exc:
             kind = "timeout" if isinstance(exc, httpx.TimeoutException) else "unreachable"
             return Delivery(False, attempt, None, "network_error", kind), backoff
+        except (httpx.InvalidURL, UnicodeError):
+            # A URL no connection can be made to (bad host encoding): retrying cannot help.
+            return Delivery(False, attempt, None, "network_error", "invalid_url"), None
         status = response.status_code
         if 200 <= status < 300:
             return Delivery(True, attempt, status), None

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+import anyio
 import httpx
 
 from .._json import JSONError, loads
@@ -55,13 +56,24 @@ class Fetcher:
     async def get_json(
         self, url: str, *, limit: int, what: str, error: str, status: int = 400
     ) -> tuple[Any, httpx.Headers]:
-        """GET a JSON document: no redirects, short timeout, at most `limit` bytes."""
+        """GET a JSON document: no redirects, at most `limit` bytes, and one deadline
+        (`IdP.fetch_deadline` seconds) for the whole fetch: httpx's timeout is per read, so a
+        server trickling a byte at a time would otherwise hold the request for ever."""
+        try:
+            with anyio.fail_after(self._settings.fetch_deadline):
+                return await self._get_json(url, limit=limit, what=what, error=error, status=status)
+        except TimeoutError:
+            raise OAuthError(error, f"{what} could not be fetched", status) from None
+
+    async def _get_json(
+        self, url: str, *, limit: int, what: str, error: str, status: int
+    ) -> tuple[Any, httpx.Headers]:
         try:
             async with self.client().stream(
                 "GET",
                 url,
                 headers={"Accept": "application/json"},
-                timeout=3.0,
+                timeout=self._settings.fetch_deadline,
                 follow_redirects=False,
             ) as resp:
                 if resp.status_code != 200:
@@ -72,10 +84,9 @@ class Fetcher:
                     if len(body) > limit:
                         raise OAuthError(error, f"{what} is larger than {limit} bytes", status)
                 headers = resp.headers
-        except httpx.HTTPError as exc:
-            raise OAuthError(
-                error, f"{what} could not be fetched ({type(exc).__name__})", status
-            ) from None
+        except (httpx.HTTPError, httpx.InvalidURL, UnicodeError):
+            # Generic on purpose: the caller must not learn what stands behind the URL.
+            raise OAuthError(error, f"{what} could not be fetched", status) from None
         try:
             return loads(body), headers
         except JSONError:

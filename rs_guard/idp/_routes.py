@@ -72,6 +72,8 @@ ROUTES: tuple[RouteSpec, ...] = (
               member="ppid_conversion_endpoint"),
     RouteSpec("events", "/events", "events:publish", _POST, "events",
               member="event_signing_endpoint"),
+    RouteSpec("logout", "/logout", "logout:end_session", _GET_POST, None,
+              member="end_session_endpoint"),
     # Discovery itself (also at the RFC 8414 §3.1 inserted paths), and RFC 7592 management.
     RouteSpec("openid-configuration", "/.well-known/openid-configuration",
               "metadata:openid_configuration", _ANY, None, cors=True, well_known=True),

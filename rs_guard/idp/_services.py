@@ -43,7 +43,7 @@ class Services:
         self.tokens = TokenStore(settings.now, self.keys)
         self.fetcher = Fetcher(settings, http_client)
         self.documents = ClientDocuments(settings, self.fetcher)
-        self.clients = ClientRegistry(self.tokens, self.documents)
+        self.clients = ClientRegistry(self.tokens, self.documents, self.keys)
         self.users = UserDirectory()
         self.sessions = Sessions(self.users, settings.now)
         secret = pairwise_secret or secrets.token_bytes(32)

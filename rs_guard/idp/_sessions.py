@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ._users import ACR_AMR, UserDirectory
 from ._util import random_token
 
 PENDING_SECONDS = 600
+SESSION_COOKIE = "rs_guard_idp_session"
+MAX_BROWSER_SESSIONS = 10_000
 
 
 @dataclass
@@ -20,6 +23,8 @@ class Session:
     acr: str
     amr: list[str]
     auth_time: int
+    grants: list[str] = field(default_factory=list)
+    """Grants issued through this session (what logout revokes when asked)."""
 
 
 @dataclass
@@ -42,6 +47,41 @@ class Sessions:
         self.login_script: LoginScript | None = None
         self.consents: set[tuple[str, str]] = set()
         self._pending: dict[str, tuple[int, dict[str, list[str]]]] = {}
+        # Logins through the form belong to the browser that made them (its cookie), never to
+        # the process: another browser, or a client without cookies, is not signed in.
+        self._browsers: OrderedDict[str, Session] = OrderedDict()
+
+    def browser(self, handle: str | None) -> Session | None:
+        """The session of the browser presenting cookie value `handle`, if any."""
+        if not handle:
+            return None
+        return self._browsers.get(handle)
+
+    def latest(self) -> Session | None:
+        """The most recent login through the form (for the Python API's `IdP.session`)."""
+        return next(reversed(self._browsers.values()), None)
+
+    def current(self, handle: str | None) -> Session | None:
+        """The session an authorization request sees: its browser's, else the scripted one
+        (`login_as` / `--auto-login`, which stands for every browser on purpose)."""
+        return self.browser(handle) or self.session
+
+    def sign_in_browser(self, user_id: str, acr: str, amr: Sequence[str]) -> tuple[str, Session]:
+        """A login through the form: a new session and the cookie value naming it (a fresh
+        value at each login, so a handle seen before the login is worth nothing after)."""
+        handle = random_token(32)
+        session = Session(user_id, acr, list(amr), self._now())
+        self._browsers[handle] = session
+        while len(self._browsers) > MAX_BROWSER_SESSIONS:
+            self._browsers.popitem(last=False)
+        return handle, session
+
+    def end(self, handle: str | None) -> Session | None:
+        """End the browser's session (or, without one, the scripted session); returns it."""
+        session = self._browsers.pop(handle, None) if handle else None
+        if session is None and self.session is not None:
+            session, self.session, self.login_script = self.session, None, None
+        return session
 
     def login_as(
         self,
@@ -68,6 +108,7 @@ class Sessions:
         """End the session and the login script: the next authorization shows the login form."""
         self.session = None
         self.login_script = None
+        self._browsers.clear()
 
     def sign_in(self, user_id: str, acr: str, amr: Sequence[str]) -> Session:
         """A login that happened now (the form, or the script at a re-authentication)."""
@@ -102,8 +143,9 @@ class Sessions:
     # ----- persistence (see _persistence.py) ------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
-        """The session, the login script and the consents (open login forms are not kept:
-        they live ten minutes and the browser simply starts again)."""
+        """The scripted session, the login script and the consents. Browser sessions (their
+        cookie values are bearer secrets) and open login forms are not kept: after a restart a
+        browser simply signs in again."""
         return {
             "session": asdict(self.session) if self.session is not None else None,
             "login_script": asdict(self.login_script) if self.login_script is not None else None,

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from ._initial_tokens import InitialAccessTokens
 from ._resources import validate_resources
+from ._scope_policy import SENSITIVE_SCOPES
 
 
 def check_issuer(issuer: str) -> str:
@@ -40,6 +41,15 @@ class Settings:
     # More initial access tokens (several, one-time, expiring, or a validator) than the one
     # string of `initial_access_token`; built by the IdP with its clock.
     initial_access_tokens: InitialAccessTokens | None = field(default=None, repr=False)
+    dcr_scopes: list[str] | None = None
+    """The scopes self-registered clients (DCR, metadata documents) may obtain; None: every
+    scope except `sensitive_scopes` (see `_scope_policy`)."""
+    sensitive_scopes: frozenset[str] = SENSITIVE_SCOPES
+    """Scopes a self-registered client gets only when `dcr_scopes` lists them explicitly."""
+    logout_revokes_grants: bool = False
+    """RP-Initiated Logout also revokes every grant the ended session issued (tokens die)."""
+    fetch_deadline: float = 3.0
+    """Seconds for one whole outbound document fetch (CIMD, sector_identifier_uri, jwks_uri)."""
 
     @property
     def path_prefix(self) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
+import re
 from typing import TYPE_CHECKING, Any, Literal
 
 from ._util import b64url
@@ -16,26 +16,53 @@ if TYPE_CHECKING:
 
 Direction = Literal["from", "to", "both"]
 ANY = "*"
+_PAD = 32
+_MAX_SUB_CHARS = 1024
+_B64URL = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class SubjectMapper:
-    """The `sub` each client receives for each user, and back (pairwise by HMAC of sector)."""
+    """The `sub` each client receives for each user, and back.
+
+    A pairwise subject is the user id encrypted (AES-SIV: deterministic, authenticated) with
+    the sector as associated data: the same user gets the same value in one sector, values of
+    two sectors cannot be linked without the key, and the reverse look-up is one decryption —
+    no table that grows with users times sectors, no scan of every user for an unknown value,
+    and values handed out before a restart (same `pairwise_secret`) still read back. The user
+    id is padded to a multiple of 32 bytes so the value does not tell its length.
+    """
 
     def __init__(self, secret: bytes, clients: ClientRegistry, users: UserDirectory) -> None:
+        # Imported here: the IdP's import stays light for tests that only mint tokens.
+        from cryptography.hazmat.primitives.ciphers.aead import AESSIV
+
         self._secret = secret
+        self._siv = AESSIV(hashlib.sha512(b"rs_guard pairwise subject\x00" + secret).digest())
         self._clients = clients
         self._users = users
-        self._reverse: dict[tuple[str, str], str] = {}
 
     def pairwise(self, sector: str, user_id: str) -> str:
-        """The pairwise subject of `user_id` in `sector` (remembered for the reverse look-up)."""
-        msg = b""
-        for part in (sector, user_id):
-            raw = part.encode("utf-8")
-            msg += len(raw).to_bytes(4, "big") + raw
-        sub = b64url(hmac.new(self._secret, msg, hashlib.sha256).digest())
-        self._reverse[(sector, sub)] = user_id
-        return sub
+        """The pairwise subject of `user_id` in `sector`."""
+        raw = user_id.encode("utf-8")
+        padded = len(raw).to_bytes(4, "big") + raw
+        padded += b"\x00" * (-len(padded) % _PAD)
+        return b64url(self._siv.encrypt(padded, [sector.encode("utf-8")]))
+
+    def _reverse(self, sector: str, sub: str) -> str | None:
+        if len(sub) > _MAX_SUB_CHARS or not _B64URL.fullmatch(sub):
+            return None
+        from cryptography.exceptions import InvalidTag
+
+        try:
+            blob = base64.urlsafe_b64decode(sub + "=" * (-len(sub) % 4))
+            padded = self._siv.decrypt(blob, [sector.encode("utf-8")])
+        except (InvalidTag, ValueError):
+            return None
+        size = int.from_bytes(padded[:4], "big")
+        try:
+            return padded[4 : 4 + size].decode("utf-8")
+        except UnicodeDecodeError:
+            return None
 
     def subject_for(self, user_id: str, client_id: str) -> str:
         """The `sub` that `client_id` receives for `user_id` (pairwise or public)."""
@@ -45,17 +72,12 @@ class SubjectMapper:
         return self.pairwise(client.sector, user_id)
 
     def user_for_subject(self, sub: str, client_id: str) -> str | None:
-        """The user id behind a `sub` as seen by `client_id`, or None when unknown."""
+        """The user id behind a `sub` as seen by `client_id`, or None when unknown (O(1))."""
         client = self._clients.get(client_id)
         if client is None or client.subject_type != "pairwise":
             return sub if sub in self._users else None
-        user_id = self._reverse.get((client.sector, sub))
-        if user_id is None:
-            # Subjects computed before a restart or never handed out: derive them again.
-            for uid in self._users:
-                if self.pairwise(client.sector, uid) == sub:
-                    return uid
-        return user_id
+        # Authenticated: a value that decrypts was made by this IdP for this sector.
+        return self._reverse(client.sector, sub)
 
     # ----- persistence (see _persistence.py) ------------------------------------------------
 
@@ -74,8 +96,10 @@ class SubjectMapper:
             raise ValueError("subjects: pairwise_secret is not base64url") from None
         if len(secret) < 16:
             raise ValueError("subjects: pairwise_secret is too short")
+        from cryptography.hazmat.primitives.ciphers.aead import AESSIV
+
         self._secret = secret
-        self._reverse.clear()
+        self._siv = AESSIV(hashlib.sha512(b"rs_guard pairwise subject\x00" + secret).digest())
 
 
 class ConversionPolicy:

@@ -66,6 +66,10 @@ class IdP:
     access_token_lifetime = _Setting[int]()
     rotate_secrets_on_update = _Setting[bool]()
     rotate_registration_access_token = _Setting[bool]()
+    fetch_deadline = _Setting[float]()
+    logout_revokes_grants = _Setting[bool]()
+    dcr_scopes = _Setting[list[str] | None]()
+    sensitive_scopes = _Setting[frozenset[str]]()
 
     def __init__(
         self,
@@ -252,8 +256,10 @@ class IdP:
 
     @property
     def session(self) -> Session | None:
-        """The browser session: who is signed in, how and when (None: nobody)."""
-        return self.services.sessions.session
+        """Who is signed in, how and when: the scripted session (`login_as`), else the latest
+        login through the form (which only its own browser's cookie uses); None: nobody."""
+        sessions = self.services.sessions
+        return sessions.session or sessions.latest()
 
     @session.setter
     def session(self, session: Session | None) -> None:

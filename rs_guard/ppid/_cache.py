@@ -85,9 +85,16 @@ class ConversionCache:
             self._store[(to_client, from_client, converted)] = (subject, fresh_until)
 
     def deny(self, pair: Pair) -> None:
-        """Remember for `negative_ttl` that the IdP refuses conversions between the pair."""
+        """Remember for `negative_ttl` that the IdP refuses conversions between the pair, and
+        drop every conversion cached for it (both ways) at once: what the IdP now denies must
+        not go on being served fresh or stale."""
         if self.negative_ttl > 0:
             self._denied[pair] = True
+        pairs = (pair, (pair[1], pair[0]))
+        for key in [k for k in self._store if (k[0], k[1]) in pairs]:
+            self._store.pop(key, None)
+        for key in [k for k in self.hot if (k[0], k[1]) in pairs]:
+            del self.hot[key]
 
     def forget(self, subject: str | None = None) -> None:
         """Drop cached conversions (all, or those mentioning `subject`)."""

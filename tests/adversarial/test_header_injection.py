@@ -132,16 +132,18 @@ async def test_hostile_kid_strings_are_just_unknown(world: World) -> None:
     assert world.transport.foreign == []
 
 
-async def test_kid_null_means_absent_and_needs_an_unambiguous_key(world: World) -> None:
+async def test_kid_null_is_refused_and_no_kid_needs_an_unambiguous_key(world: World) -> None:
     token = world.token()
     header, payload, _ = parts(token)
+    # Issue #14: a present kid must be a string (RFC 7515 §4.1.4); null is not "absent".
     header["kid"] = None
     signed = idp_sign(world.idp, header, payload)
-    assert (await world.get(signed)).status_code == 200
+    expect(await world.get(signed), 401, "invalid_token", "bad_kid", world.events)
+    del header["kid"]
+    assert (await world.get(idp_sign(world.idp, header, payload))).status_code == 200
     # With two ES256 keys published, a kid-less token names no key.
     world.idp.rotate("ES256")
     world.guard.keys.max_age = 0  # make the guard see the new JWKS on the next request
-    del header["kid"]
     key = world.idp.keys.active("ES256").private_key
     signed = sign_segments(key, "ES256", seg(header), seg(payload))
     expect(await world.get(signed), 401, "invalid_token", "unknown_kid", world.events)

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from ..._scopes import split_scope
 from .._client_metadata import SECRET_METHODS
 from .._errors import OAuthError
+from .._scope_policy import refused_scopes
 from ._wire import bearer, single
 
 if TYPE_CHECKING:
@@ -138,8 +139,7 @@ async def authenticate_caller(
             {"WWW-Authenticate": f'Basic realm="{_REALM}", {bearer(realm=_REALM)}'},
         )
     client, _ = await authenticate_client(ctx, request, {}, allow_public=False)
-    allowed = client.allowed_scopes()
-    if allowed is not None and scope not in allowed:
+    if refused_scopes(ctx.settings, client, [scope]):
         raise OAuthError("access_denied", f"the client is not registered for scope {scope}", 403)
     return client
 

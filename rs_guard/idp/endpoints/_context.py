@@ -52,6 +52,16 @@ class AuthorizeContext(Protocol):
     tokens: TokenStore
 
 
+class LogoutContext(Protocol):
+    """RP-Initiated Logout: ends browser sessions, may revoke their grants."""
+
+    settings: Settings
+    clients: ClientRegistry
+    sessions: Sessions
+    tokens: TokenStore
+    keys: KeyStore
+
+
 class TokenContext(ClientAuthContext, Protocol):
     """The token endpoint."""
 

@@ -15,7 +15,9 @@ from .._claims import ClaimsRequest, parse_claims
 from .._dpop import DPoPAtIdP, dpop_jkt_param
 from .._errors import OAuthError
 from .._records import AuthorizationCode
-from .._users import ACR_AMR, SCOPE_CLAIMS
+from .._scope_policy import refused_scopes
+from .._sessions import SESSION_COOKIE
+from .._users import ACR_AMR
 from .._util import random_token
 from ._pages import error_page, login_page
 from ._wire import parse_params, read_form, single
@@ -23,10 +25,10 @@ from ._wire import parse_params, read_form, single
 if TYPE_CHECKING:
     from .._clients import Client
     from .._sessions import Session
+    from .._settings import Settings
     from ._context import AuthorizeContext
 
-OIDC_SCOPES = frozenset({"openid", "offline_access", *SCOPE_CLAIMS})
-_CHALLENGE = re.compile(r"^[A-Za-z0-9\-_]{43}$")
+_CHALLENGE = re.compile(r"[A-Za-z0-9\-_]{43}")
 
 
 class PageError(Exception):
@@ -78,9 +80,26 @@ async def authorize(ctx: AuthorizeContext, request: Request) -> Response:
     state = single(params, "state")
     try:
         req = _validate(ctx, client, redirect_uri, sent, params)
-        return await _continue(ctx, req, params, status)
+        return await _continue(ctx, req, params, status, request.cookies.get(SESSION_COOKIE))
     except OAuthError as exc:
         return _error_redirect(ctx, redirect_uri, state, exc, status)
+
+
+def set_session_cookie(settings: Settings, response: Response, handle: str | None) -> None:
+    """The browser's session cookie: HttpOnly (no script reads it), SameSite=Lax (sent on the
+    top-level navigation an RP starts, not on cross-site subrequests), host-only and under the
+    issuer's path (bound to this issuer), Secure on an https issuer. None deletes it."""
+    issuer = settings.issuer
+    path = settings.path_prefix + "/"
+    secure = issuer.startswith("https://")
+    if handle is None:
+        response.delete_cookie(
+            SESSION_COOKIE, path=path, secure=secure, httponly=True, samesite="lax"
+        )
+        return
+    response.set_cookie(
+        SESSION_COOKIE, handle, path=path, secure=secure, httponly=True, samesite="lax"
+    )
 
 
 def _error_redirect(
@@ -135,13 +154,12 @@ def _validate(
 
     allowed = client.allowed_scopes()
     raw_scope = single(params, "scope")
+    # The registered scope is what a request without `scope` gets; what a request may name is
+    # the scope policy's (`_scope_policy`): a cage for operator clients, a ceiling for DCR.
     scope = list(split_scope(raw_scope)) if raw_scope is not None else sorted(allowed or ())
-    if allowed is not None:
-        extra = [s for s in scope if s not in allowed and s not in OIDC_SCOPES]
-        if extra:
-            raise OAuthError(
-                "invalid_scope", f"scope not allowed for this client: {' '.join(extra)}"
-            )
+    extra = refused_scopes(ctx.settings, client, scope)
+    if extra:
+        raise OAuthError("invalid_scope", f"scope not allowed for this client: {' '.join(extra)}")
 
     challenge = single(params, "code_challenge")
     method = single(params, "code_challenge_method")
@@ -151,7 +169,7 @@ def _validate(
         if method is None:
             # RFC 7636 §4.3: no method means "plain", which this server refuses.
             raise OAuthError("invalid_request", "code_challenge_method must be S256")
-        if not _CHALLENGE.match(challenge):
+        if not _CHALLENGE.fullmatch(challenge):
             raise OAuthError("invalid_request", "code_challenge is malformed")
     elif client.is_public:
         raise OAuthError("invalid_request", "PKCE (code_challenge, S256) is required")
@@ -170,7 +188,8 @@ def _validate(
     raw_max_age = single(params, "max_age")
     max_age = client.default_max_age
     if raw_max_age is not None:
-        if not raw_max_age.isdigit() or len(raw_max_age) > 10:
+        # ASCII digits only: isdigit() also accepts "²", which int() then refuses.
+        if not (raw_max_age.isascii() and raw_max_age.isdigit()) or len(raw_max_age) > 10:
             raise OAuthError("invalid_request", "max_age must be a non-negative integer")
         max_age = int(raw_max_age)
 
@@ -201,11 +220,15 @@ def _validate(
 
 
 async def _continue(
-    ctx: AuthorizeContext, req: AuthRequest, params: dict[str, list[str]], status: int
+    ctx: AuthorizeContext,
+    req: AuthRequest,
+    params: dict[str, list[str]],
+    status: int,
+    handle: str | None,
 ) -> Response:
     now = ctx.settings.now()
     sessions = ctx.sessions
-    session, script = sessions.session, sessions.login_script
+    session, script = sessions.current(handle), sessions.login_script
     need_login = "login" in req.prompt or session is None
     if session is not None and req.max_age is not None and now - session.auth_time > req.max_age:
         need_login = True
@@ -220,13 +243,13 @@ async def _continue(
         if "none" in req.prompt:
             raise OAuthError("login_required", "the user must authenticate")
         if script is None:
-            return _login_form(ctx, req, params)
+            return _login_form(ctx, req, params, session=session)
         session = sessions.sign_in(script.user_id, script.acr, script.amr)
     assert session is not None
     if script is None and not sessions.approved(session.user_id, req.client.client_id):
         if "none" in req.prompt:
             raise OAuthError("consent_required", "the user has not approved this client")
-        return _login_form(ctx, req, params)
+        return _login_form(ctx, req, params, session=session)
     if script is not None and not script.consent:
         if "none" in req.prompt:
             raise OAuthError("consent_required", "the user has not approved this client")
@@ -262,6 +285,7 @@ def _finish(ctx: AuthorizeContext, req: AuthRequest, session: Session, status: i
         nonce=req.nonce,
         claims_request=req.claims,
     )
+    session.grants.append(grant.grant_id)
     code = random_token(32)
     ctx.tokens.store_code(
         code,
@@ -281,11 +305,15 @@ def _finish(ctx: AuthorizeContext, req: AuthRequest, session: Session, status: i
 
 
 def _login_form(
-    ctx: AuthorizeContext, req: AuthRequest, params: dict[str, list[str]], error: str | None = None
+    ctx: AuthorizeContext,
+    req: AuthRequest,
+    params: dict[str, list[str]],
+    error: str | None = None,
+    *,
+    session: Session | None = None,
 ) -> HTMLResponse:
     # The original request stays server-side; the form only carries an opaque handle.
     form_id = ctx.sessions.park(params)
-    session = ctx.sessions.session
     return login_page(
         action=f"{ctx.settings.path_prefix}/authorize",
         form_id=form_id,
@@ -321,8 +349,10 @@ async def _login_submit(ctx: AuthorizeContext, form: dict[str, list[str]]) -> Re
             user.claims["phone_number"] = phone
         if single(form, "phone_ok") == "1" and user.claims.get("phone_number"):
             user.claims["phone_number_verified"] = True
-        session = ctx.sessions.sign_in(user_id, acr, ACR_AMR[acr])
+        handle, session = ctx.sessions.sign_in_browser(user_id, acr, ACR_AMR[acr])
         ctx.sessions.approve(user_id, client.client_id)
-        return _finish(ctx, req, session, 303)
+        response = _finish(ctx, req, session, 303)
+        set_session_cookie(ctx.settings, response, handle)
+        return response
     except OAuthError as exc:
         return _error_redirect(ctx, redirect_uri, state, exc, 303)

@@ -99,6 +99,7 @@ async def register(ctx: RegistrationContext, request: Request) -> Response:
     client = build_client(client_id, secret, meta, issued_at=ctx.settings.now())
     rat = random_token(32)
     client.registration_access_token_hash = token_hash(rat)
+    client.dynamic = True
     ctx.clients.add(client)
     return _response(ctx, client, rat, 201)
 
@@ -164,5 +165,6 @@ async def manage(ctx: RegistrationContext, request: Request) -> Response:
         # RFC 7592 §2.2: a new token in the response; the old one stops working at once.
         rat = random_token(32)
         updated.registration_access_token_hash = token_hash(rat)
+    updated.dynamic = client.dynamic
     ctx.clients.add(updated)
     return _response(ctx, updated, rat, 200)

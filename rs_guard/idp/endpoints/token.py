@@ -20,6 +20,7 @@ from .._client_metadata import (
 )
 from .._dpop import bind_request, binding, finish_response
 from .._errors import OAuthError
+from .._scope_policy import refused_scopes
 from ._client_auth import authenticate_client
 from ._wire import json_ok, read_form, single
 
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 TT_ACCESS = "urn:ietf:params:oauth:token-type:access_token"
 TT_JWT = "urn:ietf:params:oauth:token-type:jwt"
 Form = dict[str, list[str]]
-_VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
+_VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
 
 
 async def token(ctx: TokenContext, request: Request) -> Response:
@@ -79,9 +80,10 @@ def _requested_scope(form: Form, allowed: set[str] | None) -> list[str] | None:
 
 async def _client_credentials(ctx: TokenContext, client: Client, form: Form) -> dict[str, Any]:
     allowed = client.allowed_scopes()
-    scope = _requested_scope(form, allowed)
-    if scope is None:
-        scope = sorted(allowed) if allowed is not None else []
+    raw = single(form, "scope")
+    scope = list(split_scope(raw)) if raw is not None else sorted(allowed or ())
+    if refused_scopes(ctx.settings, client, scope):
+        raise OAuthError("invalid_scope", "requested scope exceeds what the client may obtain")
     resources = ctx.settings.validate_resources(form.get("resource", []))
     access = ctx.minter.access_token(
         None, client_id=client.client_id, audience=resources or None, scope=scope
@@ -115,7 +117,8 @@ async def _authorization_code(ctx: TokenContext, client: Client, form: Form) -> 
         raise OAuthError("invalid_grant", "redirect_uri does not match the authorization request")
     verifier = single(form, "code_verifier")
     if record.code_challenge is not None:
-        if verifier is None or not _VERIFIER.match(verifier):
+        # fullmatch: `$` in a `match` would also accept a trailing newline (RFC 7636 §4.1).
+        if verifier is None or not _VERIFIER.fullmatch(verifier):
             raise OAuthError("invalid_grant", "code_verifier missing or malformed")
         if not hmac.compare_digest(_s256(verifier), record.code_challenge):
             raise OAuthError("invalid_grant", "code_verifier does not match code_challenge")
@@ -206,6 +209,10 @@ async def _token_exchange(ctx: TokenContext, client: Client, form: Form) -> dict
     if scope is None:
         scope = subject_scope
     audiences = list(form.get("audience", []))
+    allowlist = ctx.settings.resource_allowlist
+    if allowlist is not None and any(a not in allowlist for a in audiences):
+        # The operator's allow-list holds for every way of naming a target (RFC 8693 §2.1).
+        raise OAuthError("invalid_target", "audience is not an allowed resource")
     audiences += ctx.settings.validate_resources(form.get("resource", []))
     if not audiences:
         aud = subject.claims.get("aud")
@@ -216,10 +223,17 @@ async def _token_exchange(ctx: TokenContext, client: Client, form: Form) -> dict
     if subject.user_id is None:
         # A client's own token: keep its subject (the original client id).
         claims["sub"] = subject.claims.get("sub")
+    # Never beyond the subject token: an exchange is no way to renew a token indefinitely.
+    exp = subject.claims.get("exp")
+    remaining = int(exp) - ctx.settings.now() if isinstance(exp, int) else 0
+    lifetime = max(0, min(ctx.settings.access_token_lifetime, remaining))
+    if lifetime <= 0:
+        raise OAuthError("invalid_request", "subject_token is invalid, expired or revoked")
     access = ctx.minter.access_token(
         subject.user_id,
         client_id=client.client_id,
         audience=audiences or None,
+        lifetime=lifetime,
         scope=scope,
         acr=subject.claims.get("acr"),
         auth_time=subject.claims.get("auth_time"),
@@ -233,6 +247,6 @@ async def _token_exchange(ctx: TokenContext, client: Client, form: Form) -> dict
         # client asked for (RFC 8693 §2.2.1).
         "issued_token_type": requested_type or TT_ACCESS,
         "token_type": "Bearer",
-        "expires_in": ctx.settings.access_token_lifetime,
+        "expires_in": lifetime,
         "scope": " ".join(scope),
     }
