@@ -15,6 +15,7 @@ from starlette.types import Message
 
 from .access_token import AccessToken, Limits, TokenValidator
 from .credentials import BearerCredentials
+from .dpop import DPoPVerifier
 from .errors import ConfigurationError
 from .introspection import CompositeValidator, Introspection, IntrospectionValidator
 from .jwt import DEFAULT_ALGORITHMS, DEFAULT_LEEWAY, JWTValidator
@@ -77,6 +78,7 @@ def build_metadata(
     serve: bool,
     scopes_supported: Sequence[str] | None,
     credentials: BearerCredentials,
+    dpop: DPoPVerifier | None = None,
 ) -> ProtectedResourceMetadata | None:
     """The RFC 9728 document to serve: the one given, or one built from the options."""
     if not serve or given is not None:
@@ -86,6 +88,7 @@ def build_metadata(
         list(issuers),
         scopes_supported=scopes_supported,
         bearer_methods_supported=sorted(credentials.methods),
+        extra=None if dpop is None else dpop.metadata(),
     )
 
 

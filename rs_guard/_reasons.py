@@ -72,6 +72,22 @@ _SCOPE_SHORT = Reason(
     "request those scopes",
 )
 
+_DPOP_PROOF = Reason(
+    401,
+    "invalid_dpop_proof",
+    "the `DPoP` proof fails a check of RFC 9449 §4.3: missing or repeated, not a JWT, too "
+    "large, a claim missing, `typ` not `dpop+jwt`, `alg` not allowed, `jku`/`x5c`/`crit`, an "
+    "unusable or private `jwk`, bad signature, `htm`/`htu` not this request, `iat` outside "
+    "the window, `ath` not this token's hash, or a `jti` already seen (`dpop_replayed`)",
+    "make a fresh proof for every request, for its exact method and URL",
+)
+_DPOP_NONCE = Reason(
+    401,
+    "use_dpop_nonce",
+    "the resource demands a server nonce (RFC 9449 §9) and the proof has none, or a stale one",
+    "retry once with the `DPoP-Nonce` of the answer (`DPoPAuth` does)",
+)
+
 REASONS: Final[Mapping[str, Reason]] = _freeze(
     {
         # -- credentials (RFC 6750 §2) --------------------------------------------------------
@@ -378,6 +394,58 @@ REASONS: Final[Mapping[str, Reason]] = _freeze(
         "token_request_refused": _TOKEN_FAILED,
         "server_error": Reason(
             503, None, "the IdP could not be asked", "retry after `Retry-After`"
+        ),
+        # -- DPoP (RFC 9449; rs_guard.dpop) ---------------------------------------------------
+        "dpop_invalid_proof": _DPOP_PROOF,
+        "dpop_too_large": _DPOP_PROOF,
+        "dpop_malformed": _DPOP_PROOF,
+        "dpop_missing_proof": _DPOP_PROOF,
+        "dpop_multiple_proofs": _DPOP_PROOF,
+        "dpop_missing_claim": _DPOP_PROOF,
+        "dpop_bad_typ": _DPOP_PROOF,
+        "dpop_bad_alg": _DPOP_PROOF,
+        "dpop_bad_header": _DPOP_PROOF,
+        "dpop_bad_key": _DPOP_PROOF,
+        "dpop_private_key": _DPOP_PROOF,
+        "dpop_bad_signature": _DPOP_PROOF,
+        "dpop_htm_mismatch": _DPOP_PROOF,
+        "dpop_htu_mismatch": _DPOP_PROOF,
+        "dpop_iat_window": _DPOP_PROOF,
+        "dpop_ath_mismatch": _DPOP_PROOF,
+        "dpop_replayed": _DPOP_PROOF,
+        "dpop_nonce_required": _DPOP_NONCE,
+        "dpop_nonce_invalid": _DPOP_NONCE,
+        "dpop_key_mismatch": Reason(
+            401,
+            "invalid_token",
+            "the DPoP proof is signed by another key than the one the token is bound to "
+            "(`cnf.jkt`, RFC 9449 §6)",
+            "sign proofs with the key the token was issued for",
+        ),
+        "dpop_token_not_bound": Reason(
+            401,
+            "invalid_token",
+            "`Authorization: DPoP` with a token that has no `cnf.jkt` (not DPoP-bound)",
+            "request a DPoP-bound token (send a proof to the token endpoint), or use Bearer",
+        ),
+        "dpop_bound_token_as_bearer": Reason(
+            401,
+            "invalid_token",
+            "a DPoP-bound token (`cnf.jkt`) presented as `Bearer` (RFC 9449 §7.2 downgrade); "
+            "also refused by a guard without `dpop=`",
+            "send it as `Authorization: DPoP` with a proof (`rs_guard.dpop.DPoPAuth`)",
+        ),
+        "dpop_required": Reason(
+            401,
+            "invalid_token",
+            "a Bearer token on a route whose DPoP policy is `required`",
+            "request a DPoP-bound token and send it with a proof",
+        ),
+        "dpop_not_accepted": Reason(
+            401,
+            "invalid_token",
+            "`Authorization: DPoP` on a route whose DPoP policy is `off`",
+            "use Bearer there, or change the route's policy",
         ),
         # continuous access evaluation (rs_guard.ssf): the guard's `revocations=`
         "subject_revoked": Reason(

@@ -17,6 +17,7 @@ from starlette.types import Scope, Send
 
 from ._asgi import send_response
 from .challenge import challenge_for
+from .dpop import DPoPVerifier
 from .errors import RSGuardError, ServerError
 from .observe import Observer, emit
 from .policy import Requirement
@@ -69,7 +70,7 @@ def facts(
 class Refusals:
     """Renders and reports the refusals of one protected resource."""
 
-    __slots__ = ("_expected", "_observer", "realm", "resource_metadata_url", "retry_after")
+    __slots__ = ("_expected", "_observer", "dpop", "realm", "resource_metadata_url", "retry_after")
 
     def __init__(
         self,
@@ -80,7 +81,9 @@ class Refusals:
         observer: Observer | None,
         issuer: str | None = None,
         audiences: Iterable[str] = (),
+        dpop: DPoPVerifier | None = None,
     ) -> None:
+        self.dpop = dpop
         self.realm = realm
         self.resource_metadata_url = resource_metadata_url
         self.retry_after = retry_after
@@ -88,7 +91,7 @@ class Refusals:
         self._expected = (issuer, tuple(audiences))  # for the facts of iss / aud refusals
 
     def headers(
-        self, exc: RSGuardError, requirement: Requirement | None = None
+        self, exc: RSGuardError, requirement: Requirement | None = None, scope: Scope | None = None
     ) -> list[tuple[bytes, bytes]]:
         """The response headers for an error: the challenge, or Retry-After for a 503."""
         if isinstance(exc, ServerError):
@@ -99,6 +102,8 @@ class Refusals:
             resource_metadata=self.resource_metadata_url,
             scope=requirement.scopes if requirement is not None else None,
         )
+        if self.dpop is not None and scope is not None:  # RFC 9449 §7.1, §9
+            return self.dpop.refusal_headers(exc, scope, value)
         return [(b"www-authenticate", value.encode("latin-1"))]
 
     def report(
@@ -123,7 +128,7 @@ class Refusals:
         """Answer a failed request: HTTP status + challenge, or a WebSocket close."""
         self.report(exc, token, requirement)
         body = error_body(exc)
-        headers = self.headers(exc, requirement)
+        headers = self.headers(exc, requirement, scope)
         headers += [
             _JSON_NO_STORE[0],
             (b"content-length", str(len(body)).encode()),

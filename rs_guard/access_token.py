@@ -158,6 +158,18 @@ class AccessToken(AuthCredentials):
         return value if isinstance(value, str) else None
 
     @property
+    def jkt(self) -> str | None:
+        """The RFC 7638 thumbprint of the DPoP key the token is bound to (`cnf.jkt`, RFC 9449)."""
+        cnf = self.claims.get("cnf")
+        jkt = cnf.get("jkt") if isinstance(cnf, Mapping) else None
+        return jkt if isinstance(jkt, str) else None
+
+    @property
+    def sender_constrained(self) -> bool:
+        """Whether the token is DPoP-bound (so this request came with its key's proof)."""
+        return self.jkt is not None
+
+    @property
     def token(self) -> str:
         """The raw token; for RFC 8693 exchange only. Never forward it to another service."""
         return self._raw

@@ -8,6 +8,7 @@ from urllib.parse import parse_qsl
 from starlette.types import Receive, Scope
 
 from ._asgi import BodyTooLarge, ClientDisconnected, disconnected, read_body, replay
+from .dpop import dpop_token
 from .errors import ConfigurationError, InvalidRequest
 
 __all__ = ["BEARER_METHODS", "BearerCredentials", "bearer_token"]
@@ -27,9 +28,10 @@ class BearerCredentials:
     "query" (§2.3). A token where it is not accepted, or two tokens, is an InvalidRequest.
     """
 
-    __slots__ = ("body", "methods", "query")
+    __slots__ = ("body", "dpop", "methods", "query")
 
-    def __init__(self, methods: Iterable[str] = ("header",)) -> None:
+    def __init__(self, methods: Iterable[str] = ("header",), *, dpop: bool = False) -> None:
+        self.dpop = dpop  # also accept `Authorization: DPoP <token>` (RFC 9449 §7.1)
         self.methods = frozenset(methods)
         unknown = self.methods - BEARER_METHODS
         if unknown or not self.methods:
@@ -48,6 +50,8 @@ class BearerCredentials:
                     )
                 value = v
         token = bearer_token(value) if value is not None else None
+        if token is None and value is not None and self.dpop:
+            token = dpop_token(value)
         qs: bytes = scope.get("query_string", b"")
         if qs and b"access_token" in qs:
             query_tokens = _tokens_in(qs)

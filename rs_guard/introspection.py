@@ -173,8 +173,15 @@ class IntrospectionValidator:
         ):
             raise InvalidToken(reason="bad_claim_type")
         token_type = answer.get("token_type")
-        if token_type is not None and str(token_type).lower() not in ("bearer", "access_token"):
+        # "DPoP": a DPoP-bound token (RFC 9449 §6.2); its `cnf` binds it.
+        if token_type is not None and str(token_type).lower() not in (
+            "bearer",
+            "access_token",
+            "dpop",
+        ):
             raise InvalidToken(reason="bad_token_type")
+        if str(token_type).lower() == "dpop" and not isinstance(answer.get("cnf"), dict):
+            raise InvalidToken(reason="bad_token_type")  # DPoP without a key to check
         return {k: v for k, v in answer.items() if k != "active"}
 
 

@@ -16,6 +16,7 @@ from ._responses import Refusals
 from ._routing import PathPolicy, declared, route_path
 from .access_token import AccessToken, Limits, TokenValidator
 from .credentials import BearerCredentials
+from .dpop import DPoPVerifier, bound_as_bearer
 from .errors import InvalidToken, MissingToken, RSGuardError
 from .health import run_lifespan
 from .introspection import Introspection
@@ -90,9 +91,11 @@ class ResourceGuard:
         observer: Observer | None = None,
         retry_after: int = 5,
         prefetch: Literal["off", "warn", "require"] = "off",
+        dpop: DPoPVerifier | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         setup.refuse_conflicts(locals())
+        self.dpop = dpop  # RFC 9449; None: DPoP-bound tokens are refused (§7.2)
         self.app, self.resource, self.realm, self.clock = app, resource, realm, clock
         authorization_servers: list[str] | None = None
         if issuers is not None:
@@ -115,7 +118,10 @@ class ResourceGuard:
         self.server = server or AuthorizationServer(
             issuer or "", http_client=http_client, observer=observer
         )
-        self.issuer, self.credentials = self.server.issuer, BearerCredentials(bearer_methods)
+        self.issuer, self.credentials = (
+            self.server.issuer,
+            BearerCredentials(bearer_methods, dpop=dpop is not None),
+        )
         self.hierarchy = setup.hierarchy(scope_hierarchy)
         audiences = setup.audiences(audience, resource)
         if validator is None:
@@ -142,6 +148,7 @@ class ResourceGuard:
             serve_metadata,
             scopes_supported,
             self.credentials,
+            dpop,
         )
         self.resource_metadata_url = self.metadata.url if self.metadata is not None else None
         self._metadata_paths = setup.metadata_paths(self.metadata)
@@ -152,6 +159,7 @@ class ResourceGuard:
             observer=observer,
             issuer=self.issuer,
             audiences=audiences,
+            dpop=dpop,
         )
         # Continuous access evaluation (rs_guard.ssf): consulted after every authentication.
         self.revocations = revocations
@@ -205,6 +213,10 @@ class ResourceGuard:
                 access = hot(token) if hot is not None else None
                 if access is None:
                     access = await self.authenticate(token)
+                if self.dpop is not None:  # RFC 9449: the proof, checked on every request
+                    await self.dpop.check(scope, token, access)
+                elif "cnf" in access.claims and access.sender_constrained:
+                    raise bound_as_bearer()  # §7.2 (the `in` keeps the hot path one lookup)
                 if self.revocations is not None:
                     self.revocations.check(access, requirement)
                 if requirement is not None:

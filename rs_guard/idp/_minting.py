@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from .._scopes import join_scope, split_scope
+from ._dpop import current_cnf
 from ._records import AccessTokenRecord, Grant
 from ._util import b64url, random_token
 
@@ -118,6 +119,7 @@ class TokenMinter:
         }
         _add_authentication(payload, options)
         payload.update(options.get("claims") or {})
+        payload.update(current_cnf() or {})  # a DPoP token request binds the token (RFC 9449)
         token = self._keys.sign(
             payload, typ="at+jwt", alg=options.get("alg"), headers=options.get("headers")
         )

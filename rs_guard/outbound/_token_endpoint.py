@@ -20,8 +20,9 @@ import httpx
 from cachetools import TLRUCache
 
 from .._async import SingleFlight
-from .._http import FetchError, request_json
+from .._http import FetchError, JSONAnswer, request_json
 from .._scopes import split_scope
+from ..dpop import DPoPAuth, DPoPKey, dpop_nonce_retry
 from ..errors import ConfigurationError, TokenServiceUnavailable
 from ..observe import Observer, emit
 from ..server import IssuerOptions, locate_endpoint
@@ -49,6 +50,7 @@ class EndpointOptions(IssuerOptions, total=False):
     refresh_margin: float
     observer: Observer | None
     clock: Callable[[], float]
+    dpop: DPoPKey | None
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,8 @@ class TokenEndpointClient:
         self, *, client_id: str, client_secret: str, **options: Unpack[EndpointOptions]
     ) -> None:
         auth_method = options.get("auth_method", "client_secret_basic")
+        self.dpop = options.get("dpop")  # RFC 9449 §5: ask for tokens bound to this key
+        self.dpop_nonce: str | None = None
         if not client_id or not client_secret:
             raise ConfigurationError("a confidential client id and secret are required")
         if auth_method not in ("client_secret_basic", "client_secret_post"):
@@ -184,8 +188,19 @@ class TokenEndpointClient:
         else:
             data["client_id"] = self.client_id
             data["client_secret"] = self._secret
+        for _ in range(2 if self.dpop is not None else 1):
+            if self.dpop is not None:
+                headers["DPoP"] = self.dpop.proof("POST", url, nonce=self.dpop_nonce)
+            answer = await self._send(url, data, headers)
+            if not dpop_nonce_retry(self, answer.status, answer.headers, answer.body):
+                break
+        return answer.status, answer.body or {}
+
+    async def _send(
+        self, url: str, data: dict[str, str | Sequence[str]], headers: dict[str, str]
+    ) -> JSONAnswer:
         # An error answer's body names the OAuth error (RFC 6749 §5.2); a 5xx body is not read.
-        answer = await request_json(
+        return await request_json(
             self.http_client,
             "POST",
             url,
@@ -194,7 +209,6 @@ class TokenEndpointClient:
             data=data,
             headers=headers,
         )
-        return answer.status, answer.body or {}
 
     def _issued(self, body: dict[str, Any], started: float) -> IssuedToken:
         token = body.get("access_token")
@@ -205,7 +219,7 @@ class TokenEndpointClient:
             not isinstance(token, str)
             or not token
             or not isinstance(token_type, str)
-            or token_type.lower() != "bearer"
+            or token_type.lower() != ("bearer" if self.dpop is None else "dpop")
             or not isinstance(expires_in, int | float)
             or isinstance(expires_in, bool)
             or expires_in <= 0
@@ -295,8 +309,10 @@ class TokenSource:
 
         return await self._flight.run(key, fetch_and_keep)
 
-    def _bearer(self, get_token: Callable[[], Awaitable[str]]) -> BearerAuth:
+    def _bearer(self, get_token: Callable[[], Awaitable[str]]) -> httpx.Auth:
         """An httpx `auth=` sending the tokens `get_token` gives, forgetting one refused."""
+        if self.endpoint.dpop is not None:  # DPoP-bound tokens go with a proof (RFC 9449 §7)
+            return DPoPAuth(self.endpoint.dpop, get_token, invalidate=self.invalidate)
         return BearerAuth(get_token, self.invalidate)
 
     def invalidate(self, token: str | None = None) -> None:

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 import rs_guard
 from rs_guard import AccessToken, IntrospectionValidator, InvalidToken
+from rs_guard.dpop import DPoPKey, DPoPVerifier
 from rs_guard.introspection import Introspection
 
 from .conftest import (
@@ -402,14 +403,9 @@ async def test_key_rotation_accepted_within_default_cooldown(
     await _rotate(fresh_provider, guarded)
 
 
-# ----- sender-constrained tokens (RFC 9449), ahead of issue #17 ---------------------------------
+# ----- sender-constrained tokens (RFC 9449, issue #17) -----------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue #17: rs_guard does not know DPoP yet, so a DPoP-bound token (cnf.jkt) "
-    "presented as Bearer is accepted; RFC 9449 §7.2 says a resource supporting DPoP refuses it",
-)
 async def test_dpop_bound_token_as_bearer_refused(
     oidc_provider: OidcProvider, guarded: GuardClient
 ) -> None:
@@ -426,3 +422,58 @@ async def test_dpop_bound_token_as_bearer_refused(
     client = guarded(oidc_provider.issuer, resource)
     answer = await client.get("/whoami", headers=bearer(token["access_token"]))
     assert answer.status_code == 401
+
+
+def _dpop_token(op: OidcProvider, key: DPoPKey, resource: str) -> str:
+    """A DPoP-bound token from the OP, asked for with `key`'s proof (RFC 9449 §5)."""
+    token = client_credentials(
+        op, *SERVICE, resource=resource, scope="items:read", dpop_key=key.private_key
+    )
+    assert token["token_type"] == "DPoP"
+    access: str = token["access_token"]
+    return access
+
+
+def _with_proof(key: DPoPKey, token: str, method: str = "GET", url: str = "") -> dict[str, str]:
+    return {
+        "Authorization": f"DPoP {token}",
+        "DPoP": key.proof(method, url or "https://api.test/whoami", access_token=token),
+    }
+
+
+async def test_dpop_bound_token_accepted_with_its_proof_only(
+    oidc_provider: OidcProvider, guarded: GuardClient
+) -> None:
+    resource = JWT_RESOURCES["ES256"]
+    key = DPoPKey()
+    token = _dpop_token(oidc_provider, key, resource)
+    assert jwt_claims(token)["cnf"]["jkt"] == key.jkt
+    client = guarded(oidc_provider.issuer, resource, dpop=DPoPVerifier())
+    answer = await client.get("/whoami", headers=_with_proof(key, token))
+    assert answer.status_code == 200, answer.headers
+    refused = {
+        "no proof": {"Authorization": f"DPoP {token}"},
+        "as bearer": bearer(token),
+        "another key": _with_proof(DPoPKey(), token),
+        "another URL": _with_proof(key, token, url="https://api.test/write"),
+        "another method": _with_proof(key, token, method="POST"),
+    }
+    for what, headers in refused.items():
+        answer = await client.get("/whoami", headers=headers)
+        assert answer.status_code == 401, what
+        assert "DPoP" in answer.headers["www-authenticate"], what
+
+
+async def test_opaque_dpop_bound_token_binding_from_introspection(
+    oidc_provider: OidcProvider, guarded: GuardClient
+) -> None:
+    key = DPoPKey()
+    token = _dpop_token(oidc_provider, key, OPAQUE_RESOURCE)
+    assert token.count(".") != 2
+    client = guarded(
+        oidc_provider.issuer, OPAQUE_RESOURCE, dpop=DPoPVerifier(), **introspection_options()
+    )
+    assert (await client.get("/whoami", headers=_with_proof(key, token))).status_code == 200
+    answer = await client.get("/whoami", headers=_with_proof(DPoPKey(), token))
+    assert answer.status_code == 401
+    assert 'error_description="Invalid DPoP key binding"' in answer.headers["www-authenticate"]

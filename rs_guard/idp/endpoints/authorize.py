@@ -12,6 +12,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from ..._scopes import split_scope
 from .._claims import ClaimsRequest, parse_claims
+from .._dpop import DPoPAtIdP, dpop_jkt_param
 from .._errors import OAuthError
 from .._records import AuthorizationCode
 from .._scope_policy import refused_scopes
@@ -52,6 +53,7 @@ class AuthRequest:
     max_age: int | None
     prompt: set[str]
     login_hint: str | None
+    dpop_jkt: str | None = None  # RFC 9449 §10
 
 
 def _redirect(uri: str, params: dict[str, str], status: int) -> RedirectResponse:
@@ -213,6 +215,7 @@ def _validate(
         max_age=max_age,
         prompt=prompt,
         login_hint=single(params, "login_hint"),
+        dpop_jkt=dpop_jkt_param(single(params, "dpop_jkt")),
     )
 
 
@@ -293,6 +296,7 @@ def _finish(ctx: AuthorizeContext, req: AuthRequest, session: Session, status: i
             expires_at=ctx.settings.now() + ctx.settings.code_lifetime,
         ),
     )
+    DPoPAtIdP.of(ctx).bind_code(code, req.dpop_jkt)
     out = {"code": code}
     if req.state is not None:
         out["state"] = req.state

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from ...dpop import DEFAULT_DPOP_ALGORITHMS
 from .._keys import SUPPORTED_ALGS
 from .._users import ACR_AMR, STANDARD_CLAIMS
 
@@ -33,6 +34,7 @@ def metadata(ctx: Discovery) -> dict[str, Any]:
             "urn:ietf:params:oauth:grant-type:token-exchange",
         ],
         "code_challenge_methods_supported": ["S256"],
+        "dpop_signing_alg_values_supported": list(DEFAULT_DPOP_ALGORITHMS),  # RFC 9449 §5.1
         "token_endpoint_auth_methods_supported": [
             "client_secret_basic",
             "client_secret_post",

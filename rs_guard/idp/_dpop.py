@@ -1,0 +1,142 @@
+"""DPoP at the bundled IdP's token endpoint (RFC 9449 §5, §8, §10).
+
+A token request with a valid `DPoP` proof gets access tokens bound to the proof's key
+(`cnf.jkt`, §6.1) and `token_type` `DPoP`; a refresh token issued to a public client is bound to
+the key too, and must be presented with a proof by that key (§5); an authorization code asked for
+with `dpop_jkt` (§10) is only redeemed with a proof by that key. Proofs are checked by the
+resource-server `DPoPVerifier` (one implementation of §4.3). Nonces (§8) are off unless
+`DPoPAtIdP.of(idp).nonces` is set.
+
+The token endpoint calls `bind_request` before minting and `finish_response` after; the minter
+reads the binding of the request in flight (`current_cnf`), so every grant handler binds its
+access tokens without knowing about DPoP.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import re
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from starlette.requests import Request
+
+from ..dpop import DPoPNonces, DPoPVerifier, InvalidDPoPProof, UseDPoPNonce, request_uri
+from ..events.replay import MemoryReplayStore
+from ._errors import OAuthError
+
+_CNF: contextvars.ContextVar[str | None] = contextvars.ContextVar("rs_guard_idp_dpop", default=None)
+_JKT = re.compile(r"[A-Za-z0-9_-]{43}")
+_MAX_BINDINGS = 100_000
+# One state per IdP, keyed by its (unhashable) settings object and dropped with it.
+_STATES: dict[int, DPoPAtIdP] = {}
+
+
+def _digest(value: str) -> str:
+    # Bindings are kept under a hash: the store never holds a usable code or refresh token.
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+class DPoPAtIdP:
+    """The DPoP state of one IdP: its proof verifier, optional nonces, and key bindings."""
+
+    def __init__(self, settings: Any) -> None:
+        self.verifier = DPoPVerifier(clock=settings.now, replay_store=MemoryReplayStore())
+        self.nonces: DPoPNonces | None = None
+        self._settings = weakref.ref(settings)
+        self._refresh: dict[str, str] = {}
+        self._codes: dict[str, str] = {}
+
+    @classmethod
+    def of(cls, idp_or_ctx: Any) -> DPoPAtIdP:
+        """The state of an IdP (or of the context an endpoint gets: both share `settings`)."""
+        settings = idp_or_ctx.settings
+        key = id(settings)
+        state = _STATES.get(key)
+        if state is None or state._settings() is not settings:
+            state = _STATES[key] = DPoPAtIdP(settings)
+            weakref.finalize(settings, _STATES.pop, key, None)
+        return state
+
+    def bind_code(self, code: str, dpop_jkt: str | None) -> None:
+        """Remember the `dpop_jkt` of an authorization request for its code (§10)."""
+        if dpop_jkt is not None and len(self._codes) < _MAX_BINDINGS:
+            self._codes[_digest(code)] = dpop_jkt
+
+    async def proof_key(self, request: Request) -> str | None:
+        """The thumbprint of a token request's valid proof, None without one; OAuthError
+        `invalid_dpop_proof` / `use_dpop_nonce` (400, RFC 9449 §5, §8) otherwise."""
+        proofs = [v.decode("latin-1") for k, v in request.scope["headers"] if k == b"dpop"]
+        if not proofs:
+            return None
+        if len(proofs) > 1:
+            raise OAuthError("invalid_dpop_proof", "more than one DPoP header")
+        self.verifier.nonces = self.nonces
+        try:
+            proof = await self.verifier.verify(
+                proofs[0], method=request.method, uri=request_uri(request.scope)
+            )
+        except UseDPoPNonce as exc:
+            raise OAuthError(
+                "use_dpop_nonce",
+                "Authorization server requires nonce in DPoP proof",
+                headers={"DPoP-Nonce": exc.nonce},
+            ) from None
+        except InvalidDPoPProof as exc:
+            raise OAuthError("invalid_dpop_proof", exc.description or "") from None
+        return proof.jkt
+
+
+async def bind_request(
+    ctx: Any, request: Request, form: dict[str, list[str]], grant_type: str
+) -> str | None:
+    """Check the proof of a token request and the bindings it must honour; the key to bind
+    the tokens to (None: a plain Bearer request)."""
+    state = DPoPAtIdP.of(ctx)
+    jkt = await state.proof_key(request)
+    code = form.get("code", [None])[0] if grant_type == "authorization_code" else None
+    wanted = state._codes.pop(_digest(code), None) if code else None
+    if wanted is not None and wanted != jkt:
+        raise OAuthError("invalid_grant", "the code is bound to another DPoP key (dpop_jkt)")
+    refresh = form.get("refresh_token", [None])[0] if grant_type == "refresh_token" else None
+    bound = state._refresh.get(_digest(refresh)) if refresh else None
+    if bound is not None and bound != jkt:
+        raise OAuthError("invalid_grant", "the refresh token is bound to another DPoP key")
+    return jkt
+
+
+@contextmanager
+def binding(jkt: str | None) -> Iterator[None]:
+    """Access tokens minted inside carry `cnf.jkt` (RFC 9449 §6.1)."""
+    reset = _CNF.set(jkt)
+    try:
+        yield
+    finally:
+        _CNF.reset(reset)
+
+
+def current_cnf() -> dict[str, Any] | None:
+    """The `cnf` claim for an access token minted now, if the request is DPoP-bound."""
+    jkt = _CNF.get()
+    return {"cnf": {"jkt": jkt}} if jkt is not None else None
+
+
+def finish_response(ctx: Any, public_client: bool, body: dict[str, Any], jkt: str | None) -> None:
+    """`token_type` DPoP, and the refresh token of a public client bound to the key (§5)."""
+    if jkt is None:
+        return
+    body["token_type"] = "DPoP"
+    refresh = body.get("refresh_token")
+    state = DPoPAtIdP.of(ctx)
+    if public_client and isinstance(refresh, str) and len(state._refresh) < _MAX_BINDINGS:
+        state._refresh[_digest(refresh)] = jkt
+
+
+def dpop_jkt_param(value: str | None) -> str | None:
+    """A `dpop_jkt` authorization request parameter (§10); OAuthError if malformed."""
+    if value is not None and not _JKT.fullmatch(value):
+        raise OAuthError("invalid_request", "dpop_jkt is not a JWK SHA-256 thumbprint")
+    return value
