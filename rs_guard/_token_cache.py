@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from .access_token import AccessToken
 from .keys import VerificationKey
+from .observe import Observer, emit_hot
 
 
 class Entry:
@@ -62,3 +63,25 @@ class VerifiedCache:
 
     def __len__(self) -> int:
         return len(self._data)
+
+
+class CachingValidator:
+    """What the JWT and introspection validators share: a verified-token cache in front of
+    the slow check, with the same miss accounting and the same way to drop results."""
+
+    _cache: VerifiedCache
+    _observer: Observer | None
+
+    def cached(self, token: str) -> AccessToken | None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def forget_where(self, predicate: Callable[[AccessToken], bool]) -> int:
+        """Drop cached results matching `predicate` (continuous access evaluation)."""
+        return self._cache.discard_where(predicate)
+
+    def _cached_or_miss(self, token: str) -> AccessToken | None:
+        """The cached result, or None after counting a miss (the caller validates)."""
+        access = self.cached(token)
+        if access is None and self._observer is not None:
+            emit_hot(self._observer, "token_cache_miss")
+        return access

@@ -14,7 +14,7 @@ import httpx
 from ._async import SingleFlight
 from ._http import DEFAULT_TIMEOUT, fetch_json
 from ._jws import is_numeric_date
-from ._token_cache import Entry, VerifiedCache
+from ._token_cache import CachingValidator, Entry, VerifiedCache
 from .access_token import DEFAULT_MAX_TOKEN_BYTES, AccessToken
 from .discovery import ServerEndpoint, ServerMetadata
 from .errors import ConfigurationError, FetchError, IntrospectionUnavailable, InvalidToken
@@ -41,7 +41,7 @@ class Introspection:
         return f"Introspection(client_id={self.client_id!r})"  # never the secret
 
 
-class IntrospectionValidator:
+class IntrospectionValidator(CachingValidator):
     """Validates opaque tokens through the IdP's RFC 7662 introspection endpoint, with a cache.
 
     Results are cached for at most `cache_ttl` seconds and never past the token's `exp`;
@@ -108,17 +108,11 @@ class IntrospectionValidator:
         self._cache.discard(token)
         return None
 
-    def forget_where(self, predicate: Callable[[AccessToken], bool]) -> int:
-        """Drop cached results matching `predicate` (continuous access evaluation)."""
-        return self._cache.discard_where(predicate)
-
     async def validate(self, token: str) -> AccessToken:
         """The active token's view, or InvalidToken / IntrospectionUnavailable."""
-        access = self.cached(token)
+        access = self._cached_or_miss(token)
         if access is not None:
             return access
-        if self._observer is not None:
-            emit_hot(self._observer, "token_cache_miss")
         # One introspection call per token, however many requests carry it at the same time.
         return await self._flight.run(token, lambda: self._introspect(token))
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ._jws import JWSVerifier, audience_matches, is_numeric_date, verify_signature
-from ._token_cache import Entry, VerifiedCache
+from ._token_cache import CachingValidator, Entry, VerifiedCache
 from .access_token import DEFAULT_MAX_TOKEN_BYTES, AccessToken, scopes_of
 from .errors import ConfigurationError, InvalidToken
 from .keys import JWKSCache
@@ -27,7 +27,7 @@ _REQUIRED_RFC9068 = ("iss", "exp", "aud", "sub", "client_id", "iat", "jti")
 _ID_TOKEN_CLAIMS = ID_TOKEN_CLAIMS
 
 
-class JWTValidator:
+class JWTValidator(CachingValidator):
     """Validates RFC 9068 JWT access tokens for one resource, strictly (RFC 8725 practices).
 
     The keys come from `server` (an `AuthorizationServer`) or from `issuer` + `keys`.
@@ -123,17 +123,11 @@ class JWTValidator:
             emit_hot(self._observer, "token_cache_hit")
         return hit.access
 
-    def forget_where(self, predicate: Callable[[AccessToken], bool]) -> int:
-        """Drop cached results matching `predicate` (continuous access evaluation)."""
-        return self._cache.discard_where(predicate)
-
     async def validate(self, token: str) -> AccessToken:
         """The validated token, or InvalidToken (401) / KeysUnavailable (503)."""
-        access = self.cached(token)
+        access = self._cached_or_miss(token)
         if access is not None:
             return access
-        if self._observer is not None:
-            emit_hot(self._observer, "token_cache_miss")
         now = self._clock()
         _header, claims, signing_input, signature, alg, kid = self._jws.parse(token)
         # Claims first: a token for another issuer or audience, or an expired one, is refused
