@@ -57,7 +57,14 @@ from ._jws import (
 )
 from .access_token import AccessToken
 from .challenge import bearer_challenge, parse_bearer_challenge
-from .errors import ConfigurationError, InvalidRequest, InvalidToken, RSGuardError
+from .errors import (
+    ConfigurationError,
+    InvalidDPoPProof,
+    InvalidRequest,
+    InvalidToken,
+    RSGuardError,
+    UseDPoPNonce,
+)
 from .events.replay import MemoryReplayStore, ReplayState, ReplayStore
 from .keys import _PRIVATE_MEMBERS, VerificationKey, parse_jwk
 
@@ -89,26 +96,6 @@ _THUMBPRINT_MEMBERS = {
 _TOKEN68 = re.compile(rb"[A-Za-z0-9\-._~+/]+=*")
 _NQCHAR = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")  # RFC 9449 §8.1 nonce syntax
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-class InvalidDPoPProof(InvalidToken):
-    """The DPoP proof is missing or fails a check of RFC 9449 §4.3 (401 invalid_dpop_proof)."""
-
-    error = "invalid_dpop_proof"
-    reason = "dpop_invalid_proof"
-    default_description = "The DPoP proof is invalid"
-
-
-class UseDPoPNonce(InvalidDPoPProof):
-    """The proof lacks the server's current nonce (RFC 9449 §9); `nonce` is the one to use."""
-
-    error = "use_dpop_nonce"
-    reason = "dpop_nonce_required"
-    default_description = "Resource server requires nonce in DPoP proof"
-
-    def __init__(self, nonce: str, description: str | None = None, *, reason: str | None = None):
-        self.nonce = nonce
-        super().__init__(description, reason=reason)
 
 
 class DPoPPolicy(StrEnum):

@@ -8,6 +8,8 @@ Request errors know their RFC 6750 / RFC 9470 error code, HTTP status and a stab
     │   ├── MissingToken                    401, bare challenge (RFC 6750 §3.1)
     │   ├── InvalidRequest                  400 invalid_request
     │   ├── InvalidToken                    401 invalid_token
+    │   │   └── InvalidDPoPProof            rs_guard.dpop: 401 invalid_dpop_proof (RFC 9449)
+    │   │       └── UseDPoPNonce            rs_guard.dpop: 401 use_dpop_nonce, with the nonce
     │   ├── InsufficientScope               403 insufficient_scope
     │   ├── InsufficientUserAuthentication  401 insufficient_user_authentication (RFC 9470)
     │   ├── ServerError                     503 + Retry-After: cannot decide right now
@@ -75,6 +77,7 @@ __all__ = [
     "InsufficientScope",
     "InsufficientUserAuthentication",
     "IntrospectionUnavailable",
+    "InvalidDPoPProof",
     "InvalidRequest",
     "InvalidToken",
     "KeysUnavailable",
@@ -91,6 +94,7 @@ __all__ = [
     "TokenServiceUnavailable",
     "TransmitterUnavailable",
     "UnknownSubject",
+    "UseDPoPNonce",
 ]
 
 
@@ -439,3 +443,26 @@ class TransmitterUnavailable(ServerError):
     ) -> None:
         self.status = status
         super().__init__(description, retry_after=5, reason=reason)
+
+
+# -- DPoP (rs_guard.dpop re-exports these) -------------------------------------------------
+
+
+class InvalidDPoPProof(InvalidToken):
+    """The DPoP proof is missing or fails a check of RFC 9449 §4.3 (401 invalid_dpop_proof)."""
+
+    error = "invalid_dpop_proof"
+    reason = "dpop_invalid_proof"
+    default_description = "The DPoP proof is invalid"
+
+
+class UseDPoPNonce(InvalidDPoPProof):
+    """The proof lacks the server's current nonce (RFC 9449 §9); `nonce` is the one to use."""
+
+    error = "use_dpop_nonce"
+    reason = "dpop_nonce_required"
+    default_description = "Resource server requires nonce in DPoP proof"
+
+    def __init__(self, nonce: str, description: str | None = None, *, reason: str | None = None):
+        self.nonce = nonce
+        super().__init__(description, reason=reason)

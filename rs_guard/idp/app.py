@@ -20,6 +20,7 @@ from ._accounts import AccountsAPI
 from ._client_metadata import python_client
 from ._clients import Client
 from ._clients_file import ClientsFileLoader
+from ._dpop import DPoPAtIdP
 from ._events import EventService
 from ._faults import Faults, FaultyTransport
 from ._initial_tokens import InitialAccessTokens, start_state
@@ -211,6 +212,12 @@ class IdP(AccountsAPI):
     def endpoint(self, name: str) -> str:
         """Absolute URL of one of the IdP's endpoints, e.g. endpoint("token")."""
         return self.services.urls.url(name)
+
+    @property
+    def dpop(self) -> DPoPAtIdP:
+        """DPoP at this IdP (RFC 9449): `idp.dpop.nonces = DPoPNonces(secret)` makes the token
+        endpoint demand server nonces (§8); the verifier and key bindings live there too."""
+        return DPoPAtIdP.of(self)
 
     # ----- keys -----------------------------------------------------------------------------
 

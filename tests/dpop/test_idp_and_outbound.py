@@ -17,7 +17,6 @@ import pytest
 from rs_guard import AccessToken
 from rs_guard.dpop import DPoPAuth, DPoPKey, DPoPNonces, DPoPVerifier
 from rs_guard.idp import IdP
-from rs_guard.idp._dpop import DPoPAtIdP
 from rs_guard.outbound import ClientCredentials, TokenExchanger
 from tests.dpop.conftest import BASE, RESOURCE, client, protected
 from tests.support import ISSUER, Clock
@@ -106,7 +105,7 @@ async def test_token_endpoint_refuses_a_bad_proof(
 
 
 async def test_token_endpoint_nonce(idp: IdP, http: httpx.AsyncClient, clock: Clock) -> None:
-    DPoPAtIdP.of(idp).nonces = DPoPNonces(b"0123456789abcdef", clock=clock)
+    idp.dpop.nonces = DPoPNonces(b"0123456789abcdef", clock=clock)
     key = DPoPKey()
     form = {"grant_type": "client_credentials"}
     first = await http.post(
@@ -246,7 +245,7 @@ async def test_client_credentials_calls_a_dpop_protected_service(
 async def test_outbound_nonce_retry_at_the_idp_and_at_the_resource(
     idp: IdP, http: httpx.AsyncClient, clock: Clock
 ) -> None:
-    DPoPAtIdP.of(idp).nonces = DPoPNonces(b"0123456789abcdef", clock=clock)
+    idp.dpop.nonces = DPoPNonces(b"0123456789abcdef", clock=clock)
     key = DPoPKey(clock=clock)
     source = ClientCredentials(
         issuer=ISSUER,
