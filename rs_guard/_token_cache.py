@@ -4,30 +4,22 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from .access_token import AccessToken
 from .keys import VerificationKey
 from .observe import Observer, emit_hot
 
 
+@dataclass(slots=True, eq=False)
 class Entry:
-    """One remembered validation result."""
+    """One remembered validation result (`generation`: the key set's, at validation)."""
 
-    __slots__ = ("access", "expires", "generation", "key", "not_before")
-
-    def __init__(
-        self,
-        access: AccessToken,
-        not_before: float,
-        expires: float,
-        key: VerificationKey | None = None,
-        generation: int = 0,
-    ) -> None:
-        self.access = access
-        self.not_before = not_before
-        self.expires = expires
-        self.key = key
-        self.generation = generation
+    access: AccessToken
+    not_before: float
+    expires: float
+    key: VerificationKey | None = None
+    generation: int = 0
 
 
 class VerifiedCache:

@@ -599,24 +599,22 @@ class DPoPKey:
         """The private key (to hand to a library that signs its own proofs)."""
         return self._key
 
-    def proof(
-        self,
-        method: str,
-        url: str,
-        *,
-        access_token: str | None = None,
-        nonce: str | None = None,
-        iat: float | None = None,
-        jti: str | None = None,
-    ) -> str:
-        """A fresh proof for one request: `htu` is `url` without query and fragment."""
+    def proof(self, method: str, url: str, *, access_token: str | None = None, **fixed: Any) -> str:
+        """A fresh proof for one request: `htu` is `url` without query and fragment.
+
+        `access_token` adds `ath`; `nonce=` the server's nonce; other keywords set a claim as
+        given instead of fresh (`jti=`, `iat=`: tests replaying or back-dating a proof).
+        """
         parts = urlsplit(url)
+        nonce = fixed.pop("nonce", None)
         claims: dict[str, Any] = {
-            "jti": jti or secrets.token_urlsafe(16),
+            "jti": secrets.token_urlsafe(16),
             "htm": method.upper(),
             "htu": f"{parts.scheme}://{parts.netloc}{parts.path}",
-            "iat": int(self.clock() if iat is None else iat),
+            "iat": int(self.clock()),
+            **fixed,
         }
+        claims["iat"] = int(claims["iat"])
         if access_token is not None:
             claims["ath"] = access_token_hash(access_token)
         if nonce is not None:

@@ -56,12 +56,9 @@ class FieldChange:
     drift: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "field": self.name,
-            "action": self.action,
-            "before": self.before,
-            "after": self.after,
-            "drift": self.drift,
+        # The JSON plan names the field "field"; the other members keep their names.
+        return {"field": self.name} | {
+            k: getattr(self, k) for k in ("action", "before", "after", "drift")
         }
 
 
