@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import socket
+import subprocess
+import time
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from starlette.types import Receive, Scope, Send
 
 ISSUER = "https://idp.example"
@@ -44,3 +50,42 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+REDIS_ARGS = ("--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[str]:
+    """A real redis-server on a free loopback port (no persistence); yields its URL. Skips the
+    test when redis-server is not installed (`make system-deps` installs it)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed (make system-deps installs it)")
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), *REDIS_ARGS],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
+                    conn.sendall(b"PING\r\n")
+                    if conn.recv(16).startswith(b"+PONG"):
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.02)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+

@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -19,7 +15,7 @@ from rs_guard.dpop import DPoPKey, DPoPVerifier
 from rs_guard.events import RedisReplayStore
 from rs_guard.idp import IdP
 from tests.dpop.conftest import bound_token, client, dpop_headers, protected
-from tests.support import Clock
+from tests.support import Clock, redis_server
 
 pytestmark = pytest.mark.anyio
 
@@ -40,35 +36,9 @@ async def test_replayed_proof_is_refused(idp: IdP, clock: Clock) -> None:
 
 @pytest.fixture(scope="module")
 def redis_url() -> Iterator[str]:
-    """A redis-server on a free loopback port (as tests/events does)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed (make system-deps installs it)")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
-                    conn.sendall(b"PING\r\n")
-                    if conn.recv(16).startswith(b"+PONG"):
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("redis-server did not start")
-            time.sleep(0.02)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=5)
+    """A redis-server on a free loopback port."""
+    with redis_server() as url:
+        yield url
 
 
 @pytest.fixture

@@ -4,9 +4,6 @@ and a real redis-server on a loopback port."""
 from __future__ import annotations
 
 import asyncio
-import shutil
-import socket
-import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
@@ -25,8 +22,7 @@ from rs_guard.events import (
     SecurityEvent,
 )
 from rs_guard.idp import IdP
-from tests.support import Clock
-from tests.support import free_port as _free_port
+from tests.support import Clock, redis_server
 
 ISSUER = "https://idp.example"
 PUBLISHER = "billing"
@@ -174,36 +170,8 @@ def sign(idp: IdP, user: str = "alice", **kwargs: Any) -> str:
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """A redis-server started on a free loopback port for this test session."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed (make system-deps installs it)")
-    port = _free_port()
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
-                    conn.sendall(b"PING\r\n")
-                    if conn.recv(16).startswith(b"+PONG"):
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("redis-server did not start")
-            time.sleep(0.02)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with redis_server() as url:
+        yield url
 
 
 @pytest.fixture

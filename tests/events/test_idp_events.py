@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from rs_guard.idp import IdP
-from tests.support import Clock
+from tests.support import Clock, free_port
 
 from .conftest import (
     ISSUER,
@@ -25,7 +25,6 @@ from .conftest import (
     UPDATED,
     LocalNet,
     Receiver,
-    _free_port,
 )
 
 pytestmark = pytest.mark.anyio
@@ -386,7 +385,7 @@ async def test_retry_after_is_honoured_up_to_the_cap(idp: IdP, net: LocalNet) ->
 
 async def test_network_errors_are_retried(clock: Clock) -> None:
     # A real loopback port with nobody listening, reached through a real client.
-    port = _free_port()
+    port = free_port()
     async with httpx.AsyncClient(timeout=2) as real:
         idp = IdP(ISSUER, clock=clock, http_client=real)
         idp.register_client(PUBLISHER, PUBLISHER_SECRET, scope="events:publish")

@@ -187,9 +187,9 @@ async def test_redis_keeps_pairs_for_the_retention(
 @pytest.mark.redis
 async def test_redis_unreachable_is_a_503(idp: IdP, make_receiver: Callable[..., Receiver]) -> None:
     # A loopback port nobody listens on.
-    from .conftest import _free_port
+    from tests.support import free_port
 
-    store = RedisReplayStore(url=f"redis://127.0.0.1:{_free_port()}/0", timeout=0.5)
+    store = RedisReplayStore(url=f"redis://127.0.0.1:{free_port()}/0", timeout=0.5)
     receiver = make_receiver(replay_store=store)
     try:
         token = sign(idp)
