@@ -217,7 +217,7 @@ class IdP(AccountsAPI):
     def dpop(self) -> DPoPAtIdP:
         """DPoP at this IdP (RFC 9449): `idp.dpop.nonces = DPoPNonces(secret)` makes the token
         endpoint demand server nonces (§8); the verifier and key bindings live there too."""
-        return DPoPAtIdP.of(self)
+        return self.services.dpop
 
     # ----- keys -----------------------------------------------------------------------------
 
