@@ -10,6 +10,7 @@ from .._scopes import join_scope, split_scope
 from ._clients import Client
 from ._errors import OAuthError
 from ._keys import SUPPORTED_ALGS
+from ._resources import validate_resources
 from ._util import random_token, safe_split
 
 GRANT_CODE = "authorization_code"
@@ -263,6 +264,11 @@ def python_client(
     issued_at: int,
 ) -> Client:
     """A Client registered from Python (see `IdP.register_client` for the defaults)."""
+    # Operator-only settings: kept out of the metadata, which a client may set for itself.
+    served = _served_resources(options.pop("served_resources", ()))
+    introspects_any = options.pop("introspects_any", False)
+    if not isinstance(introspects_any, bool):
+        raise RegistrationError("introspects_any must be a boolean")
     method = options.pop("token_endpoint_auth_method", None)
     if method is None:
         if options.get("jwks") is not None or options.get("jwks_uri") is not None:
@@ -299,4 +305,16 @@ def python_client(
         client_secret = client_secret or random_token(32)
     elif public:
         client_secret = None
-    return build_client(client_id, client_secret, meta, issued_at=issued_at)
+    client = build_client(client_id, client_secret, meta, issued_at=issued_at)
+    client.served_resources, client.introspects_any = served, introspects_any
+    return client
+
+
+def _served_resources(value: Any) -> list[str]:
+    """The operator's `served_resources`: RFC 8707 resource identifiers, canonical form."""
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise RegistrationError("served_resources must be a sequence of resource URIs")
+    try:
+        return validate_resources(value, None)
+    except OAuthError as exc:
+        raise RegistrationError(f"served_resources: {exc.description}") from None
