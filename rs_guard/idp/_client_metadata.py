@@ -22,6 +22,9 @@ AUTH_METHODS = ("none", "client_secret_basic", "client_secret_post", "private_ke
 SECRET_METHODS = ("client_secret_basic", "client_secret_post")
 
 
+OPERATOR_ONLY = ("served_resources", "introspects_any")
+
+
 class RegistrationError(OAuthError):
     """Client metadata refused (RFC 7591 §3.2.2)."""
 
@@ -110,6 +113,10 @@ def validate_metadata(
     if not isinstance(meta, dict):
         raise RegistrationError("client metadata must be a JSON object")
     out = dict(meta)
+    # What introspection answers a client about is the operator's to say (`Client`): these
+    # members in a client's own metadata are ignored, hence not registered nor echoed back.
+    for name in OPERATOR_ONLY:
+        out.pop(name, None)
     statement = out.pop("software_statement", None)
     if statement is not None:
         # A malformed statement is refused; a well-formed one cannot be verified here (no
@@ -265,10 +272,7 @@ def python_client(
 ) -> Client:
     """A Client registered from Python (see `IdP.register_client` for the defaults)."""
     # Operator-only settings: kept out of the metadata, which a client may set for itself.
-    served = _served_resources(options.pop("served_resources", ()))
-    introspects_any = options.pop("introspects_any", False)
-    if not isinstance(introspects_any, bool):
-        raise RegistrationError("introspects_any must be a boolean")
+    served, introspects_any = operator_introspection(options)
     method = options.pop("token_endpoint_auth_method", None)
     if method is None:
         if options.get("jwks") is not None or options.get("jwks_uri") is not None:
@@ -310,11 +314,17 @@ def python_client(
     return client
 
 
-def _served_resources(value: Any) -> list[str]:
-    """The operator's `served_resources`: RFC 8707 resource identifiers, canonical form."""
+def operator_introspection(options: dict[str, Any]) -> tuple[list[str], bool]:
+    """Take the operator's `served_resources` (RFC 8707 resource identifiers, canonical form)
+    and `introspects_any` out of `options` (see `Client`)."""
+    value = options.pop("served_resources", ())
     if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
         raise RegistrationError("served_resources must be a sequence of resource URIs")
     try:
-        return validate_resources(value, None)
+        served = validate_resources(value, None)
     except OAuthError as exc:
         raise RegistrationError(f"served_resources: {exc.description}") from None
+    introspects_any = options.pop("introspects_any", False)
+    if not isinstance(introspects_any, bool):
+        raise RegistrationError("introspects_any must be a boolean")
+    return served, introspects_any

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._net import is_loopback_ip
 from .._scopes import split_scope
-from ._resources import canonical
+from ._resources import audiences, canonical
 from ._util import safe_split
 
 if TYPE_CHECKING:
@@ -70,11 +70,8 @@ class Client:
     def is_audience(self, aud: object) -> bool:
         """True when a token's `aud` (string or array) names this client or a resource it
         serves (resources compared as RFC 8707 audiences: scheme and host case-insensitive)."""
-        names = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
         served = {canonical(r) for r in self.served_resources}
-        return any(
-            isinstance(n, str) and (n == self.client_id or canonical(n) in served) for n in names
-        )
+        return any(n == self.client_id or canonical(n) in served for n in audiences(aud))
 
     def check_secret(self, secret: str) -> bool:
         """Constant-time comparison of a presented client secret."""

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from rs_guard.challenge import parse_challenges
+from rs_guard.clients import ClientsFileError
 from rs_guard.idp import IdP
 
 from .conftest import API, ISSUER, REDIRECT, code_flow
@@ -72,6 +73,7 @@ async def test_a_self_registered_client_cannot_claim_a_resource(
     )
     assert resp.status_code == 201, resp.text
     reg = resp.json()
+    assert "served_resources" not in reg  # ignored, so not echoed as registered (RFC 7591)
     token = idp.issue_access_token("alice", client_id="web-app", audience=API)
     auth = (reg["client_id"], reg["client_secret"])
     assert await introspect(http, token, auth) == INACTIVE
@@ -182,3 +184,30 @@ async def test_the_userinfo_rule_survives_a_restart(tmp_path: Path) -> None:
         assert_invalid_token(await userinfo(http, api_token))
         assert (await userinfo(http, login_token)).status_code == 200
     again.close_state()
+
+
+async def test_a_clients_file_names_the_resource_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`rs_guard idp --clients FILE`: the operator's file says which resources a client serves
+    (and a wrong value is refused, naming the file, the client and the field)."""
+    monkeypatch.setenv("ITEMS_API_SECRET", "items-api-secret-0123456789")
+    path = tmp_path / "clients.toml"
+    path.write_text(
+        "[clients.items-api]\n"
+        'grant_types = ["client_credentials"]\n'
+        "response_types = []\n"
+        'client_secret_env = "ITEMS_API_SECRET"\n'
+        f'served_resources = ["{API}"]\n'
+    )
+    idp = IdP(ISSUER, clients_file=path)
+    token = idp.issue_access_token("alice", client_id="web-app", audience=API)
+    elsewhere = idp.issue_access_token("alice", client_id="web-app", audience="https://b.example")
+    auth = ("items-api", "items-api-secret-0123456789")
+    async with idp.http_client() as http:
+        assert (await introspect(http, token, auth))["active"] is True
+        assert await introspect(http, elsewhere, auth) == INACTIVE
+    path.write_text(path.read_text().replace(f'"{API}"', '"not a uri"'))
+    with pytest.raises(ClientsFileError) as info:
+        IdP(ISSUER, clients_file=path)
+    assert any("items-api" in p and "served_resources" in p for p in info.value.problems)

@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 
 from ..._scopes import split_scope
 from .._errors import NO_STORE
+from .._resources import audiences
 from .._users import SCOPE_CLAIMS
 from ._wire import bearer
 
@@ -37,10 +38,8 @@ def _for_userinfo(ctx: UserinfoContext, record: AccessTokenRecord) -> bool:
     """Whether an active access token's audience includes this endpoint (see the module)."""
     if not record.resource_bound:
         return True  # minted for the default audience: what a plain OIDC login receives
-    aud = record.claims.get("aud")
-    names = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
     mine = {ctx.settings.issuer, ctx.urls.url("userinfo")}
-    return any(isinstance(n, str) and n.rstrip("/") in mine for n in names)
+    return any(n.rstrip("/") in mine for n in audiences(record.claims.get("aud")))
 
 
 async def userinfo(ctx: UserinfoContext, request: Request) -> Response:
