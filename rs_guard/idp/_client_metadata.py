@@ -10,6 +10,7 @@ from .._scopes import join_scope, split_scope
 from ._clients import Client
 from ._errors import OAuthError
 from ._keys import SUPPORTED_ALGS
+from ._resources import validate_resources
 from ._util import random_token, safe_split
 
 GRANT_CODE = "authorization_code"
@@ -19,6 +20,9 @@ GRANT_TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 SUPPORTED_GRANTS = (GRANT_CODE, GRANT_REFRESH, GRANT_CLIENT_CREDENTIALS, GRANT_TOKEN_EXCHANGE)
 AUTH_METHODS = ("none", "client_secret_basic", "client_secret_post", "private_key_jwt")
 SECRET_METHODS = ("client_secret_basic", "client_secret_post")
+
+
+OPERATOR_ONLY = ("served_resources", "introspects_any")
 
 
 class RegistrationError(OAuthError):
@@ -109,6 +113,10 @@ def validate_metadata(
     if not isinstance(meta, dict):
         raise RegistrationError("client metadata must be a JSON object")
     out = dict(meta)
+    # What introspection answers a client about is the operator's to say (`Client`): these
+    # members in a client's own metadata are ignored, hence not registered nor echoed back.
+    for name in OPERATOR_ONLY:
+        out.pop(name, None)
     statement = out.pop("software_statement", None)
     if statement is not None:
         # A malformed statement is refused; a well-formed one cannot be verified here (no
@@ -263,6 +271,8 @@ def python_client(
     issued_at: int,
 ) -> Client:
     """A Client registered from Python (see `IdP.register_client` for the defaults)."""
+    # Operator-only settings: kept out of the metadata, which a client may set for itself.
+    served, introspects_any = operator_introspection(options)
     method = options.pop("token_endpoint_auth_method", None)
     if method is None:
         if options.get("jwks") is not None or options.get("jwks_uri") is not None:
@@ -299,4 +309,22 @@ def python_client(
         client_secret = client_secret or random_token(32)
     elif public:
         client_secret = None
-    return build_client(client_id, client_secret, meta, issued_at=issued_at)
+    client = build_client(client_id, client_secret, meta, issued_at=issued_at)
+    client.served_resources, client.introspects_any = served, introspects_any
+    return client
+
+
+def operator_introspection(options: dict[str, Any]) -> tuple[list[str], bool]:
+    """Take the operator's `served_resources` (RFC 8707 resource identifiers, canonical form)
+    and `introspects_any` out of `options` (see `Client`)."""
+    value = options.pop("served_resources", ())
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise RegistrationError("served_resources must be a sequence of resource URIs")
+    try:
+        served = validate_resources(value, None)
+    except OAuthError as exc:
+        raise RegistrationError(f"served_resources: {exc.description}") from None
+    introspects_any = options.pop("introspects_any", False)
+    if not isinstance(introspects_any, bool):
+        raise RegistrationError("introspects_any must be a boolean")
+    return served, introspects_any

@@ -6,7 +6,9 @@ naming the file, the client and the field) with two members only an IdP can hono
 * `client_id`: the fixed id (default: the client's local name), e.g. `swagger-ui`;
 * `client_secret_env`: the environment variable holding its secret. Without it, a client that
   needs a secret gets a generated one, kept across restarts by the state directory and
-  written to `SECRETS_DIR/NAME.json` (0600); it is never printed.
+  written to `SECRETS_DIR/NAME.json` (0600); it is never printed;
+* `served_resources`, `introspects_any`: what introspection answers the client about
+  (RFC 7662 §4, see `Client`), the operator's to say and never the client's own metadata.
 
 `[server]` may be omitted; when present its issuer must be the IdP's. These clients are not
 RFC 7592-managed (they have no registration access token): change them in the file.
@@ -23,14 +25,19 @@ from typing import TYPE_CHECKING, Any
 
 from ..clients import ClientsFileError, parse
 from ..clients._model import SECRET_METHODS
-from ._client_metadata import RegistrationError, build_client, validate_metadata
+from ._client_metadata import (
+    RegistrationError,
+    build_client,
+    operator_introspection,
+    validate_metadata,
+)
 from ._persistence import write_private
 from ._util import random_token
 
 if TYPE_CHECKING:
     from ._clients import ClientRegistry
 
-IDP_MEMBERS = ("client_id", "client_secret_env")
+IDP_MEMBERS = ("client_id", "client_secret_env", "served_resources", "introspects_any")
 KIND = "clients-file"
 
 
@@ -101,20 +108,23 @@ class ClientsFileLoader:
                 )
             try:
                 meta = validate_metadata(client.body(), dev=True, strict_redirects=False)
+                introspection = operator_introspection(fixed[name])
             except RegistrationError as exc:
                 problems.append(f"{where}: {exc.description}")
                 continue
             secret = self._secret(name, client_id, meta, fixed[name], env, where, problems)
-            wanted[name] = (client_id, secret, meta)
+            wanted[name] = (client_id, secret, meta, introspection)
         if problems:
             raise ClientsFileError(problems)
         for name, old_id in self.from_file.items():
             if name not in wanted or wanted[name][0] != old_id:
                 self._registry.delete(old_id)
-        for name, (client_id, secret, meta) in wanted.items():
+        for name, (client_id, secret, meta, introspection) in wanted.items():
             previous = self._registry.registered(client_id)
             issued = previous.client_id_issued_at if previous is not None else now
-            self._registry.add(build_client(client_id, secret, meta, issued_at=issued))
+            built = build_client(client_id, secret, meta, issued_at=issued)
+            built.served_resources, built.introspects_any = introspection
+            self._registry.add(built)
             if secret is not None and "client_secret_env" not in fixed[name]:
                 self._deliver(name, client_id, secret, secrets_dir)
         self.from_file = {name: w[0] for name, w in wanted.items()}

@@ -39,7 +39,10 @@ def add_clients(idp: IdP, redirect: str = REDIRECT) -> None:
         redirect_uris=[redirect],
         scope="openid profile email items:read items:write",
     )
-    idp.register_client("service", "service-secret", scope="items:read items:write")
+    # "service" is also the resource server of RESOURCE (introspection answers it, RFC 7662 §4).
+    idp.register_client(
+        "service", "service-secret", scope="items:read items:write", served_resources=[RESOURCE]
+    )
     idp.register_client(
         "poster",
         "poster-secret",

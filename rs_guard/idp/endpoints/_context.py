@@ -89,6 +89,8 @@ class RegistrationContext(Protocol):
 class UserinfoContext(Protocol):
     """The userinfo endpoint."""
 
+    settings: Settings
+    urls: Urls
     tokens: TokenStore
     users: UserDirectory
 
