@@ -97,10 +97,14 @@ class Listener:
             yield self
 
 
-class FakeDNS:
-    """A resolver fault: fixed answers for some names, the system resolver for the rest."""
+HANG = "hang"
 
-    def __init__(self, answers: dict[str, Sequence[str] | Exception]) -> None:
+
+class FakeDNS:
+    """A resolver fault: fixed answers for some names (an exception to raise, or HANG for a
+    resolver that never answers), the system resolver for the rest."""
+
+    def __init__(self, answers: dict[str, Sequence[str] | Exception | str]) -> None:
         self.answers = answers
         self.asked: list[tuple[str, int]] = []
 
@@ -109,7 +113,9 @@ class FakeDNS:
         answer = self.answers.get(host)
         if isinstance(answer, Exception):
             raise answer
-        if answer is not None:
+        if answer == HANG:
+            await asyncio.sleep(3600)
+        if isinstance(answer, list):
             return answer
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
         return [str(i[4][0]) for i in infos]
@@ -316,6 +322,45 @@ async def test_resolution_failures_are_generic_refusals(kind: str) -> None:
         assert json.loads(text)["description"] == "unreachable"
     else:
         assert GENERIC[kind] in text
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_resolver_that_never_answers_is_bounded(kind: str) -> None:
+    """Name resolution counts against the fetch's deadline (the delivery's timeout): a
+    resolver that never answers ends in the same generic refusal, in bounded time."""
+    dns = FakeDNS({"slow.example": HANG})
+    client = httpx.AsyncClient(transport=PublicAddressTransport(resolver=dns))
+    async with served_idp(http_client=client) as (idp, http):
+        idp.fetch_deadline = 0.3
+        idp.events.timeout = 0.3
+        started = time.monotonic()
+        text = await attempt(idp, http, kind, _url(kind, "slow.example", 443))
+        elapsed = time.monotonic() - started
+    await client.aclose()
+    assert dns.asked and elapsed < 3, elapsed
+    if kind == "event_delivery_uri":
+        assert json.loads(text)["description"] == "timeout"
+    else:
+        assert GENERIC[kind] in text
+
+
+async def test_redirects_are_not_followed() -> None:
+    """Dev mode, so loopback is reachable: a document URL answering a redirect to another
+    (internal) address is not followed, and the caller is not told it was a redirect."""
+    async with Listener().running() as listener:
+        target = f"http://127.0.0.1:{listener.port}/internal"
+
+        async def moved(request: Request) -> Response:
+            return Response(status_code=302, headers={"Location": target})
+
+        site = Starlette(routes=[Route("/{path:path}", moved)])
+        sock = loopback_socket()
+        port = sock.getsockname()[1]
+        async with serve(site, sock=sock), served_idp(dev=True) as (idp, http):
+            for kind in ("client_id", "sector_identifier_uri"):
+                text = await attempt(idp, http, kind, _url(kind, "127.0.0.1", port, "http"))
+                assert GENERIC[kind] in text and "302" not in text
+    assert listener.connections == 0
 
 
 async def test_tls_verifies_the_name_while_connecting_to_the_checked_address() -> None:
