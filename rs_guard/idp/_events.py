@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import httpx
 
-from .._http import AddressRefused
+from .._http import AddressRefused, parse_retry_after
 from .._json import JSONError, loads_object
 from ._minting import EVENT_LIFETIME
 
@@ -200,9 +200,6 @@ class EventService:
             return Delivery(True, attempt, status), None
         outcome = Delivery(False, attempt, status, _error_of(body))
         if status >= 500 or status == 429:
-            # Imported on the first retry only (the IdP's import stays light).
-            from .._http import parse_retry_after
-
             retry_after = parse_retry_after(response.headers.get("retry-after"))
             if retry_after is not None:
                 backoff = min(self.max_backoff, float(retry_after))
