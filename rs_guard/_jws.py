@@ -133,18 +133,52 @@ def refused_algorithms(algorithms: Iterable[str]) -> list[str]:
     return [a for a in algorithms if a not in ASYMMETRIC_ALGORITHMS]
 
 
-def split_compact(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
-    """Split a compact JWS into (header, payload, signing_input, signature), strictly."""
-    if not _COMPACT_JWS.fullmatch(token):
+# The token's own alphabet (RFC 7515 §7.1: three base64url segments joined by dots).
+_COMPACT_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."
+# base64url -> base64 for `binascii`, done once for the whole token (dots stay dots).
+_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
+_LAST_BYTE = {2: frozenset(b"AQgw"), 3: frozenset(b"AEIMQUYcgkosw048")}
+_PADDING = (b"", b"", b"==", b"=")
+
+
+def _segment(raw: bytes, standard: bytes, start: int, end: int) -> bytes:
+    """Decode raw[start:end], a canonical unpadded base64url segment (checked by the caller's
+    alphabet pass), from its already translated copy in `standard`."""
+    rem = (end - start) % 4
+    if rem == 1 or (rem and raw[end - 1] not in _LAST_BYTE[rem]):
         raise MalformedJWS("malformed")
-    h, p, s = token.split(".")
     try:
-        header = loads_object(b64url_decode(h))
-        payload = loads_object(b64url_decode(p))
+        return binascii.a2b_base64(standard[start:end] + _PADDING[rem])
+    except (binascii.Error, ValueError):  # pragma: no cover - the alphabet pass rules it out
+        raise MalformedJWS("malformed") from None
+
+
+def split_compact(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
+    """Split a compact JWS into (header, payload, signing_input, signature), strictly.
+
+    One pass each over the token's bytes: the ASCII encode, the alphabet check (whatever
+    `translate` leaves after deleting the allowed bytes is foreign), the base64url->base64
+    translation; the signing input is a slice of those bytes, never re-joined.
+    """
+    try:
+        raw = token.encode("ascii")
+    except UnicodeEncodeError:
+        raise MalformedJWS("malformed") from None
+    if raw.translate(None, _COMPACT_ALPHABET):
+        raise MalformedJWS("malformed")
+    first = raw.find(b".")
+    second = raw.find(b".", first + 1)
+    # Exactly two dots and three non-empty segments (JWE has five; JSON serialisation braces).
+    if first <= 0 or second <= first + 1 or second == len(raw) - 1 or raw.count(b".") != 2:
+        raise MalformedJWS("malformed")
+    standard = raw.translate(_TO_STANDARD)
+    try:
+        header = loads_object(_segment(raw, standard, 0, first))
+        payload = loads_object(_segment(raw, standard, first + 1, second))
     except JSONError as exc:
         raise MalformedJWS(_json_reason(exc)) from None
-    signature = b64url_decode(s)
-    return header, payload, f"{h}.{p}".encode("ascii"), signature
+    signature = _segment(raw, standard, second + 1, len(raw))
+    return header, payload, raw[:second], signature
 
 
 def key_fits_alg(key: PublicKey, alg: str) -> bool:
@@ -161,14 +195,35 @@ def key_fits_alg(key: PublicKey, alg: str) -> bool:
     return False
 
 
-def verify_signature(key: PublicKey, alg: str, signing_input: bytes, signature: bytes) -> bool:
-    """Verify a JWS signature with a ready key object; False on any mismatch."""
+SignatureCheck = Callable[[bytes, bytes], bool]
+"""(signing_input, signature) -> whether the signature holds, for one key and one alg."""
+
+# The padding, hash and ECDSA objects hold no state: built once per algorithm, not per call.
+_HASH = {size: cls() for size, cls in _HASHES.items()}
+_ECDSA = {alg: ec.ECDSA(_HASH[alg[2:]]) for alg in _EC_CURVES}
+_PKCS1 = padding.PKCS1v15()
+_PSS = {
+    size: padding.PSS(mgf=padding.MGF1(digest), salt_length=digest.digest_size)
+    for size, digest in _HASH.items()
+}
+
+
+def signature_check(key: PublicKey, alg: str) -> SignatureCheck | None:
+    """The verify function of `key` for `alg`, or None when the key cannot verify `alg`.
+
+    Built once per key and algorithm (a `VerificationKey` keeps them), so a request pays for
+    one call into `cryptography` and nothing else: the key-fit test, the curve's signature
+    width and the padding objects are settled here.
+    """
     if not key_fits_alg(key, alg):
-        return False
-    try:
-        if alg in _EC_CURVES:
-            assert isinstance(key, ec.EllipticCurvePublicKey)
-            _, size = _EC_CURVES[alg]
+        return None
+    # One bound method per key; the per-alg closures below only pass their prebuilt parts.
+    verify: Callable[..., object] = key.verify
+    if alg in _EC_CURVES:
+        _, size = _EC_CURVES[alg]
+        scheme = _ECDSA[alg]
+
+        def check_ec(signing_input: bytes, signature: bytes) -> bool:
             # JWS carries raw r||s of fixed width (RFC 7518 §3.4), never DER.
             if len(signature) != 2 * size:
                 return False
@@ -176,25 +231,40 @@ def verify_signature(key: PublicKey, alg: str, signing_input: bytes, signature: 
             s = int.from_bytes(signature[size:], "big")
             if r == 0 or s == 0:
                 return False
-            key.verify(encode_dss_signature(r, s), signing_input, ec.ECDSA(_HASHES[alg[2:]]()))
-        elif alg.startswith("RS"):
-            assert isinstance(key, rsa.RSAPublicKey)
-            key.verify(signature, signing_input, padding.PKCS1v15(), _HASHES[alg[2:]]())
-        elif alg.startswith("PS"):
-            assert isinstance(key, rsa.RSAPublicKey)
-            digest = _HASHES[alg[2:]]()
-            key.verify(
-                signature,
-                signing_input,
-                padding.PSS(mgf=padding.MGF1(digest), salt_length=digest.digest_size),
-                digest,
-            )
-        else:
-            assert isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey)
-            key.verify(signature, signing_input)
-    except (InvalidSignature, ValueError):
-        return False
-    return True
+            try:
+                verify(encode_dss_signature(r, s), signing_input, scheme)
+            except (InvalidSignature, ValueError):
+                return False
+            return True
+
+        return check_ec
+    if alg[:2] in ("RS", "PS"):
+        digest = _HASH[alg[2:]]
+        scheme_rsa = _PKCS1 if alg[0] == "R" else _PSS[alg[2:]]
+
+        def check_rsa(signing_input: bytes, signature: bytes) -> bool:
+            try:
+                verify(signature, signing_input, scheme_rsa, digest)
+            except (InvalidSignature, ValueError):
+                return False
+            return True
+
+        return check_rsa
+
+    def check_ed(signing_input: bytes, signature: bytes) -> bool:
+        try:
+            verify(signature, signing_input)
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+    return check_ed
+
+
+def verify_signature(key: PublicKey, alg: str, signing_input: bytes, signature: bytes) -> bool:
+    """Verify a JWS signature with a ready key object; False on any mismatch (or misfit)."""
+    check = signature_check(key, alg)
+    return check is not None and check(signing_input, signature)
 
 
 def header_typ(header: Mapping[str, Any]) -> str | None:
@@ -284,7 +354,7 @@ class JWSVerifier:
     ) -> VerificationKey:
         """The key that made `signature`; InvalidToken / KeysUnavailable otherwise."""
         key = await self.keys.get_key(kid, alg)
-        if not verify_signature(key.key, alg, signing_input, signature):
+        if not key.verify(alg, signing_input, signature):
             raise InvalidToken(reason="bad_signature")
         return key
 
