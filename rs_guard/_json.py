@@ -7,6 +7,7 @@ name let different parsers see different documents, RFC 8725 §3.1 / RFC 8259 §
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 
@@ -55,7 +56,7 @@ _decode = _DECODER.decode
 # The decoder's C scanner, called directly: `decode` adds two regex whitespace matches and two
 # Python frames around it. Anything it does not parse exactly (surrounding whitespace, errors)
 # goes to `decode`, so what is accepted and refused is unchanged.
-_scan_once = _DECODER.scan_once
+_scan_once: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
 
 
 def loads(data: bytes | str) -> Any:
