@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeGuard
+from typing import Any
 
 from ._jws import JWSVerifier, audience_matches, is_numeric_date
 from ._token_cache import CachingValidator, Entry, VerifiedCache
@@ -181,21 +181,40 @@ class JWTValidator(CachingValidator):
                 aud in self.audiences if type(aud) is str else audience_matches(aud, self.audiences)
             ):
                 raise InvalidToken(reason="bad_audience")
-        for name in ("sub", "client_id", "jti"):
-            value = get(name, _ABSENT)
-            if value is not _ABSENT and (type(value) is not str or not value):
-                raise InvalidToken(reason="bad_claim_type")
+        sub, client_id, jti = get("sub", _ABSENT), get("client_id", _ABSENT), get("jti", _ABSENT)
+        if (
+            (sub is not _ABSENT and (type(sub) is not str or not sub))
+            or (client_id is not _ABSENT and (type(client_id) is not str or not client_id))
+            or (jti is not _ABSENT and (type(jti) is not str or not jti))
+        ):
+            raise InvalidToken(reason="bad_claim_type")
         # Present-but-null is a wrong type too, not an absent claim: only _ABSENT is absent.
+        # An int well inside float range (the usual date) is answered inline; anything else
+        # takes `is_numeric_date` (floats, bools, huge ints, other types).
         exp = get("exp")
+        if not (type(exp) is int and -_INT_DATES < exp < _INT_DATES) and not is_numeric_date(exp):
+            raise InvalidToken(reason="bad_claim_type")
         iat = get("iat", _ABSENT)
+        if (
+            iat is not _ABSENT
+            and not (type(iat) is int and -_INT_DATES < iat < _INT_DATES)
+            and not is_numeric_date(iat)
+        ):
+            raise InvalidToken(reason="bad_claim_type")
         nbf = get("nbf", _ABSENT)
-        if not _is_date(exp):
+        if (
+            nbf is not _ABSENT
+            and not (type(nbf) is int and -_INT_DATES < nbf < _INT_DATES)
+            and not is_numeric_date(nbf)
+        ):
             raise InvalidToken(reason="bad_claim_type")
-        if iat is not _ABSENT and not _is_date(iat):
-            raise InvalidToken(reason="bad_claim_type")
-        if nbf is not _ABSENT and not _is_date(nbf):
-            raise InvalidToken(reason="bad_claim_type")
-        granted = () if profiled else scopes_of(get("scope"))
+        granted: tuple[str, ...] = ()
+        if not profiled:
+            scope = get("scope")
+            if type(scope) is str and "" not in (parts := scope.split(" ")):
+                granted = tuple(parts)  # the usual "a b c": no empty pieces to drop
+            else:
+                granted = scopes_of(scope)  # None, a wrong type (refused), stray spaces
         leeway = self.leeway
         if now >= exp + leeway:
             raise InvalidToken("The access token expired", reason="expired")
@@ -204,10 +223,3 @@ class JWTValidator(CachingValidator):
         if iat is not _ABSENT and iat > now + leeway:
             raise InvalidToken(reason="issued_in_future")
         return (float(nbf) if nbf is not _ABSENT else -math.inf), float(exp), granted
-
-
-def _is_date(value: Any) -> TypeGuard[float]:
-    """`is_numeric_date`, answering the usual case (an int well inside float range) itself."""
-    if type(value) is int and -_INT_DATES < value < _INT_DATES:
-        return True
-    return is_numeric_date(value)
