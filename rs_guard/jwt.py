@@ -189,23 +189,12 @@ class JWTValidator(CachingValidator):
         ):
             raise InvalidToken(reason="bad_claim_type")
         # Present-but-null is a wrong type too, not an absent claim: only _ABSENT is absent.
-        # An int well inside float range (the usual date) is answered inline; anything else
-        # takes `is_numeric_date` (floats, bools, huge ints, other types).
-        exp = get("exp")
-        if not (type(exp) is int and -_INT_DATES < exp < _INT_DATES) and not is_numeric_date(exp):
-            raise InvalidToken(reason="bad_claim_type")
-        iat = get("iat", _ABSENT)
+        exp: Any = get("exp")
+        iat, nbf = get("iat", _ABSENT), get("nbf", _ABSENT)
         if (
-            iat is not _ABSENT
-            and not (type(iat) is int and -_INT_DATES < iat < _INT_DATES)
-            and not is_numeric_date(iat)
-        ):
-            raise InvalidToken(reason="bad_claim_type")
-        nbf = get("nbf", _ABSENT)
-        if (
-            nbf is not _ABSENT
-            and not (type(nbf) is int and -_INT_DATES < nbf < _INT_DATES)
-            and not is_numeric_date(nbf)
+            _not_a_date(exp)
+            or (iat is not _ABSENT and _not_a_date(iat))
+            or (nbf is not _ABSENT and _not_a_date(nbf))
         ):
             raise InvalidToken(reason="bad_claim_type")
         granted: tuple[str, ...] = ()
@@ -223,3 +212,11 @@ class JWTValidator(CachingValidator):
         if iat is not _ABSENT and iat > now + leeway:
             raise InvalidToken(reason="issued_in_future")
         return (float(nbf) if nbf is not _ABSENT else -math.inf), float(exp), granted
+
+
+def _not_a_date(value: Any) -> bool:
+    """Whether a claim value is no NumericDate. An int well inside float range (the usual
+    date) is answered here; anything else (floats, bools, huge ints) by `is_numeric_date`."""
+    if type(value) is int and -_INT_DATES < value < _INT_DATES:
+        return False
+    return not is_numeric_date(value)
