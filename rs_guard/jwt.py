@@ -9,7 +9,7 @@ from typing import Any
 
 from ._jws import JWSVerifier, audience_matches, is_numeric_date
 from ._token_cache import CachingValidator, Entry, VerifiedCache
-from .access_token import DEFAULT_MAX_TOKEN_BYTES, AccessToken, scopes_of
+from .access_token import DEFAULT_MAX_TOKEN_BYTES, AccessToken
 from .errors import ConfigurationError, InvalidToken
 from .keys import JWKSCache
 from .observe import Observer, emit_hot
@@ -138,10 +138,10 @@ class JWTValidator(CachingValidator):
         # Nothing is trusted from them until the signature below holds.
         rules = self._rules
         if rules is None:
-            not_before, expires, granted = self._check_claims(claims, now)
+            not_before, expires = self._check_claims(claims, now)
         else:
             client, scopes = rules.check(claims)
-            not_before, expires, _ = self._check_claims(claims, now, profiled=True)
+            not_before, expires = self._check_claims(claims, now, profiled=True)
         # The pipeline's two steps inline (JWSVerifier.verified_key): with fresh keys in hand
         # the key comes without a coroutine; anything else (refresh, unknown kid) awaits.
         key = self.keys.ready_key(kid, alg)
@@ -150,7 +150,7 @@ class JWTValidator(CachingValidator):
         if not key.verify(alg, signing_input, signature):
             raise InvalidToken(reason="bad_signature")
         if rules is None:
-            access = AccessToken(claims, raw=token, granted=granted)
+            access = AccessToken(claims, raw=token)
         else:
             access = rules.access(claims, token, client, scopes)
         self._cache.put(token, Entry(access, not_before, expires, key, self.keys.generation))
@@ -158,8 +158,8 @@ class JWTValidator(CachingValidator):
 
     def _check_claims(
         self, claims: Mapping[str, Any], now: float, *, profiled: bool = False
-    ) -> tuple[float, float, tuple[str, ...]]:
-        """(not_before, expires, granted scopes) of claims that pass, InvalidToken otherwise.
+    ) -> tuple[float, float]:
+        """(not_before, expires) of claims that pass, InvalidToken otherwise.
 
         The refusals come in a fixed order (presence, token kind, issuer, audience, types,
         times); set operations and inline type tests keep it to a few dict look-ups.
@@ -197,13 +197,11 @@ class JWTValidator(CachingValidator):
             or (nbf is not _ABSENT and _not_a_date(nbf))
         ):
             raise InvalidToken(reason="bad_claim_type")
-        granted: tuple[str, ...] = ()
-        if not profiled:
-            scope = get("scope")
-            if type(scope) is str and "" not in (parts := scope.split(" ")):
-                granted = tuple(parts)  # the usual "a b c": no empty pieces to drop
-            else:
-                granted = scopes_of(scope)  # None, a wrong type (refused), stray spaces
+        # `scope` is a space-delimited string when present (what `scopes_of` refuses); the
+        # scopes themselves are read once, by `AccessToken`.
+        scope = get("scope")
+        if not profiled and scope is not None and type(scope) is not str:
+            raise InvalidToken(reason="bad_claim_type")
         leeway = self.leeway
         if now >= exp + leeway:
             raise InvalidToken("The access token expired", reason="expired")
@@ -211,7 +209,7 @@ class JWTValidator(CachingValidator):
             raise InvalidToken(reason="not_yet_valid")
         if iat is not _ABSENT and iat > now + leeway:
             raise InvalidToken(reason="issued_in_future")
-        return (float(nbf) if nbf is not _ABSENT else -math.inf), float(exp), granted
+        return (float(nbf) if nbf is not _ABSENT else -math.inf), float(exp)
 
 
 def _not_a_date(value: Any) -> bool:
