@@ -1,6 +1,6 @@
 """Where rs_guard's cold path (a token never seen before) spends its time and memory.
 
-    .venv/bin/python benchmarks/profile_cold.py [--alg ES256] [--requests 4000]
+    .venv/bin/python benchmarks/profile_cold.py [--alg ES256|RS256|PS256|EdDSA|all] [--requests 4000]
 
 Input for the performance work of issue #16, not a benchmark of record (peers.py is). Prints:
 
@@ -8,7 +8,9 @@ Input for the performance work of issue #16, not a benchmark of record (peers.py
    around it, cold; `ResourceGuard.authenticate()` alone (no ASGI); the signature verify alone;
    and the same cold run with the garbage collector off. The differences attribute the time:
    ASGI plumbing = cold - bare - authenticate, validation = authenticate - verify, GC = cold -
-   cold without GC.
+   cold without GC; and the cold run once more with the signature verify stubbed out (every
+   check but the `cryptography` call), which gives the non-crypto time directly instead of
+   by subtracting a tight-loop verify.
 2. cProfile of the cold middleware path: the functions with the most own time.
 3. memory per cold request: bytes and blocks the guard keeps (tracemalloc, by line), objects
    the GC tracks that it keeps, the peak transient bytes of one request, and the cyclic garbage
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import gc
 import io
@@ -27,11 +30,13 @@ import statistics
 import sys
 import time
 import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from peers import (
+    ALGS_ALL,
     ISSUER,
     RESOURCE,
     Context,
@@ -45,11 +50,12 @@ from peers import (
 
 from rs_guard import ResourceGuard
 from rs_guard.access_token import Limits
+from rs_guard.keys import VerificationKey
 
 
 def guard(ctx: Context, cache_size: int = 10_000) -> ResourceGuard:
     return ResourceGuard(
-        build_bare(ctx, "ES256"),
+        build_bare(ctx, "bare"),
         issuer=ISSUER,
         resource=RESOURCE,
         http_client=ctx.idp.http_client(),
@@ -64,11 +70,28 @@ async def warmed(ctx: Context, warm: list[bytes], cache_size: int = 10_000) -> R
     return app
 
 
+@contextlib.contextmanager
+def stubbed_verify() -> Iterator[None]:
+    """Every check of a new token except the `cryptography` call: the key must still fit."""
+    real = VerificationKey.verify
+
+    def stub(self: VerificationKey, alg: str, signing_input: bytes, signature: bytes) -> bool:
+        return self.fits(alg)
+
+    VerificationKey.verify = stub  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        VerificationKey.verify = real  # type: ignore[method-assign]
+
+
 async def stages(ctx: Context, alg: str, tokens: list[str], warm: list[bytes], rounds: int) -> None:
     auths = auth_headers(tokens)
     bare = build_bare(ctx, alg)
     per = len(tokens) // rounds
-    results: dict[str, list[float]] = {k: [] for k in ("bare", "cold", "cold_nogc", "auth")}
+    results: dict[str, list[float]] = {
+        k: [] for k in ("bare", "cold", "cold_nogc", "auth", "stubbed")
+    }
     for r in range(rounds):
         chunk = auths[r * per : (r + 1) * per]
         raw = tokens[r * per : (r + 1) * per]
@@ -86,6 +109,10 @@ async def stages(ctx: Context, alg: str, tokens: list[str], warm: list[bytes], r
             gc.enable()
         results["cold_nogc"].append(1e6 / rate)
         app = await warmed(ctx, warm)
+        with stubbed_verify():
+            rate, _ = await drive(app, chunk, seconds=1e9, limit=len(chunk))
+        results["stubbed"].append(1e6 / rate)
+        app = await warmed(ctx, warm)
         start = time.thread_time()  # CPU time, like drive()
         for token in raw:
             await app.authenticate(token)
@@ -98,7 +125,9 @@ async def stages(ctx: Context, alg: str, tokens: list[str], warm: list[bytes], r
     print(f"   guard, cold, GC disabled              {med['cold_nogc']:7.1f}")
     print(f"   authenticate() alone, cold            {med['auth']:7.1f}")
     print(f"   signature verify alone (tight loop)   {verify:7.1f}")
+    print(f"   guard, cold, verify stubbed           {med['stubbed']:7.1f}")
     print(f"   -> non-crypto beyond bare             {med['cold'] - med['bare'] - verify:7.1f}")
+    print(f"      the same, verify stubbed           {med['stubbed'] - med['bare']:7.1f}")
     print(
         f"      ASGI plumbing (cold-bare-auth)     {med['cold'] - med['bare'] - med['auth']:7.1f}"
     )
@@ -178,24 +207,27 @@ async def memory(ctx: Context, tokens: list[str], warm: list[bytes]) -> None:
     )
 
 
+async def run(ctx: Context, alg: str, tokens: list[str], warm: list[bytes], rounds: int) -> None:
+    await stages(ctx, alg, tokens, warm, rounds)
+    await profile(ctx, tokens[:2000], warm)
+    await memory(ctx, tokens[:2000], warm)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--alg", default="ES256")
+    parser.add_argument("--alg", default="ES256", help="ES256, RS256, PS256, EdDSA or all")
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     ctx = Context.create()
-    tokens = mint(ctx, args.alg, args.requests + 200)
-    warm, tokens = auth_headers(tokens[:200]), tokens[200:]
+    algs = ALGS_ALL if args.alg == "all" else (args.alg,)
+    for alg in algs:
+        tokens = mint(ctx, alg, args.requests + 200)
+        warm, tokens = auth_headers(tokens[:200]), tokens[200:]
 
-    async def go() -> None:
-        await stages(ctx, args.alg, tokens, warm, args.rounds)
-        await profile(ctx, tokens[:2000], warm)
-        await memory(ctx, tokens[:2000], warm)
-
-    asyncio.run(go())
+        asyncio.run(run(ctx, alg, tokens, warm, args.rounds))
     return 0
 
 

@@ -7,6 +7,7 @@ name let different parsers see different documents, RFC 8725 §3.1 / RFC 8259 §
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 
@@ -52,6 +53,10 @@ def _constant(name: str) -> Any:
 # Built once: `json.loads` with any keyword builds a new decoder on every call (hot path).
 _DECODER = json.JSONDecoder(object_pairs_hook=no_duplicates, parse_constant=_constant)
 _decode = _DECODER.decode
+# The decoder's C scanner, called directly: `decode` adds two regex whitespace matches and two
+# Python frames around it. Anything it does not parse exactly (surrounding whitespace, errors)
+# goes to `decode`, so what is accepted and refused is unchanged.
+_scan_once: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
 
 
 def loads(data: bytes | str) -> Any:
@@ -81,7 +86,12 @@ def loads_object(data: bytes | str) -> dict[str, Any]:
         except UnicodeDecodeError:
             raise JSONError("not_utf8", "not UTF-8") from None
     try:
-        obj = _decode(data)
+        try:
+            obj, end = _scan_once(data, 0)
+        except StopIteration:
+            end = -1
+        if end != len(data):
+            obj = _decode(data)
     except JSONError:
         raise
     except (ValueError, RecursionError):

@@ -35,12 +35,9 @@ PublicKey = (
     ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey | ed448.Ed448PublicKey
 )
 
-# Three base64url segments, no padding, nothing else (JWE has five; JSON serialisation has braces).
+# Three base64url segments, no padding, nothing else (JWE has five; JSON serialisation has
+# braces). For DPoP proofs; access and event tokens go through `_segments`.
 _COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
-
-# The last character of a segment may only carry zero bits past the data (RFC 4648 §3.5):
-# anything else is a second spelling of the same bytes, which a strict parser refuses.
-_LAST_CHAR = {2: frozenset("AQgw"), 3: frozenset("AEIMQUYcgkosw048")}
 
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "256": hashes.SHA256,
@@ -81,13 +78,11 @@ class MalformedJWS(ValueError):
 
 def b64url_decode(segment: str) -> bytes:
     """Decode one unpadded, canonical base64url segment or raise MalformedJWS."""
-    rem = len(segment) % 4
-    if rem == 1 or (rem and segment[-1] not in _LAST_CHAR[rem]):
-        raise MalformedJWS("malformed")
     try:
-        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-    except (binascii.Error, ValueError):
+        data = segment.encode("ascii")
+    except UnicodeEncodeError:
         raise MalformedJWS("malformed") from None
+    return _decode_segment(data.translate(_TO_STANDARD))
 
 
 def b64url_encode(data: bytes) -> str:
@@ -133,18 +128,54 @@ def refused_algorithms(algorithms: Iterable[str]) -> list[str]:
     return [a for a in algorithms if a not in ASYMMETRIC_ALGORITHMS]
 
 
-def split_compact(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
-    """Split a compact JWS into (header, payload, signing_input, signature), strictly."""
-    if not _COMPACT_JWS.fullmatch(token):
+# base64url -> base64 for `binascii` (strict mode), done once for the whole token: `-` and
+# `_` become `+` and `/`, while a `+`, `/` or `=` in the token (not base64url, or padding)
+# becomes `!`, which strict decoding refuses like any other byte outside the alphabet.
+_TO_STANDARD = bytes.maketrans(b"-_+/=", b"+/!!!")
+_LAST_BYTE = {2: frozenset(b"AQgw"), 3: frozenset(b"AEIMQUYcgkosw048")}
+_PADDING = (b"", b"", b"==", b"=")
+
+
+def _decode_segment(segment: bytes) -> bytes:
+    """Decode one segment of a token already passed through `_TO_STANDARD`: canonical and
+    unpadded base64url, or MalformedJWS."""
+    rem = len(segment) % 4
+    # The last character may only carry zero bits past the data (RFC 4648 §3.5), and a
+    # length of 4n+1 is no base64 at all.
+    if rem == 1 or (rem and segment[-1] not in _LAST_BYTE[rem]):
         raise MalformedJWS("malformed")
-    h, p, s = token.split(".")
     try:
-        header = loads_object(b64url_decode(h))
-        payload = loads_object(b64url_decode(p))
+        return binascii.a2b_base64(segment + _PADDING[rem], strict_mode=True)
+    except binascii.Error:
+        raise MalformedJWS("malformed") from None
+
+
+def _segments(token: str) -> tuple[bytes, list[bytes]]:
+    """(the token's bytes, its three segments translated for `_decode_segment`), strictly:
+    ASCII, exactly two dots, no empty segment (JWE has five; JSON serialisation has braces)."""
+    try:
+        raw = token.encode("ascii")
+    except UnicodeEncodeError:
+        raise MalformedJWS("malformed") from None
+    parts = raw.translate(_TO_STANDARD).split(b".")
+    if len(parts) != 3 or not (parts[0] and parts[1] and parts[2]):
+        raise MalformedJWS("malformed")
+    return raw, parts
+
+
+def split_compact(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
+    """Split a compact JWS into (header, payload, signing_input, signature), strictly.
+
+    The signing input is a slice of the token's bytes, never re-joined.
+    """
+    raw, (h, p, s) = _segments(token)
+    try:
+        header = loads_object(_decode_segment(h))
+        payload = loads_object(_decode_segment(p))
     except JSONError as exc:
         raise MalformedJWS(_json_reason(exc)) from None
-    signature = b64url_decode(s)
-    return header, payload, f"{h}.{p}".encode("ascii"), signature
+    signature = _decode_segment(s)
+    return header, payload, raw[: len(h) + 1 + len(p)], signature
 
 
 def key_fits_alg(key: PublicKey, alg: str) -> bool:
@@ -161,14 +192,35 @@ def key_fits_alg(key: PublicKey, alg: str) -> bool:
     return False
 
 
-def verify_signature(key: PublicKey, alg: str, signing_input: bytes, signature: bytes) -> bool:
-    """Verify a JWS signature with a ready key object; False on any mismatch."""
+SignatureCheck = Callable[[bytes, bytes], bool]
+"""(signing_input, signature) -> whether the signature holds, for one key and one alg."""
+
+# The padding, hash and ECDSA objects hold no state: built once per algorithm, not per call.
+_HASH = {size: cls() for size, cls in _HASHES.items()}
+_ECDSA = {alg: ec.ECDSA(_HASH[alg[2:]]) for alg in _EC_CURVES}
+_PKCS1 = padding.PKCS1v15()
+_PSS = {
+    size: padding.PSS(mgf=padding.MGF1(digest), salt_length=digest.digest_size)
+    for size, digest in _HASH.items()
+}
+
+
+def signature_check(key: PublicKey, alg: str) -> SignatureCheck | None:
+    """The verify function of `key` for `alg`, or None when the key cannot verify `alg`.
+
+    Built once per key and algorithm (a `VerificationKey` keeps them), so a request pays for
+    one call into `cryptography` and nothing else: the key-fit test, the curve's signature
+    width and the padding objects are settled here.
+    """
     if not key_fits_alg(key, alg):
-        return False
-    try:
-        if alg in _EC_CURVES:
-            assert isinstance(key, ec.EllipticCurvePublicKey)
-            _, size = _EC_CURVES[alg]
+        return None
+    # One bound method per key; the per-alg closures below only pass their prebuilt parts.
+    verify: Callable[..., object] = key.verify
+    if alg in _EC_CURVES:
+        _, size = _EC_CURVES[alg]
+        scheme = _ECDSA[alg]
+
+        def check_ec(signing_input: bytes, signature: bytes) -> bool:
             # JWS carries raw r||s of fixed width (RFC 7518 §3.4), never DER.
             if len(signature) != 2 * size:
                 return False
@@ -176,25 +228,40 @@ def verify_signature(key: PublicKey, alg: str, signing_input: bytes, signature: 
             s = int.from_bytes(signature[size:], "big")
             if r == 0 or s == 0:
                 return False
-            key.verify(encode_dss_signature(r, s), signing_input, ec.ECDSA(_HASHES[alg[2:]]()))
-        elif alg.startswith("RS"):
-            assert isinstance(key, rsa.RSAPublicKey)
-            key.verify(signature, signing_input, padding.PKCS1v15(), _HASHES[alg[2:]]())
-        elif alg.startswith("PS"):
-            assert isinstance(key, rsa.RSAPublicKey)
-            digest = _HASHES[alg[2:]]()
-            key.verify(
-                signature,
-                signing_input,
-                padding.PSS(mgf=padding.MGF1(digest), salt_length=digest.digest_size),
-                digest,
-            )
-        else:
-            assert isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey)
-            key.verify(signature, signing_input)
-    except (InvalidSignature, ValueError):
-        return False
-    return True
+            try:
+                verify(encode_dss_signature(r, s), signing_input, scheme)
+            except (InvalidSignature, ValueError):
+                return False
+            return True
+
+        return check_ec
+    if alg[:2] in ("RS", "PS"):
+        digest = _HASH[alg[2:]]
+        scheme_rsa = _PKCS1 if alg[0] == "R" else _PSS[alg[2:]]
+
+        def check_rsa(signing_input: bytes, signature: bytes) -> bool:
+            try:
+                verify(signature, signing_input, scheme_rsa, digest)
+            except (InvalidSignature, ValueError):
+                return False
+            return True
+
+        return check_rsa
+
+    def check_ed(signing_input: bytes, signature: bytes) -> bool:
+        try:
+            verify(signature, signing_input)
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+    return check_ed
+
+
+def verify_signature(key: PublicKey, alg: str, signing_input: bytes, signature: bytes) -> bool:
+    """Verify a JWS signature with a ready key object; False on any mismatch (or misfit)."""
+    check = signature_check(key, alg)
+    return check is not None and check(signing_input, signature)
 
 
 def header_typ(header: Mapping[str, Any]) -> str | None:
@@ -207,6 +274,8 @@ def header_typ(header: Mapping[str, Any]) -> str | None:
 
 
 MAX_KID_LENGTH = 256
+# Checked headers remembered per verifier: an issuer uses a few (one per key and alg).
+_MAX_HEADERS = 64
 # Header members RFC 7515 §4.1 defines as strings (alg and kid have their own checks).
 _STRING_MEMBERS = frozenset({"typ", "cty", "x5u", "jku", "x5t", "x5t#S256"})
 
@@ -224,7 +293,7 @@ class KeySource(Protocol):
 class JWSVerifier:
     """Strict verification of compact JWS for one kind of token (one `typ` family)."""
 
-    __slots__ = ("algorithms", "keys", "max_bytes", "types")
+    __slots__ = ("_headers", "algorithms", "keys", "max_bytes", "types")
 
     def __init__(
         self,
@@ -247,17 +316,41 @@ class JWSVerifier:
         )
         self.keys = keys
         self.max_bytes = max_bytes
+        self._headers: dict[bytes, tuple[dict[str, Any], str, str | None]] = {}
 
     def parse(self, token: str) -> Parsed:
-        """Size, syntax and header checks; InvalidToken (with a reason) on the first failure."""
+        """Size, syntax and header checks; InvalidToken (with a reason) on the first failure.
+
+        An issuer signs every token with one of a few keys, so the header segment repeats
+        byte for byte: a header that passed every check is remembered under its segment
+        (up to `_MAX_HEADERS` of them) and not decoded or checked again. The refusals are the
+        same, in the same order: the payload and signature are decoded before the header's
+        checks run, whether or not the header was remembered.
+        """
         if len(token) > self.max_bytes:
             raise InvalidToken(reason="token_too_large")
         try:
-            header, claims, signing_input, signature = split_compact(token)
-        except MalformedJWS as exc:
-            raise InvalidToken(
-                reason="duplicate_member" if str(exc) == "duplicate_member" else "malformed"
-            ) from None
+            raw, (h, p, s) = _segments(token)
+            checked = self._headers.get(h)
+            header = None if checked is not None else loads_object(_decode_segment(h))
+            claims = loads_object(_decode_segment(p))
+            signature = _decode_segment(s)
+        except JSONError as exc:
+            raise InvalidToken(reason=_json_reason(exc)) from None
+        except MalformedJWS:
+            raise InvalidToken(reason="malformed") from None
+        if checked is None:
+            assert header is not None
+            checked = self._check_header(header)
+            if len(self._headers) >= _MAX_HEADERS:
+                self._headers.clear()  # many distinct headers: start over, stay bounded
+            self._headers[h] = checked
+        header, alg, kid = checked
+        # A copy: the remembered header is shared by every token that carries it.
+        return dict(header), claims, raw[: len(h) + 1 + len(p)], signature, alg, kid
+
+    def _check_header(self, header: dict[str, Any]) -> tuple[dict[str, Any], str, str | None]:
+        """(header, alg, kid) of a header that passes every check; InvalidToken otherwise."""
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in self.algorithms:
             raise InvalidToken(reason="bad_alg")
@@ -277,14 +370,14 @@ class JWSVerifier:
             raise InvalidToken(reason="bad_kid")
         if any(not isinstance(header[name], str) for name in _STRING_MEMBERS & header.keys()):
             raise InvalidToken(reason="malformed")
-        return header, claims, signing_input, signature, alg, kid
+        return header, alg, kid
 
     async def verified_key(
         self, kid: str | None, alg: str, signing_input: bytes, signature: bytes
     ) -> VerificationKey:
         """The key that made `signature`; InvalidToken / KeysUnavailable otherwise."""
         key = await self.keys.get_key(kid, alg)
-        if not verify_signature(key.key, alg, signing_input, signature):
+        if not key.verify(alg, signing_input, signature):
             raise InvalidToken(reason="bad_signature")
         return key
 

@@ -7,9 +7,9 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from ._jws import JWSVerifier, audience_matches, is_numeric_date, verify_signature
+from ._jws import JWSVerifier, audience_matches, is_numeric_date
 from ._token_cache import CachingValidator, Entry, VerifiedCache
-from .access_token import DEFAULT_MAX_TOKEN_BYTES, AccessToken, scopes_of
+from .access_token import DEFAULT_MAX_TOKEN_BYTES, AccessToken
 from .errors import ConfigurationError, InvalidToken
 from .keys import JWKSCache
 from .observe import Observer, emit_hot
@@ -25,6 +25,8 @@ DEFAULT_ALGORITHMS = ("ES256", "ES384", "RS256", "PS256", "EdDSA", "Ed25519")
 DEFAULT_LEEWAY = 30.0
 _REQUIRED_RFC9068 = ("iss", "exp", "aud", "sub", "client_id", "iat", "jti")
 _ID_TOKEN_CLAIMS = ID_TOKEN_CLAIMS
+_ABSENT: Any = object()  # a claim that is not there (None is JSON null: present, wrong type)
+_INT_DATES = 2**53  # ints below this convert to float exactly: no overflow, no rounding
 
 
 class JWTValidator(CachingValidator):
@@ -92,6 +94,7 @@ class JWTValidator(CachingValidator):
         self.required_claims = tuple(
             required_claims if required_claims is not None else _REQUIRED_RFC9068
         )
+        self._required = frozenset(self.required_claims)
         # Cognito's access tokens carry no `aud`: the profile checks the client claim instead.
         self._audience_by_aud = self.profile.audience == "aud"
         self._cache = VerifiedCache(cache_size)
@@ -139,9 +142,12 @@ class JWTValidator(CachingValidator):
         else:
             client, scopes = rules.check(claims)
             not_before, expires = self._check_claims(claims, now, profiled=True)
-        # The pipeline's two steps inline (JWSVerifier.verified_key): one coroutine fewer.
-        key = await self.keys.get_key(kid, alg)
-        if not verify_signature(key.key, alg, signing_input, signature):
+        # The pipeline's two steps inline (JWSVerifier.verified_key): with fresh keys in hand
+        # the key comes without a coroutine; anything else (refresh, unknown kid) awaits.
+        key = self.keys.ready_key(kid, alg)
+        if key is None:
+            key = await self.keys.get_key(kid, alg)
+        if not key.verify(alg, signing_input, signature):
             raise InvalidToken(reason="bad_signature")
         if rules is None:
             access = AccessToken(claims, raw=token)
@@ -153,38 +159,62 @@ class JWTValidator(CachingValidator):
     def _check_claims(
         self, claims: Mapping[str, Any], now: float, *, profiled: bool = False
     ) -> tuple[float, float]:
-        if not profiled:
-            for name in self.required_claims:
-                if name not in claims:
-                    raise InvalidToken(reason="missing_claim")
-        if "events" in claims:
+        """(not_before, expires) of claims that pass, InvalidToken otherwise.
+
+        The refusals come in a fixed order (presence, token kind, issuer, audience, types,
+        times); set operations and inline type tests keep it to a few dict look-ups.
+        """
+        names = claims.keys()
+        if not profiled and not names >= self._required:
+            raise InvalidToken(reason="missing_claim")
+        if "events" in names:
             raise InvalidToken(reason="security_event_token")
-        if _ID_TOKEN_CLAIMS & claims.keys():
+        if not _ID_TOKEN_CLAIMS.isdisjoint(names):
             raise InvalidToken(reason="id_token")
-        if claims.get("iss") != self.issuer:
+        get = claims.get
+        if get("iss") != self.issuer:
             raise InvalidToken(reason="bad_issuer")
-        if self._audience_by_aud and not audience_matches(claims.get("aud"), self.audiences):
-            raise InvalidToken(reason="bad_audience")
-        for name in ("sub", "client_id", "jti"):
-            value = claims.get(name)
-            if name in claims and (not isinstance(value, str) or not value):
-                raise InvalidToken(reason="bad_claim_type")
-        exp = claims.get("exp")
-        iat = claims.get("iat")
-        nbf = claims.get("nbf")
-        if not is_numeric_date(exp):
+        if self._audience_by_aud:
+            aud = get("aud")
+            # A string `aud` (the common case) is one set look-up; arrays take the full rule.
+            if not (
+                aud in self.audiences if type(aud) is str else audience_matches(aud, self.audiences)
+            ):
+                raise InvalidToken(reason="bad_audience")
+        sub, client_id, jti = get("sub", _ABSENT), get("client_id", _ABSENT), get("jti", _ABSENT)
+        if (
+            (sub is not _ABSENT and (type(sub) is not str or not sub))
+            or (client_id is not _ABSENT and (type(client_id) is not str or not client_id))
+            or (jti is not _ABSENT and (type(jti) is not str or not jti))
+        ):
             raise InvalidToken(reason="bad_claim_type")
-        # Present-but-null is a wrong type too, not an absent claim.
-        if "iat" in claims and not is_numeric_date(iat):
+        # Present-but-null is a wrong type too, not an absent claim: only _ABSENT is absent.
+        exp: Any = get("exp")
+        iat, nbf = get("iat", _ABSENT), get("nbf", _ABSENT)
+        if (
+            _not_a_date(exp)
+            or (iat is not _ABSENT and _not_a_date(iat))
+            or (nbf is not _ABSENT and _not_a_date(nbf))
+        ):
             raise InvalidToken(reason="bad_claim_type")
-        if "nbf" in claims and not is_numeric_date(nbf):
+        # `scope` is a space-delimited string when present (what `scopes_of` refuses); the
+        # scopes themselves are read once, by `AccessToken`.
+        scope = get("scope")
+        if not profiled and scope is not None and type(scope) is not str:
             raise InvalidToken(reason="bad_claim_type")
-        if not profiled:
-            scopes_of(claims.get("scope"))
-        if now >= exp + self.leeway:
+        leeway = self.leeway
+        if now >= exp + leeway:
             raise InvalidToken("The access token expired", reason="expired")
-        if nbf is not None and now < nbf - self.leeway:
+        if nbf is not _ABSENT and now < nbf - leeway:
             raise InvalidToken(reason="not_yet_valid")
-        if iat is not None and iat > now + self.leeway:
+        if iat is not _ABSENT and iat > now + leeway:
             raise InvalidToken(reason="issued_in_future")
-        return (float(nbf) if nbf is not None else -math.inf), float(exp)
+        return (float(nbf) if nbf is not _ABSENT else -math.inf), float(exp)
+
+
+def _not_a_date(value: Any) -> bool:
+    """Whether a claim value is no NumericDate. An int well inside float range (the usual
+    date) is answered here; anything else (floats, bools, huge ints) by `is_numeric_date`."""
+    if type(value) is int and -_INT_DATES < value < _INT_DATES:
+        return False
+    return not is_numeric_date(value)

@@ -7,8 +7,8 @@ import contextlib
 import json
 import math
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -17,7 +17,7 @@ from jwt.exceptions import InvalidKeyError
 
 from ._async import SingleFlight
 from ._http import default_client, fetch_json
-from ._jws import ASYMMETRIC_ALGORITHMS, PublicKey, key_fits_alg
+from ._jws import ASYMMETRIC_ALGORITHMS, PublicKey, SignatureCheck, signature_check
 from .discovery import ServerMetadata
 from .errors import ConfigurationError, FetchError, InvalidToken, KeysUnavailable
 from .observe import Observer, emit
@@ -32,18 +32,43 @@ _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
 @dataclass(frozen=True, slots=True)
 class VerificationKey:
-    """One usable public key from a JWKS, with the key object built once."""
+    """One usable public key from a JWKS, with the key object built once.
+
+    Which algorithms it may verify (its declared `alg`, its key type, curve and size) is
+    decided once here, with the verify function for each: a request looks its algorithm up
+    instead of re-testing the key.
+    """
 
     kid: str | None
     kty: str
     alg: str | None
     key: PublicKey
+    _checks: Mapping[str, SignatureCheck] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        checks: dict[str, SignatureCheck] = {}
+        for alg in ASYMMETRIC_ALGORITHMS:
+            if self._declared_for(alg):
+                check = signature_check(self.key, alg)
+                if check is not None:
+                    checks[alg] = check
+        object.__setattr__(self, "_checks", checks)
+
+    def _declared_for(self, alg: str) -> bool:
+        # EdDSA and Ed25519 name the same signature over an Ed25519 key (RFC 9864).
+        return self.alg is None or self.alg == alg or {self.alg, alg} == {"EdDSA", "Ed25519"}
 
     def fits(self, alg: str) -> bool:
         """Whether a token signed with `alg` may be verified with this key."""
-        if self.alg is not None and self.alg != alg and {self.alg, alg} != {"EdDSA", "Ed25519"}:
-            return False
-        return key_fits_alg(self.key, alg)
+        return alg in self._checks
+
+    def verify(self, alg: str, signing_input: bytes, signature: bytes) -> bool:
+        """Whether `signature` over `signing_input` holds for `alg`; False when `alg` does
+        not fit this key (so a caller cannot skip the alg/key confusion guard)."""
+        check = self._checks.get(alg)
+        return check is not None and check(signing_input, signature)
 
 
 def parse_jwk(jwk: Any) -> VerificationKey | None:
@@ -139,6 +164,7 @@ class JWKSCache:
         self._clock = clock
         self._by_kid: dict[str | None, list[VerificationKey]] = {}
         self._keys: list[VerificationKey] = []
+        self._index: dict[str, dict[str | None, VerificationKey]] = {}
         self._fetched_at: float | None = None
         self._attempted_at: float | None = None
         self._probed_at: float | None = None  # the last unknown-kid refetch: starts the cooldown
@@ -221,15 +247,42 @@ class JWKSCache:
         emit(self._observer, "jwks_unknown_kid")
         raise InvalidToken(reason="unknown_kid")
 
+    def ready_key(self, kid: str | None, alg: str) -> VerificationKey | None:
+        """The key `get_key` would return, when it can answer without waiting on anything.
+
+        With fresh keys held, no fetch under way and the kid known for `alg`, `get_key` has
+        nothing to await; this gives a new token that answer without the coroutine. None
+        means "ask `get_key`" (which refreshes, probes, or refuses), never "no such key".
+        """
+        fetched = self._fetched_at
+        if fetched is None or self._clock() - fetched >= self.max_age:
+            return None
+        if self._flight.running(None):
+            return None
+        return self._find(kid, alg)
+
     def _find(self, kid: str | None, alg: str) -> VerificationKey | None:
-        if kid is None:
-            # Without a kid only an unambiguous key may be used.
-            candidates = [k for k in self._keys if k.fits(alg)]
-            return candidates[0] if len(candidates) == 1 else None
-        for key in self._by_kid.get(kid, ()):
-            if key.fits(alg):
-                return key
-        return None
+        by_kid = self._index.get(alg)
+        return None if by_kid is None else by_kid.get(kid)
+
+    @staticmethod
+    def _indexed(keys: list[VerificationKey]) -> dict[str, dict[str | None, VerificationKey]]:
+        """alg -> kid -> the key a token with that alg and kid is verified with.
+
+        A kid maps to the first of its keys that fits the alg; "no kid" maps to the one key
+        that fits, and to nothing when several do (only an unambiguous key may be used).
+        """
+        index: dict[str, dict[str | None, VerificationKey]] = {}
+        for alg in ASYMMETRIC_ALGORITHMS:
+            fitting = [k for k in keys if k.fits(alg)]
+            by_kid: dict[str | None, VerificationKey] = {}
+            for key in fitting:
+                if key.kid is not None:
+                    by_kid.setdefault(key.kid, key)
+            if len(fitting) == 1:
+                by_kid[None] = fitting[0]
+            index[alg] = by_kid
+        return index
 
     async def _refresh_expired(self, now: float) -> None:
         try:
@@ -242,7 +295,7 @@ class JWKSCache:
                 await self._refresh()
         except KeysUnavailable as exc:
             if self._fetched_at is None or now - self._fetched_at >= self.max_age + self.stale_for:
-                self._keys, self._by_kid = [], {}
+                self._keys, self._by_kid, self._index = [], {}, {}
                 raise self._unavailable(exc.reason) from None
             emit(self._observer, "jwks_stale_served")
         if not self._keys:
@@ -315,6 +368,7 @@ class JWKSCache:
         for key in self._keys:
             by_kid.setdefault(key.kid, []).append(key)
         self._by_kid = by_kid
+        self._index = self._indexed(self._keys)
         self._fetched_at = self._clock()
 
     @property

@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from rs_guard import ConfigurationError, InvalidToken
-from rs_guard._jws import JWSVerifier
+from rs_guard._jws import JWSVerifier, b64url_decode
 from rs_guard.keys import VerificationKey
 
 pytestmark = pytest.mark.anyio
@@ -120,3 +120,48 @@ def test_symmetric_or_empty_allow_lists_are_refused() -> None:
         verifier(Keys(), algorithms=["HS256"])
     with pytest.raises(ConfigurationError):
         verifier(Keys(), algorithms=[])
+
+
+async def test_a_header_seen_before_still_gets_its_token_checked() -> None:
+    # The verifier remembers headers that passed; the payload and signature of every token
+    # carrying one are still decoded and checked, and the caller's copy is its own.
+    check = verifier(Keys())
+    token = sign({"a": 1})
+    header, _, _ = await check.verify(token)
+    header["alg"] = "none"
+    head, body, sig = token.split(".")
+    for bad, reason in [
+        (f"{head}.{body}x.{sig}", "malformed"),  # 4n+1 characters: no base64url
+        (f"{head}.e30.{sig}", "bad_signature"),  # another payload ({}), same signature
+        (f"{head}.{body}.{sig}=", "malformed"),  # padding
+        (f"{head}.{body}.+{sig[1:]}", "malformed"),  # base64, not base64url
+        (f"{head}.{body}.{sig[:-1]}B", "malformed"),  # non-zero bits past the data
+        (f"{head}.eyJhIjoxLCJhIjoyfQ.{sig}", "duplicate_member"),
+    ]:
+        with pytest.raises(InvalidToken) as caught:
+            await check.verify(bad)
+        assert caught.value.reason == reason, bad
+    again, claims, _ = await check.verify(token)
+    assert again["alg"] == "ES256" and claims == {"a": 1}
+
+
+async def test_many_distinct_headers_are_each_checked() -> None:
+    check = verifier(Keys())
+    for i in range(150):  # beyond what is remembered: each still passes or fails on its own
+        assert (await check.verify(sign({"i": i}, cty=f"c{i}")))[1] == {"i": i}
+    with pytest.raises(InvalidToken) as caught:
+        await check.verify(sign({"i": 0}, cty="c0", typ="at+jwt"))
+    assert caught.value.reason == "bad_typ"
+
+
+def test_a_key_verifies_only_the_algorithms_it_fits() -> None:
+    signed = sign({"a": 1})
+    head, body, sig = signed.split(".")
+    data, signature = f"{head}.{body}".encode(), b64url_decode(sig)
+    assert KEY.fits("ES256") and KEY.verify("ES256", data, signature)
+    # Same key, the signature checked as another algorithm: refused, never attempted.
+    assert not KEY.fits("ES384") and not KEY.verify("ES384", data, signature)
+    assert not KEY.verify("RS256", data, signature)
+    undeclared = VerificationKey(kid=None, kty="EC", alg=None, key=PRIVATE.public_key())
+    assert undeclared.fits("ES256") and not undeclared.fits("PS256")
+    assert undeclared == VerificationKey(kid=None, kty="EC", alg=None, key=undeclared.key)
