@@ -56,11 +56,11 @@ class AccessToken(AuthCredentials):
         "_client_id",
         "_derived",
         "_raw",
-        "_user",
         "claims",
         "granted_scopes",
         "local_subject",
         "roles",
+        "scopes",
         "user_id",
     )
 
@@ -78,9 +78,11 @@ class AccessToken(AuthCredentials):
     ) -> None:
         # `granted`, `client_id` and `roles`: read by a token profile from the claims its
         # provider uses (`scp`, `azp`, `realm_access.roles`...); by default RFC 9068's own.
+        # Field by field, not through AuthCredentials.__init__ (it would copy the list again).
         if granted is None:
             granted = scopes_of(claims.get("scope"))
-        super().__init__(list(scopes) if scopes is not None else list(granted))
+        self.scopes: list[str] = list(scopes if scopes is not None else granted)
+        # A copy: the caller's mapping may change after this; the token must not.
         self.claims: Mapping[str, Any] = MappingProxyType(dict(claims))
         self.granted_scopes: tuple[str, ...] = granted
         self.local_subject = local_subject
@@ -92,7 +94,26 @@ class AccessToken(AuthCredentials):
         # What a guard derived from this validated token (implied scopes, own PPID), kept on
         # the cached object so that a reused token pays for the derivation once.
         self._derived: tuple[object, AccessToken] | None = None
-        self._user: TokenUser | None = None
+
+    @classmethod
+    def verified(cls, claims: dict[str, Any], raw: str) -> AccessToken:
+        """The token of freshly parsed, verified RFC 9068 claims, which it takes over.
+
+        For validators: `claims` must be a dict nobody else holds (the parse result), so it is
+        wrapped rather than copied. Everything else reads as `AccessToken(claims, raw=raw)`.
+        """
+        granted = scopes_of(claims.get("scope"))
+        token = cls.__new__(cls)
+        token.scopes = list(granted)
+        token.claims = MappingProxyType(claims)
+        token.granted_scopes = granted
+        token.local_subject = None
+        token.user_id = None
+        token._client_id = None
+        token.roles = ()
+        token._raw = raw
+        token._derived = None
+        return token
 
     def __repr__(self) -> str:
         # Never the token itself: reprs end up in logs and tracebacks.
@@ -187,20 +208,26 @@ class AccessToken(AuthCredentials):
         new.user_id = changes.get("user_id", self.user_id)
         new._raw = self._raw
         new._derived = None
-        new._user = None
         return new
 
     @property
     def user(self) -> TokenUser:
-        """The `request.user` for this token (made once; the token is immutable)."""
-        user = self._user
-        if user is None:
-            user = self._user = TokenUser(self)
+        """The `request.user` for this token: a new one on each read.
+
+        Not remembered on the token: the user refers to the token, so a token referring back
+        to its user is a reference cycle, and every cached token the LRU evicts would be
+        garbage that only a full (gen-2) collection frees. One small object per request is
+        cheaper than those pauses.
+        """
+        user = _new_user(TokenUser)
+        user.token = self
         return user
 
 
 class TokenUser(BaseUser):
     """`request.user` for a request carrying a valid token."""
+
+    __slots__ = ("token",)
 
     def __init__(self, token: AccessToken) -> None:
         self.token = token
@@ -219,6 +246,9 @@ class TokenUser(BaseUser):
 
     def __repr__(self) -> str:
         return f"TokenUser({self.identity!r})"
+
+
+_new_user = object.__new__
 
 
 class TokenValidator(Protocol):
