@@ -1,7 +1,7 @@
 """Memory and GC of the verified-token cache under sustained cold load, side by side.
 
     .venv/bin/python benchmarks/memory.py [--tokens 100000] [--rounds 3] [--against DIR ...]
-    .venv/bin/python benchmarks/memory.py --quick
+    .venv/bin/python benchmarks/memory.py --quick   # 20,000 tokens, one round (~20 s)
 
 Issue #16 asks for no full-collection (gen-2) pauses caused by the guard under sustained cold
 load, and for RSS growth over 100,000 distinct tokens no larger than the cache's own bounded
@@ -161,6 +161,7 @@ def main() -> int:
     parser.add_argument("--inner", type=int, default=3, help="timing rounds inside a process")
     parser.add_argument("--seconds", type=float, default=0.3, help="length of a warm/bare run")
     parser.add_argument("--cold-chunk", type=int, default=3000, help="tokens per cold run")
+    parser.add_argument("--smoke", action="store_true", help="just run it (tests)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--ctx", help=argparse.SUPPRESS)
     parser.add_argument("--tokens-file", help=argparse.SUPPRESS)
@@ -171,6 +172,14 @@ def main() -> int:
         return 0
     if args.quick:
         args.tokens, args.rounds = min(args.tokens, 20_000), 1
+    if args.smoke:  # the least that still fills the cache once
+        args.tokens, args.rounds, args.inner, args.cold_chunk, args.seconds = (
+            10_500,
+            1,
+            1,
+            500,
+            0.05,
+        )
     if args.tokens < CACHE_SIZE + args.inner * args.cold_chunk:
         parser.error(f"--tokens must be at least {CACHE_SIZE + args.inner * args.cold_chunk}")
     trees = [("this tree", str(HERE.parent))] + [
