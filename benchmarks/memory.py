@@ -20,7 +20,11 @@ the harness is this one), in interleaved rounds, each run in a fresh process:
   promoted objects reach 25% of that generation);
 * **per request** (CPU µs, medians of short interleaved runs, a GC between them as in
   peers.py): the bare endpoint, the guard with a reused token (warm) and with a new token
-  each request while the cache fills (cold).
+  each request while the cache fills (cold);
+* **under uvicorn + wrk** (when `wrk` is installed): each tree's guard, cold, in a fresh
+  server process (peers.py's), next to PyJWT with a prebuilt key (the peer with the best p99
+  in peers.py's runs): p50/p99 latency, and in the server, gen-2 collections, the longest
+  GC pause and the RSS growth.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import asyncio
 import gc
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -45,13 +50,17 @@ sys.path.insert(0, str(HERE))
 from peers import (  # noqa: E402
     Context,
     GCWatch,
+    Variant,
     auth_headers,
     build_bare,
     build_rs_guard,
     call_app,
     drive,
+    http_get,
     mint,
     rss_mb,
+    run_wrk,
+    start_server,
 )
 
 ALG = "ES256"
@@ -152,6 +161,54 @@ ROWS = [
 ]
 
 
+def wrk_section(
+    trees: list[tuple[str, str]],
+    tokens: list[str],
+    ctx_file: str,
+    tmp: str,
+    args: argparse.Namespace,
+) -> dict[str, list[dict[str, Any]]]:
+    """Each tree's guard cold, and PyJWT, through uvicorn + wrk; interleaved rounds."""
+    if args.wrk_seconds <= 0 or shutil.which("wrk") is None:
+        return {}
+    token_file = f"{tmp}/wrk-tokens.txt"
+    Path(token_file).write_text("\n".join(tokens[WARM:]) + "\n")
+    warm = auth_headers(tokens[:30])
+    rows: dict[str, list[dict[str, Any]]] = {}
+    servers = [
+        (f"rs_guard cold, {label}", Variant("rs_guard", ALG, "rs_guard cold", True), root)
+        for label, root in trees
+    ]
+    servers.append(("PyJWT, prebuilt key (peer)", Variant("pyjwt", ALG, "PyJWT", True), ""))
+    saved = os.environ.get("PYTHONPATH")
+    try:
+        for _ in range(args.rounds):
+            for label, variant, root in servers:
+                # The server process imports rs_guard from PYTHONPATH (the tree measured).
+                os.environ["PYTHONPATH"] = root or str(HERE.parent)
+                server = start_server(variant, ctx_file)
+                try:
+                    assert server.proc.stdout is not None
+                    if server.proc.stdout.readline().strip() != "ready":
+                        raise RuntimeError(f"{label}: server did not start")
+                    if set(http_get(server.port, warm)) != {200}:
+                        raise RuntimeError(f"{label}: warm-up failed")
+                    server.command("reset")
+                    out = run_wrk(server.port, token_file, args.wrk_seconds, args.connections)
+                    stats = json.loads(server.command("stats"))
+                finally:
+                    server.stop()
+                if out["non2xx"] or out.get("requests", 0) > len(tokens) - WARM:
+                    raise RuntimeError(f"{label}: non-2xx answers or the token list wrapped: {out}")
+                rows.setdefault(label, []).append({**out, **stats})
+    finally:
+        if saved is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tokens", type=int, default=100_000, help="distinct tokens (sustained)")
@@ -161,6 +218,8 @@ def main() -> int:
     parser.add_argument("--inner", type=int, default=3, help="timing rounds inside a process")
     parser.add_argument("--seconds", type=float, default=0.3, help="length of a warm/bare run")
     parser.add_argument("--cold-chunk", type=int, default=3000, help="tokens per cold run")
+    parser.add_argument("--wrk-seconds", type=int, default=8, help="0: no uvicorn + wrk part")
+    parser.add_argument("--connections", type=int, default=8, help="wrk connections")
     parser.add_argument("--smoke", action="store_true", help="just run it (tests)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--ctx", help=argparse.SUPPRESS)
@@ -171,15 +230,10 @@ def main() -> int:
         child(args)
         return 0
     if args.quick:
-        args.tokens, args.rounds = min(args.tokens, 20_000), 1
+        args.tokens, args.rounds, args.wrk_seconds = min(args.tokens, 20_000), 1, 2
     if args.smoke:  # the least that still fills the cache once
-        args.tokens, args.rounds, args.inner, args.cold_chunk, args.seconds = (
-            10_500,
-            1,
-            1,
-            500,
-            0.05,
-        )
+        args.tokens, args.rounds, args.inner = 10_500, 1, 1
+        args.cold_chunk, args.seconds, args.wrk_seconds = 500, 0.05, 1
     if args.tokens < CACHE_SIZE + args.inner * args.cold_chunk:
         parser.error(f"--tokens must be at least {CACHE_SIZE + args.inner * args.cold_chunk}")
     trees = [("this tree", str(HERE.parent))] + [
@@ -229,6 +283,7 @@ def main() -> int:
                     print(f"{label}: failed: {proc.stderr.strip()[-1500:]}")
                     return 1
                 results[label].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        wrk_rows = wrk_section(trees, tokens, ctx_file, tmp, args)
     ctx.close()
     for runs in results.values():
         for run in runs:
@@ -248,6 +303,26 @@ def main() -> int:
         print(f"  {title:<50}" + "".join(cells))
     for label, root in trees:
         print(f"  {label}: {root} (rs_guard imported from {results[label][0]['rs_guard']})")
+    if wrk_rows:
+        print(
+            f"\nuvicorn on loopback (1 worker, wrk -t1 -c{args.connections} -d{args.wrk_seconds}s"
+            f" --latency, distinct tokens, no wrap; median of {args.rounds} interleaved rounds"
+            "; GC and RSS in the server process):"
+        )
+        keys = [
+            ("req/s", "rate", "{:.0f}"),
+            ("p50 ms", "p50", "{:.2f}"),
+            ("p99 ms", "p99", "{:.2f}"),
+        ]
+        keys += [("gen2", "gen2", "{:.0f}"), ("max GC ms", "longest_ms", "{:.1f}")]
+        keys += [("RSS +MB", "rss_growth_mb", "{:.1f}")]
+        print(f"  {'':<44}" + "".join(f"{title:>12}" for title, _, _ in keys))
+        for label, runs in wrk_rows.items():
+            cells = "".join(
+                f"{fmt.format(statistics.median(run[key] for run in runs)):>12}"
+                for _, key, fmt in keys
+            )
+            print(f"  {label:<44}{cells}")
     print(f"total {time.perf_counter() - started:.0f}s")
     return 0
 
