@@ -120,23 +120,28 @@ class AccessToken(AuthCredentials):
         self._derived: tuple[object, AccessToken] | None = None
 
     @classmethod
-    def verified(cls, claims: dict[str, Any], raw: str) -> AccessToken:
-        """The token of freshly parsed, verified RFC 9068 claims, which it takes over.
+    def verified(
+        cls,
+        claims: dict[str, Any],
+        raw: str,
+        *,
+        granted: tuple[str, ...] | None = None,
+        client_id: str | None = None,
+        roles: tuple[str, ...] = (),
+    ) -> AccessToken:
+        """The token of freshly parsed, verified claims, which it takes over.
 
         For validators: `claims` must be a dict nobody else holds (the parse result), so it is
-        wrapped rather than copied. Everything else reads as `AccessToken(claims, raw=raw)`.
+        wrapped rather than copied, and the token is built field by field. Otherwise it reads
+        as `AccessToken(claims, raw=raw, granted=..., client_id=..., roles=...)`.
         """
-        granted = _shared_scopes(claims.get("scope"))
+        if granted is None:
+            granted = _shared_scopes(claims.get("scope"))
         token = cls.__new__(cls)
-        token.scopes = list(granted)
+        token.scopes, token.granted_scopes = list(granted), granted
         token.claims = MappingProxyType(claims)
-        token.granted_scopes = granted
-        token.local_subject = None
-        token.user_id = None
-        token._client_id = None
-        token.roles = ()
-        token._raw = raw
-        token._derived = None
+        token.local_subject = token.user_id = token._derived = None
+        token._client_id, token.roles, token._raw = client_id, roles, raw
         return token
 
     def __repr__(self) -> str:
