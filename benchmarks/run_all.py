@@ -20,6 +20,12 @@ PLAN = [
         [],
         ["--quick"],
     ),
+    (
+        "memory and GC under sustained cold load: gen-2 pauses, RSS growth vs the cache's bound",
+        "memory.py",
+        [],
+        ["--quick"],
+    ),
     ("strictness: validly signed tokens a resource server must refuse", "strictness.py", [], []),
     (
         "throughput: bare vs guard (warm/cold) vs PyJWT per request",

@@ -38,10 +38,13 @@ class VerifiedCache:
     def put(self, token: str, entry: Entry) -> None:
         if self._maxsize <= 0:
             return
-        self._data[token] = entry
-        self._data.move_to_end(token)
-        while len(self._data) > self._maxsize:
-            self._data.popitem(last=False)
+        data = self._data
+        # One look-up: a new key lands at the most recent end by itself. A key already there
+        # (two requests validated the same new token concurrently) keeps its place, which
+        # was taken moments ago; its value is the same validation result.
+        data[token] = entry
+        if len(data) > self._maxsize:
+            data.popitem(last=False)  # one in, at most one out
 
     def discard_where(self, predicate: Callable[[AccessToken], bool]) -> int:
         """Drop every entry whose result matches (O(n): for rare events, not per request)."""

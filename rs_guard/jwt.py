@@ -150,7 +150,7 @@ class JWTValidator(CachingValidator):
         if not key.verify(alg, signing_input, signature):
             raise InvalidToken(reason="bad_signature")
         if rules is None:
-            access = AccessToken(claims, raw=token)
+            access = AccessToken.verified(claims, token)
         else:
             access = rules.access(claims, token, client, scopes)
         self._cache.put(token, Entry(access, not_before, expires, key, self.keys.generation))

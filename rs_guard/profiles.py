@@ -297,6 +297,6 @@ class ProfileRules:
         self, claims: dict[str, Any], raw: str, client: str, scopes: tuple[str, ...]
     ) -> AccessToken:
         """The AccessToken of a verified token, read the profile's way."""
-        return AccessToken(
-            claims, raw=raw, granted=scopes, client_id=client, roles=self.roles(claims)
+        return AccessToken.verified(
+            claims, raw, granted=scopes, client_id=client, roles=self.roles(claims)
         )

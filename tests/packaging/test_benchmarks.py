@@ -62,3 +62,22 @@ def test_peers_benchmark_smoke_runs_and_prints_its_tables() -> None:
     assert "memory:" in out
     if shutil.which("wrk") is not None:
         assert "uvicorn on loopback" in out
+
+
+@pytest.mark.slow
+def test_memory_benchmark_smoke_runs_and_prints_its_table() -> None:
+    args = [sys.executable, str(BENCH / "memory.py"), "--smoke"]
+    proc = subprocess.run(
+        args, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONWARNINGS": ""}
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:] + proc.stdout[-2000:]
+    out = proc.stdout
+    for row in (
+        "sustained cold: gen-2 collections",
+        "sustained cold: longest gen-2 pause, ms",
+        "sustained cold: RSS growth, MB",
+        "full cache (10,000 tokens), tracemalloc MB",
+        "RSS growth / full cache",
+        "warm adds over bare, us",
+    ):
+        assert row in out
