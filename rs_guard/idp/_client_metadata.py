@@ -19,6 +19,9 @@ GRANT_TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 SUPPORTED_GRANTS = (GRANT_CODE, GRANT_REFRESH, GRANT_CLIENT_CREDENTIALS, GRANT_TOKEN_EXCHANGE)
 AUTH_METHODS = ("none", "client_secret_basic", "client_secret_post", "private_key_jwt")
 SECRET_METHODS = ("client_secret_basic", "client_secret_post")
+# Exchange policy members only the operator sets (Python, clients file): a client naming the
+# resources it serves would make itself entitled to every token addressed to them.
+OPERATOR_MEMBERS = ("exchange_audiences", "served_audiences")
 
 
 class RegistrationError(OAuthError):
@@ -109,6 +112,9 @@ def validate_metadata(
     if not isinstance(meta, dict):
         raise RegistrationError("client metadata must be a JSON object")
     out = dict(meta)
+    for name in OPERATOR_MEMBERS:
+        if name in out:
+            raise RegistrationError(f"{name} is set by the IdP's operator, not in client metadata")
     statement = out.pop("software_statement", None)
     if statement is not None:
         # A malformed statement is refused; a well-formed one cannot be verified here (no
@@ -255,6 +261,25 @@ def build_client(
     )
 
 
+def operator_policy(options: dict[str, Any]) -> dict[str, list[str]]:
+    """Pop and check the operator-only exchange members of `options`."""
+    policy = {}
+    for name in OPERATOR_MEMBERS:
+        value = _str_list(options, name)
+        options.pop(name, None)
+        if value is not None:
+            policy[name] = value
+    return policy
+
+
+def apply_operator_policy(client: Client, policy: dict[str, list[str]]) -> Client:
+    """Set what `operator_policy` returned on `client`."""
+    if "exchange_audiences" in policy:
+        client.exchange_audiences = list(policy["exchange_audiences"])
+    client.served_audiences = list(policy.get("served_audiences", ()))
+    return client
+
+
 def python_client(
     client_id: str | None,
     client_secret: str | None,
@@ -263,6 +288,7 @@ def python_client(
     issued_at: int,
 ) -> Client:
     """A Client registered from Python (see `IdP.register_client` for the defaults)."""
+    policy = operator_policy(options)
     method = options.pop("token_endpoint_auth_method", None)
     if method is None:
         if options.get("jwks") is not None or options.get("jwks_uri") is not None:
@@ -299,4 +325,5 @@ def python_client(
         client_secret = client_secret or random_token(32)
     elif public:
         client_secret = None
-    return build_client(client_id, client_secret, meta, issued_at=issued_at)
+    client = build_client(client_id, client_secret, meta, issued_at=issued_at)
+    return apply_operator_policy(client, policy)

@@ -49,6 +49,12 @@ class Client:
     dynamic: bool = False
     """Registered by the client itself (RFC 7591): the operator's scope ceiling applies."""
     sector: str = ""
+    exchange_audiences: list[str] | None = None
+    """Operator-set: the audiences a token exchange may name (None: any the allow-list admits;
+    self-registered clients get `IdP.dcr_exchange_audiences` instead)."""
+    served_audiences: list[str] = field(default_factory=list)
+    """Operator-set: the resources this client serves, so tokens addressed to them are tokens
+    it received and may exchange (its client id always counts)."""
 
     @property
     def is_public(self) -> bool:
@@ -135,6 +141,10 @@ class ClientRegistry:
         if client is not None:
             self._publish_keys(client)
         return client
+
+    def sector_held(self, sector: str, *, besides: str) -> bool:
+        """True when a client other than `besides` has the pairwise sector `sector`."""
+        return any(c.sector == sector and c.client_id != besides for c in self._clients.values())
 
     def delete(self, client_id: str) -> None:
         """Forget a client; every token issued to it stops being active."""

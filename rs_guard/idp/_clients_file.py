@@ -1,12 +1,14 @@
 """Clients fixed at IdP start, for local development (`IdP(clients_file=...)`, `--clients`).
 
 The file is a clients-as-code file (`rs_guard.clients`: same TOML, same validation, errors
-naming the file, the client and the field) with two members only an IdP can honour:
+naming the file, the client and the field) with members only an IdP can honour:
 
 * `client_id`: the fixed id (default: the client's local name), e.g. `swagger-ui`;
 * `client_secret_env`: the environment variable holding its secret. Without it, a client that
   needs a secret gets a generated one, kept across restarts by the state directory and
-  written to `SECRETS_DIR/NAME.json` (0600); it is never printed.
+  written to `SECRETS_DIR/NAME.json` (0600); it is never printed;
+* `exchange_audiences` / `served_audiences`: the token exchange policy of the client (see
+  `_exchange_policy`), arrays of audiences.
 
 `[server]` may be omitted; when present its issuer must be the IdP's. These clients are not
 RFC 7592-managed (they have no registration access token): change them in the file.
@@ -23,14 +25,21 @@ from typing import TYPE_CHECKING, Any
 
 from ..clients import ClientsFileError, parse
 from ..clients._model import SECRET_METHODS
-from ._client_metadata import RegistrationError, build_client, validate_metadata
+from ._client_metadata import (
+    OPERATOR_MEMBERS,
+    RegistrationError,
+    apply_operator_policy,
+    build_client,
+    operator_policy,
+    validate_metadata,
+)
 from ._persistence import write_private
 from ._util import random_token
 
 if TYPE_CHECKING:
     from ._clients import ClientRegistry
 
-IDP_MEMBERS = ("client_id", "client_secret_env")
+IDP_MEMBERS = ("client_id", "client_secret_env", *OPERATOR_MEMBERS)
 KIND = "clients-file"
 
 
@@ -101,20 +110,22 @@ class ClientsFileLoader:
                 )
             try:
                 meta = validate_metadata(client.body(), dev=True, strict_redirects=False)
+                policy = operator_policy(fixed[name])
             except RegistrationError as exc:
                 problems.append(f"{where}: {exc.description}")
                 continue
             secret = self._secret(name, client_id, meta, fixed[name], env, where, problems)
-            wanted[name] = (client_id, secret, meta)
+            wanted[name] = (client_id, secret, meta, policy)
         if problems:
             raise ClientsFileError(problems)
         for name, old_id in self.from_file.items():
             if name not in wanted or wanted[name][0] != old_id:
                 self._registry.delete(old_id)
-        for name, (client_id, secret, meta) in wanted.items():
+        for name, (client_id, secret, meta, policy) in wanted.items():
             previous = self._registry.registered(client_id)
             issued = previous.client_id_issued_at if previous is not None else now
-            self._registry.add(build_client(client_id, secret, meta, issued_at=issued))
+            built = build_client(client_id, secret, meta, issued_at=issued)
+            self._registry.add(apply_operator_policy(built, policy))
             if secret is not None and "client_secret_env" not in fixed[name]:
                 self._deliver(name, client_id, secret, secrets_dir)
         self.from_file = {name: w[0] for name, w in wanted.items()}

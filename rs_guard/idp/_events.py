@@ -15,6 +15,7 @@ array of client ids, settable at registration).
 from __future__ import annotations
 
 import random
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -68,6 +69,25 @@ class EventService:
         """Upper bound of one wait, also of a receiver's `Retry-After`."""
         self.timeout = 5.0
         """Seconds allowed for one delivery attempt."""
+        self.kept = 1000
+        """How many tokens signed by POST /events `signed()` still finds (oldest go first)."""
+        self._signed: OrderedDict[str, str] = OrderedDict()
+
+    # ----- what POST /events signed (for the operator, never for the publisher) -------------
+
+    def keep(self, jti: str, token: str) -> None:
+        """Remember a token POST /events signed, up to `kept` of them."""
+        self._signed[jti] = token
+        while len(self._signed) > max(0, self.kept):
+            self._signed.popitem(last=False)
+
+    def signed(self, jti: str) -> str | None:
+        """The token POST /events signed with this `jti` (None when unknown or forgotten).
+
+        The publisher's answer carries only the `jti`: the token's `sub` is the receiver's
+        pairwise identifier. The operator (a test, a dev console) reads it here, in-process.
+        """
+        return self._signed.get(jti)
 
     # ----- permissions ----------------------------------------------------------------------
 

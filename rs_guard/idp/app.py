@@ -69,6 +69,8 @@ class IdP(AccountsAPI):
     logout_revokes_grants = _Setting[bool]()
     dcr_scopes = _Setting[list[str] | None]()
     sensitive_scopes = _Setting[frozenset[str]]()
+    dcr_grant_types = _Setting[list[str]]()
+    dcr_exchange_audiences = _Setting[list[str]]()
 
     def __init__(
         self,

@@ -39,7 +39,13 @@ def add_clients(idp: IdP, redirect: str = REDIRECT) -> None:
         redirect_uris=[redirect],
         scope="openid profile email items:read items:write",
     )
-    idp.register_client("service", "service-secret", scope="items:read items:write")
+    # The service is the resource server at https://service.example: it may exchange what it gets.
+    idp.register_client(
+        "service",
+        "service-secret",
+        scope="items:read items:write",
+        served_audiences=["https://service.example"],
+    )
     idp.register_client(
         "poster",
         "poster-secret",

@@ -39,7 +39,9 @@ def add_clients(idp: IdP) -> None:
         redirect_uris=[REDIRECT],
         scope="openid profile email phone items:read items:write",
     )
-    idp.register_client("service", "service-secret", scope="items:read items:write")
+    idp.register_client(
+        "service", "service-secret", scope="items:read items:write", served_audiences=[API]
+    )
     idp.register_client(
         "spa", redirect_uris=["https://spa.example/cb"], token_endpoint_auth_method="none"
     )
