@@ -2,10 +2,12 @@
 
 Only the IdP's keys are trusted by every service, so a publisher does not sign its own webhook
 events: it asks the IdP, which authenticates it, checks it may publish to that receiver,
-converts the user from the publisher's PPID to the receiver's, and returns a Security Event
-Token (RFC 8417) signed like an ID token for the receiver, but typed `secevent+jwt` so that it
-can never be taken for an ID token or an access token. With `"deliver": true` the IdP also POSTs
-it to the receiver's registered `event_delivery_uri`, retrying on 5xx and network errors.
+converts the user from the publisher's PPID to the receiver's, and signs a Security Event
+Token (RFC 8417) like an ID token for the receiver, but typed `secevent+jwt` so that it can
+never be taken for an ID token or an access token. With `"deliver": true` the IdP POSTs it to
+the receiver's registered `event_delivery_uri`, retrying on 5xx and network errors. The
+publisher learns the `jti` and the delivery outcome, never the token: its `sub` is the
+receiver's PPID. The operator reads a signed token in-process (`signed(jti)`).
 
 Which publisher may send to which receiver is deny-by-default: `idp.events.allow(publisher,
 receiver)` from Python, or the receiver's client metadata member `event_publishers` (a JSON

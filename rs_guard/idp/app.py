@@ -261,7 +261,9 @@ class IdP(AccountsAPI):
         Keywords: redirect_uris, grant_types, response_types, scope (str or sequence),
         token_endpoint_auth_method, subject_type ("public"), sector_identifier_uri,
         application_type ("web"), id_token_signed_response_alg, event_delivery_uri, jwks,
-        jwks_uri, and any other client metadata member. Defaults: a confidential client
+        jwks_uri, the exchange policy (`served_audiences`: resources it serves, whose tokens
+        it may exchange; `exchange_audiences`: what it may exchange for, None = any), and any
+        other client metadata member. Defaults: a confidential client
         (generated secret) allowed every grant type the IdP supports;
         `token_endpoint_auth_method="none"` makes a public client.
         """
