@@ -20,7 +20,13 @@ from .._client_metadata import (
 )
 from .._dpop import bind_request, binding, finish_response
 from .._errors import OAuthError
-from .._exchange_policy import entitled, names_party, refused_grants, refused_targets
+from .._exchange_policy import (
+    audiences_of,
+    entitled,
+    names_party,
+    refused_grants,
+    refused_targets,
+)
 from .._scope_policy import refused_scopes
 from ._client_auth import authenticate_client
 from ._wire import json_ok, read_form, single
@@ -209,8 +215,7 @@ async def _token_exchange(ctx: TokenContext, client: Client, form: Form) -> dict
     if refused_targets(ctx.settings, client, audiences, subject):
         raise OAuthError("invalid_target", "this client may not exchange for that audience")
     if not audiences:
-        aud = subject.claims.get("aud")
-        audiences = [aud] if isinstance(aud, str) else [a for a in aud or [] if isinstance(a, str)]
+        audiences = audiences_of(subject)
     claims: dict[str, Any] = {}
     if act is not None:
         claims["act"] = act
