@@ -129,7 +129,9 @@ class TestIdP(IdP):
         self.client_id = client_id
         self.client_secret = client_secret
         self.in_process = in_process
-        self.register_client(client_id, client_secret)
+        # The registered client is also the resource server of `resource`: introspection
+        # answers it about tokens for that audience (RFC 7662 §4), whoever they were issued to.
+        self.register_client(client_id, client_secret, served_resources=[resource])
 
     # -- tokens ----------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from .._scopes import join_scope, split_scope
 from ._clients import Client
 from ._errors import OAuthError
 from ._keys import SUPPORTED_ALGS
+from ._resources import validate_resources
 from ._util import random_token, safe_split
 
 GRANT_CODE = "authorization_code"
@@ -19,9 +20,11 @@ GRANT_TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 SUPPORTED_GRANTS = (GRANT_CODE, GRANT_REFRESH, GRANT_CLIENT_CREDENTIALS, GRANT_TOKEN_EXCHANGE)
 AUTH_METHODS = ("none", "client_secret_basic", "client_secret_post", "private_key_jwt")
 SECRET_METHODS = ("client_secret_basic", "client_secret_post")
-# Exchange policy members only the operator sets (Python, clients file): a client naming the
-# resources it serves would make itself entitled to every token addressed to them.
-OPERATOR_MEMBERS = ("exchange_audiences", "served_audiences")
+
+
+# Only the operator sets these (Python, clients file): a client naming the resources it serves
+# would make itself entitled to every token addressed to them (introspection, exchange).
+OPERATOR_ONLY = ("served_resources", "introspects_any", "exchange_audiences")
 
 
 class RegistrationError(OAuthError):
@@ -112,9 +115,10 @@ def validate_metadata(
     if not isinstance(meta, dict):
         raise RegistrationError("client metadata must be a JSON object")
     out = dict(meta)
-    for name in OPERATOR_MEMBERS:
-        if name in out:
-            raise RegistrationError(f"{name} is set by the IdP's operator, not in client metadata")
+    # What introspection answers a client about is the operator's to say (`Client`): these
+    # members in a client's own metadata are ignored, hence not registered nor echoed back.
+    for name in OPERATOR_ONLY:
+        out.pop(name, None)
     statement = out.pop("software_statement", None)
     if statement is not None:
         # A malformed statement is refused; a well-formed one cannot be verified here (no
@@ -261,25 +265,6 @@ def build_client(
     )
 
 
-def operator_policy(options: dict[str, Any]) -> dict[str, list[str]]:
-    """Pop and check the operator-only exchange members of `options`."""
-    policy = {}
-    for name in OPERATOR_MEMBERS:
-        value = _str_list(options, name)
-        options.pop(name, None)
-        if value is not None:
-            policy[name] = value
-    return policy
-
-
-def apply_operator_policy(client: Client, policy: dict[str, list[str]]) -> Client:
-    """Set what `operator_policy` returned on `client`."""
-    if "exchange_audiences" in policy:
-        client.exchange_audiences = list(policy["exchange_audiences"])
-    client.served_audiences = list(policy.get("served_audiences", ()))
-    return client
-
-
 def python_client(
     client_id: str | None,
     client_secret: str | None,
@@ -288,7 +273,9 @@ def python_client(
     issued_at: int,
 ) -> Client:
     """A Client registered from Python (see `IdP.register_client` for the defaults)."""
-    policy = operator_policy(options)
+    # Operator-only settings: kept out of the metadata, which a client may set for itself.
+    served, introspects_any = operator_introspection(options)
+    exchange_audiences = operator_exchange(options)
     method = options.pop("token_endpoint_auth_method", None)
     if method is None:
         if options.get("jwks") is not None or options.get("jwks_uri") is not None:
@@ -326,4 +313,33 @@ def python_client(
     elif public:
         client_secret = None
     client = build_client(client_id, client_secret, meta, issued_at=issued_at)
-    return apply_operator_policy(client, policy)
+    client.served_resources, client.introspects_any = served, introspects_any
+    client.exchange_audiences = exchange_audiences
+    return client
+
+
+def operator_introspection(options: dict[str, Any]) -> tuple[list[str], bool]:
+    """Take the operator's `served_resources` (RFC 8707 resource identifiers, canonical form)
+    and `introspects_any` out of `options` (see `Client`)."""
+    value = options.pop("served_resources", ())
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise RegistrationError("served_resources must be a sequence of resource URIs")
+    try:
+        served = validate_resources(value, None)
+    except OAuthError as exc:
+        raise RegistrationError(f"served_resources: {exc.description}") from None
+    introspects_any = options.pop("introspects_any", False)
+    if not isinstance(introspects_any, bool):
+        raise RegistrationError("introspects_any must be a boolean")
+    return served, introspects_any
+
+
+def operator_exchange(options: dict[str, Any]) -> list[str] | None:
+    """Take the operator's `exchange_audiences` (what a token exchange may name; None: any the
+    resource allow-list admits) out of `options` (see `_exchange_policy`)."""
+    value = options.pop("exchange_audiences", None)
+    if value is None:
+        return None
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v for v in value):
+        raise RegistrationError("exchange_audiences must be a sequence of audiences")
+    return list(value)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._net import is_loopback_ip
 from .._scopes import split_scope
+from ._resources import audiences, canonical
 from ._util import safe_split
 
 if TYPE_CHECKING:
@@ -49,12 +50,17 @@ class Client:
     dynamic: bool = False
     """Registered by the client itself (RFC 7591): the operator's scope ceiling applies."""
     sector: str = ""
+    served_resources: list[str] = field(default_factory=list)
+    """Resource identifiers this client serves as a resource server. Set by the operator
+    (`register_client(served_resources=...)`, a clients file), never by the client itself:
+    introspection answers it about access tokens whose `aud` names one of them, and it may
+    exchange them (RFC 8693, see `_exchange_policy`)."""
+    introspects_any: bool = False
+    """Operator-designated introspector (a gateway, an audit service): introspection answers
+    it about every access token, whatever its audience."""
     exchange_audiences: list[str] | None = None
     """Operator-set: the audiences a token exchange may name (None: any the allow-list admits;
     self-registered clients get `IdP.dcr_exchange_audiences` instead)."""
-    served_audiences: list[str] = field(default_factory=list)
-    """Operator-set: the resources this client serves, so tokens addressed to them are tokens
-    it received and may exchange (its client id always counts)."""
 
     @property
     def is_public(self) -> bool:
@@ -64,6 +70,12 @@ class Client:
     def allowed_scopes(self) -> set[str] | None:
         """Registered scopes, or None when the client may ask for any scope."""
         return None if self.scope is None else set(split_scope(self.scope))
+
+    def is_audience(self, aud: object) -> bool:
+        """True when a token's `aud` (string or array) names this client or a resource it
+        serves (resources compared as RFC 8707 audiences: scheme and host case-insensitive)."""
+        served = {canonical(r) for r in self.served_resources}
+        return any(n == self.client_id or canonical(n) in served for n in audiences(aud))
 
     def check_secret(self, secret: str) -> bool:
         """Constant-time comparison of a presented client secret."""

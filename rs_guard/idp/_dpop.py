@@ -5,11 +5,12 @@ A token request with a valid `DPoP` proof gets access tokens bound to the proof'
 the key too, and must be presented with a proof by that key (§5); an authorization code asked for
 with `dpop_jkt` (§10) is only redeemed with a proof by that key. Proofs are checked by the
 resource-server `DPoPVerifier` (one implementation of §4.3). Nonces (§8) are off unless
-`DPoPAtIdP.of(idp).nonces` is set.
+`idp.dpop.nonces` is set.
 
-The token endpoint calls `bind_request` before minting and `finish_response` after; the minter
-reads the binding of the request in flight (`current_cnf`), so every grant handler binds its
-access tokens without knowing about DPoP.
+`DPoPAtIdP` is one of the IdP's services (`Services.dpop`, the only owner of this state). The
+token endpoint calls its `bind_request` before minting and `finish_response` after; the minter
+reads the binding of the request in flight (`current_cnf`, a context variable scoped to that
+request), so every grant handler binds its access tokens without knowing about DPoP.
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import re
-import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -31,8 +31,6 @@ from ._errors import OAuthError
 _CNF: contextvars.ContextVar[str | None] = contextvars.ContextVar("rs_guard_idp_dpop", default=None)
 _JKT = re.compile(r"[A-Za-z0-9_-]{43}")
 _MAX_BINDINGS = 100_000
-# One state per IdP, keyed by its (unhashable) settings object and dropped with it.
-_STATES: dict[int, DPoPAtIdP] = {}
 
 
 def _digest(value: str) -> str:
@@ -43,23 +41,11 @@ def _digest(value: str) -> str:
 class DPoPAtIdP:
     """The DPoP state of one IdP: its proof verifier, optional nonces, and key bindings."""
 
-    def __init__(self, settings: Any) -> None:
-        self.verifier = DPoPVerifier(clock=settings.now, replay_store=MemoryReplayStore())
+    def __init__(self, clock: Callable[[], int]) -> None:
+        self.verifier = DPoPVerifier(clock=clock, replay_store=MemoryReplayStore())
         self.nonces: DPoPNonces | None = None
-        self._settings = weakref.ref(settings)
         self._refresh: dict[str, str] = {}
         self._codes: dict[str, str] = {}
-
-    @classmethod
-    def of(cls, idp_or_ctx: Any) -> DPoPAtIdP:
-        """The state of an IdP (or of the context an endpoint gets: both share `settings`)."""
-        settings = idp_or_ctx.settings
-        key = id(settings)
-        state = _STATES.get(key)
-        if state is None or state._settings() is not settings:
-            state = _STATES[key] = DPoPAtIdP(settings)
-            weakref.finalize(settings, _STATES.pop, key, None)
-        return state
 
     def bind_code(self, code: str, dpop_jkt: str | None) -> None:
         """Remember the `dpop_jkt` of an authorization request for its code (§10)."""
@@ -89,23 +75,30 @@ class DPoPAtIdP:
             raise OAuthError("invalid_dpop_proof", exc.description or "") from None
         return proof.jkt
 
+    async def bind_request(
+        self, request: Request, form: dict[str, list[str]], grant_type: str
+    ) -> str | None:
+        """Check the proof of a token request and the bindings it must honour; the key to
+        bind the tokens to (None: a plain Bearer request)."""
+        jkt = await self.proof_key(request)
+        code = form.get("code", [None])[0] if grant_type == "authorization_code" else None
+        wanted = self._codes.pop(_digest(code), None) if code else None
+        if wanted is not None and wanted != jkt:
+            raise OAuthError("invalid_grant", "the code is bound to another DPoP key (dpop_jkt)")
+        refresh = form.get("refresh_token", [None])[0] if grant_type == "refresh_token" else None
+        bound = self._refresh.get(_digest(refresh)) if refresh else None
+        if bound is not None and bound != jkt:
+            raise OAuthError("invalid_grant", "the refresh token is bound to another DPoP key")
+        return jkt
 
-async def bind_request(
-    ctx: Any, request: Request, form: dict[str, list[str]], grant_type: str
-) -> str | None:
-    """Check the proof of a token request and the bindings it must honour; the key to bind
-    the tokens to (None: a plain Bearer request)."""
-    state = DPoPAtIdP.of(ctx)
-    jkt = await state.proof_key(request)
-    code = form.get("code", [None])[0] if grant_type == "authorization_code" else None
-    wanted = state._codes.pop(_digest(code), None) if code else None
-    if wanted is not None and wanted != jkt:
-        raise OAuthError("invalid_grant", "the code is bound to another DPoP key (dpop_jkt)")
-    refresh = form.get("refresh_token", [None])[0] if grant_type == "refresh_token" else None
-    bound = state._refresh.get(_digest(refresh)) if refresh else None
-    if bound is not None and bound != jkt:
-        raise OAuthError("invalid_grant", "the refresh token is bound to another DPoP key")
-    return jkt
+    def finish_response(self, public_client: bool, body: dict[str, Any], jkt: str | None) -> None:
+        """`token_type` DPoP, and the refresh token of a public client bound to the key (§5)."""
+        if jkt is None:
+            return
+        body["token_type"] = "DPoP"
+        refresh = body.get("refresh_token")
+        if public_client and isinstance(refresh, str) and len(self._refresh) < _MAX_BINDINGS:
+            self._refresh[_digest(refresh)] = jkt
 
 
 @contextmanager
@@ -122,17 +115,6 @@ def current_cnf() -> dict[str, Any] | None:
     """The `cnf` claim for an access token minted now, if the request is DPoP-bound."""
     jkt = _CNF.get()
     return {"cnf": {"jkt": jkt}} if jkt is not None else None
-
-
-def finish_response(ctx: Any, public_client: bool, body: dict[str, Any], jkt: str | None) -> None:
-    """`token_type` DPoP, and the refresh token of a public client bound to the key (§5)."""
-    if jkt is None:
-        return
-    body["token_type"] = "DPoP"
-    refresh = body.get("refresh_token")
-    state = DPoPAtIdP.of(ctx)
-    if public_client and isinstance(refresh, str) and len(state._refresh) < _MAX_BINDINGS:
-        state._refresh[_digest(refresh)] = jkt
 
 
 def dpop_jkt_param(value: str | None) -> str | None:

@@ -8,8 +8,8 @@ docs/explanation/choices.md, "Token exchange policy").
   parties' tokens into new ones.
 - The subject token: the caller must be entitled to it: it is the token's own client, one of
   its audiences (its client id, or a resource the operator registered it as serving with
-  `served_audiences`), or the party the token's `may_act` names. Holding a token is not
-  enough: a token can leak, and an exchange needs no browser.
+  `served_resources`, as for introspection), or the party the token's `may_act` names.
+  Holding a token is not enough: a token can leak, and an exchange needs no browser.
 - The actor token, when sent, must have been issued to the caller: another party's token
   would let the caller pass for the party a `may_act` names.
 - The target: every `audience` / `resource` the caller names must be in its
@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
+
+from ._resources import audiences
 
 if TYPE_CHECKING:
     from ._clients import Client
@@ -44,10 +46,7 @@ def refused_grants(settings: Settings, client: Client, grants: Iterable[str]) ->
 
 def audiences_of(record: AccessTokenRecord) -> list[str]:
     """The `aud` of an issued token as a list of strings."""
-    aud = record.claims.get("aud")
-    if isinstance(aud, str):
-        return [aud]
-    return [a for a in aud or [] if isinstance(a, str)] if isinstance(aud, list) else []
+    return audiences(record.claims.get("aud"))
 
 
 def names_party(may_act: Any, party: dict[str, Any]) -> bool | None:
@@ -60,10 +59,7 @@ def names_party(may_act: Any, party: dict[str, Any]) -> bool | None:
 
 def entitled(client: Client, subject: AccessTokenRecord) -> bool:
     """Whether `client` received the subject token or is its own client."""
-    if subject.client_id == client.client_id:
-        return True
-    served = {client.client_id, *(client.served_audiences or ())}
-    return any(a in served for a in audiences_of(subject))
+    return subject.client_id == client.client_id or client.is_audience(subject.claims.get("aud"))
 
 
 def refused_targets(

@@ -131,6 +131,7 @@ class TokenMinter:
             user_id=user_id,
             expires_at=exp if isinstance(exp, int) else now + lifetime,
             grant_id=grant_id,
+            resource_bound=audience is not None or "aud" in (options.get("claims") or {}),
         )
         self._tokens.record_access(token, record)
         return token

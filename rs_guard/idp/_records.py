@@ -47,6 +47,10 @@ class AccessTokenRecord:
     expires_at: int
     grant_id: str | None = None
     revoked: bool = False
+    resource_bound: bool = False
+    """Minted for audiences somebody named (RFC 8707 `resource`, token exchange, a test's
+    `audience=`), not the IdP's default audience: such a token is for those resources only,
+    and /userinfo refuses it unless one of them is the IdP itself."""
 
 
 @dataclass

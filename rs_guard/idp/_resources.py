@@ -27,6 +27,12 @@ def canonical(uri: str) -> str:
     return uri if key is None else f"{key[0]}://{key[1]}"
 
 
+def audiences(aud: object) -> list[str]:
+    """A token's `aud` claim (one string or an array, RFC 7519 §4.1.3) as a list of strings."""
+    values = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+    return [v for v in values if isinstance(v, str)]
+
+
 def validate_resource(uri: str, allowlist: Sequence[str] | None) -> str:
     """Check one `resource` value and return the audience string to put in the token."""
     parts = safe_split(uri)

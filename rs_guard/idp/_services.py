@@ -9,6 +9,7 @@ import httpx
 
 from ._cimd import ClientDocuments
 from ._clients import ClientRegistry
+from ._dpop import DPoPAtIdP
 from ._events import EventService
 from ._fetch import Fetcher
 from ._keys import KeyStore
@@ -53,6 +54,7 @@ class Services:
         )
         self.events = EventService(self.clients, self.minter, self.fetcher)
         self.ppid_policy = ConversionPolicy()
+        self.dpop = DPoPAtIdP(settings.now)
         self.ssf = SignalTransmitter(
             settings, self.urls, self.keys, self.clients, self.subjects, self.events
         )

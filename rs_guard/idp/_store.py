@@ -242,6 +242,7 @@ def _plain(record: AccessTokenRecord) -> dict[str, Any]:
         "expires_at": record.expires_at,
         "grant_id": record.grant_id,
         "revoked": record.revoked,
+        "resource_bound": record.resource_bound,
     }
 
 

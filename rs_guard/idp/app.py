@@ -219,7 +219,7 @@ class IdP(AccountsAPI):
     def dpop(self) -> DPoPAtIdP:
         """DPoP at this IdP (RFC 9449): `idp.dpop.nonces = DPoPNonces(secret)` makes the token
         endpoint demand server nonces (§8); the verifier and key bindings live there too."""
-        return DPoPAtIdP.of(self)
+        return self.services.dpop
 
     # ----- keys -----------------------------------------------------------------------------
 
@@ -261,9 +261,12 @@ class IdP(AccountsAPI):
         Keywords: redirect_uris, grant_types, response_types, scope (str or sequence),
         token_endpoint_auth_method, subject_type ("public"), sector_identifier_uri,
         application_type ("web"), id_token_signed_response_alg, event_delivery_uri, jwks,
-        jwks_uri, the exchange policy (`served_audiences`: resources it serves, whose tokens
-        it may exchange; `exchange_audiences`: what it may exchange for, None = any), and any
-        other client metadata member. Defaults: a confidential client
+        jwks_uri, and any other client metadata member; and two only the operator sets (never
+        the client's own metadata, see docs/reference/idp.md): `served_resources` (the
+        resources this client serves: introspection answers it about their tokens, and it may
+        exchange them), `introspects_any` (introspection answers it about every access
+        token) and `exchange_audiences` (what it may exchange tokens for; None: any). Defaults: a
+        confidential client
         (generated secret) allowed every grant type the IdP supports;
         `token_endpoint_auth_method="none"` makes a public client.
         """
@@ -311,7 +314,8 @@ class IdP(AccountsAPI):
         return self.minter.id_token(user_id, client_id=client_id, **options)
 
     def introspect(self, token: str) -> dict[str, Any]:
-        """RFC 7662 introspection from Python (what /introspect answers)."""
+        """RFC 7662 introspection from Python: the operator's view, every token (/introspect
+        answers a client only about tokens it is entitled to, RFC 7662 §4)."""
         from .endpoints.introspection import introspection  # loads with the app (_routes)
 
         return introspection(self.services, token)

@@ -245,7 +245,8 @@ def clock_start() -> float:
 def add_clients(idp: IdP) -> None:
     """The client the tokens are for, the resource server itself, and alice."""
     idp.register_client("client-a", "secret-a", scope="items:read items:write")
-    idp.register_client("rs", "rs-secret", scope="")
+    # The resource server of RESOURCE: introspection answers it about RESOURCE's tokens.
+    idp.register_client("rs", "rs-secret", scope="", served_resources=[RESOURCE])
     idp.add_user("alice", email="alice@example.com")
 
 

@@ -372,7 +372,9 @@ async def test_refresh_token_and_opaque_strings_are_not_jwts(world: World) -> No
 
 
 async def test_refresh_token_is_refused_by_introspection(world: World) -> None:
-    world.use_guard(introspection=Introspection("rs", "rs-secret"))
+    # The guard introspects with the holder's own credentials: the IdP answers a client about
+    # its own refresh token only (RFC 7662 §4; any other caller gets "active": false).
+    world.use_guard(introspection=Introspection("client-a", "secret-a"))
     grant = world.idp.tokens.new_grant("client-a", "alice", ["items:read"], [RESOURCE])
     refresh = world.idp.minter.refresh_token(grant, ["items:read"])
     assert world.idp.introspect(refresh)["active"] is True

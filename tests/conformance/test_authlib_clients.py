@@ -83,7 +83,8 @@ async def test_introspection_with_basic(idp: IdP, service: AsyncOAuth2Client) ->
 
 
 async def test_introspection_with_post_and_a_wrong_hint(idp: IdP) -> None:
-    token = idp.issue_access_token("alice", client_id="web-app", audience=RESOURCE)
+    # poster's own token: a client may introspect what it was issued (RFC 7662 §4).
+    token = idp.issue_access_token("alice", client_id="poster", audience=RESOURCE)
     async with client(
         idp, "poster", "poster-secret", token_endpoint_auth_method="client_secret_post"
     ) as poster:
@@ -91,7 +92,7 @@ async def test_introspection_with_post_and_a_wrong_hint(idp: IdP) -> None:
         resp = await poster.introspect_token(
             INTROSPECT, token=token, token_type_hint="refresh_token"
         )
-    check_active_introspection(resp.json(), client_id="web-app")
+    check_active_introspection(resp.json(), client_id="poster")
 
 
 async def test_introspection_of_unknown_expired_or_revoked_is_bare_inactive(

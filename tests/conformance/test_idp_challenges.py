@@ -68,7 +68,9 @@ async def test_userinfo_subject_matches_the_id_token(idp: IdP, idp_http: httpx.A
     from .test_rfc9470 import _authorize
 
     idp.login_as("alice")
-    tokens = await _authorize(idp_http, {"scope": "openid email"})
+    # A plain OIDC login (no resource indicator): its access token is for the IdP's userinfo;
+    # one asked for RESOURCE only is refused there (tests/idp/test_introspection_userinfo_14.py).
+    tokens = await _authorize(idp_http, {"scope": "openid email", "resource": ""})
     resp = await idp_http.get(
         "/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"}
     )

@@ -55,7 +55,8 @@ class Recorder:
 
 @pytest.fixture
 def recorder(idp: IdP) -> Recorder:
-    idp.register_client("rs", "rs s3cret&more", scope="")
+    # The resource server of RESOURCE: introspection answers it about its tokens (RFC 7662 §4).
+    idp.register_client("rs", "rs s3cret&more", scope="", served_resources=[RESOURCE])
     return Recorder(idp)
 
 

@@ -93,6 +93,7 @@ async def _authorize(idp_http: httpx.AsyncClient, extra: dict[str, str]) -> dict
         "code_challenge_method": "S256",
         **extra,
     }
+    params = {k: v for k, v in params.items() if v}  # extra={"resource": ""}: none named
     resp = await idp_http.get("/authorize", params=params)
     assert resp.status_code == 302, resp.text
     code = parse_qs(urlsplit(resp.headers["location"]).query)["code"][0]

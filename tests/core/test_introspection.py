@@ -19,7 +19,10 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def validator(idp: IdP, idp_http: httpx.AsyncClient, clock: Clock) -> IntrospectionValidator:
     idp.register_client(
-        client_id="rs", client_secret="rs-secret", grant_types=["client_credentials"]
+        client_id="rs",
+        client_secret="rs-secret",
+        grant_types=["client_credentials"],
+        served_resources=[RESOURCE],  # the resource server of RESOURCE (RFC 7662 §4)
     )
     return IntrospectionValidator(
         issuer=ISSUER,
@@ -73,8 +76,14 @@ async def test_forged_token_inactive(validator: IntrospectionValidator) -> None:
 
 
 async def test_token_for_other_audience_refused(
-    validator: IntrospectionValidator, token: Callable[..., str]
+    validator: IntrospectionValidator, token: Callable[..., str], idp: IdP
 ) -> None:
+    # The bundled IdP tells a resource server nothing about another audience's token; an AS
+    # that does (here: "rs" made an introspector of every token) meets the validator's own
+    # audience check.
+    idp.register_client(
+        "rs", "rs-secret", grant_types=["client_credentials"], introspects_any=True
+    )
     with pytest.raises(InvalidToken) as info:
         await validator.validate(token(audience="https://other.example"))
     assert info.value.reason == "bad_audience"
@@ -85,7 +94,10 @@ async def test_idp_faults_are_503_and_not_cached(
     idp: IdP, token: Callable[..., str], clock: Clock, fault: str
 ) -> None:
     idp.register_client(
-        client_id="rs", client_secret="rs-secret", grant_types=["client_credentials"]
+        client_id="rs",
+        client_secret="rs-secret",
+        grant_types=["client_credentials"],
+        served_resources=[RESOURCE],  # the resource server of RESOURCE (RFC 7662 §4)
     )
     idp.faults.introspection = fault
     idp.faults.delay = 1.0
@@ -112,7 +124,10 @@ async def test_wrong_client_secret_is_503_not_401(
 ) -> None:
     # A misconfigured resource server is a server problem, never the client's token's fault.
     idp.register_client(
-        client_id="rs", client_secret="rs-secret", grant_types=["client_credentials"]
+        client_id="rs",
+        client_secret="rs-secret",
+        grant_types=["client_credentials"],
+        served_resources=[RESOURCE],  # the resource server of RESOURCE (RFC 7662 §4)
     )
     async with idp.http_client() as http:
         v = IntrospectionValidator(
@@ -132,7 +147,10 @@ async def test_guard_routes_opaque_tokens_to_introspection(
     idp: IdP, make_client: Callable[..., httpx.AsyncClient], token: Callable[..., str]
 ) -> None:
     idp.register_client(
-        client_id="rs", client_secret="rs-secret", grant_types=["client_credentials"]
+        client_id="rs",
+        client_secret="rs-secret",
+        grant_types=["client_credentials"],
+        served_resources=[RESOURCE],  # the resource server of RESOURCE (RFC 7662 §4)
     )
     async with make_client(introspection=Introspection("rs", "rs-secret")) as c:
         # A JWT still takes the local path; an opaque string goes to introspection (inactive).

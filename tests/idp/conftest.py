@@ -32,7 +32,8 @@ def clock_start() -> float:
 
 
 def add_clients(idp: IdP) -> None:
-    """A web app, a service and a public SPA; alice with verified email, unverified phone."""
+    """A web app, a service (also the resource server of API: introspection answers it about
+    API's tokens), a public SPA; alice with verified email, unverified phone."""
     idp.register_client(
         "web-app",
         "web-secret",
@@ -40,7 +41,7 @@ def add_clients(idp: IdP) -> None:
         scope="openid profile email phone items:read items:write",
     )
     idp.register_client(
-        "service", "service-secret", scope="items:read items:write", served_audiences=[API]
+        "service", "service-secret", scope="items:read items:write", served_resources=[API]
     )
     idp.register_client(
         "spa", redirect_uris=["https://spa.example/cb"], token_endpoint_auth_method="none"

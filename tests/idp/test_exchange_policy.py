@@ -86,18 +86,24 @@ async def test_open_registration_does_not_hand_out_token_exchange() -> None:
         auth = (reg.json()["client_id"], reg.json()["client_secret"])
         own = await http.post("/token", data={"grant_type": "client_credentials"}, auth=auth)
         assert (await exchange(http, auth, own.json()["access_token"])).status_code == 200
+        # Nor does a registrant set the operator-only policy members for itself: ignored (not
+        # registered, not echoed), so naming the API it wants tokens of entitles it to nothing.
+        claiming = await register(
+            http, **meta, served_resources=[API], exchange_audiences=["https://x.example/"]
+        )
+        assert claiming.status_code == 201, claiming.text
+        assert not {"served_resources", "exchange_audiences"} & set(claiming.json())
+        claimer = (claiming.json()["client_id"], claiming.json()["client_secret"])
+        for_api = idp.issue_access_token("alice", client_id="web", audience=API)
+        refused(await exchange(http, claimer, for_api), "invalid_request")
         idp.dcr_grant_types = ["client_credentials"]
         refused(await exchange(http, auth, own.json()["access_token"]), "unauthorized_client")
-        # Nor may a registrant name the operator-only policy members for itself.
-        for member in ("served_audiences", "exchange_audiences"):
-            bad = await register(http, grant_types=["client_credentials"], **{member: [API]})
-            refused(bad, "invalid_client_metadata")
 
 
 async def test_the_caller_must_be_entitled_to_the_subject_token() -> None:
     async with served() as (idp, http):
         idp.register_client("web", "web-secret", redirect_uris=["https://web.example/cb"])
-        idp.register_client("api", "api-secret", served_audiences=[API])
+        idp.register_client("api", "api-secret", served_resources=[API])
         idp.register_client("bystander", "bystander-secret")
         token = idp.issue_access_token("alice", client_id="web", audience=API, scope="a")
         # A token that reached the bystander somehow is still not its to exchange.
@@ -125,7 +131,7 @@ async def test_the_caller_must_be_entitled_to_the_subject_token() -> None:
 
 async def test_exchange_audiences_per_client() -> None:
     async with served() as (idp, http):
-        idp.register_client("api", "api-secret", served_audiences=[API], exchange_audiences=[DOWN])
+        idp.register_client("api", "api-secret", served_resources=[API], exchange_audiences=[DOWN])
         auth = ("api", "api-secret")
         token = idp.issue_access_token("alice", client_id="web", audience=API, scope="a")
         assert (await exchange(http, auth, token, audience=DOWN)).is_success
@@ -155,7 +161,7 @@ async def test_clients_file_sets_the_exchange_policy(tmp_path: Path) -> None:
 grant_types = ["client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"]
 response_types = []
 client_secret_env = "API_SECRET"
-served_audiences = ["https://api.example/items"]
+served_resources = ["https://api.example/items"]
 exchange_audiences = ["https://down.example/api"]
 """
     )
@@ -163,7 +169,7 @@ exchange_audiences = ["https://down.example/api"]
     idp = IdP("https://idp.example")
     idp.clients_file.load(path, now=idp.now(), secrets_dir=None, env={"API_SECRET": secret})
     client = idp.clients["api"]
-    assert client.served_audiences == [API] and client.exchange_audiences == [DOWN]
+    assert client.served_resources == [API] and client.exchange_audiences == [DOWN]
     token = idp.issue_access_token("alice", client_id="web", audience=API)
     async with idp.http_client() as http:
         assert (await exchange(http, ("api", secret), token, audience=DOWN)).is_success

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from .._clients import ClientRegistry
+    from .._dpop import DPoPAtIdP
     from .._events import EventService
     from .._fetch import Fetcher
     from .._keys import KeyStore
@@ -50,6 +51,7 @@ class AuthorizeContext(Protocol):
     users: UserDirectory
     sessions: Sessions
     tokens: TokenStore
+    dpop: DPoPAtIdP
 
 
 class LogoutContext(Protocol):
@@ -66,6 +68,7 @@ class TokenContext(ClientAuthContext, Protocol):
     """The token endpoint."""
 
     minter: TokenMinter
+    dpop: DPoPAtIdP
 
 
 class IntrospectionContext(ClientAuthContext, Protocol):
@@ -86,6 +89,8 @@ class RegistrationContext(Protocol):
 class UserinfoContext(Protocol):
     """The userinfo endpoint."""
 
+    settings: Settings
+    urls: Urls
     tokens: TokenStore
     users: UserDirectory
 

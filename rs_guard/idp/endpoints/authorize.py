@@ -12,7 +12,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from ..._scopes import split_scope
 from .._claims import ClaimsRequest, parse_claims
-from .._dpop import DPoPAtIdP, dpop_jkt_param
+from .._dpop import dpop_jkt_param
 from .._errors import OAuthError
 from .._records import AuthorizationCode
 from .._scope_policy import refused_scopes
@@ -296,7 +296,7 @@ def _finish(ctx: AuthorizeContext, req: AuthRequest, session: Session, status: i
             expires_at=ctx.settings.now() + ctx.settings.code_lifetime,
         ),
     )
-    DPoPAtIdP.of(ctx).bind_code(code, req.dpop_jkt)
+    ctx.dpop.bind_code(code, req.dpop_jkt)
     out = {"code": code}
     if req.state is not None:
         out["state"] = req.state

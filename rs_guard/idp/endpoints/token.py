@@ -18,7 +18,7 @@ from .._client_metadata import (
     GRANT_REFRESH,
     GRANT_TOKEN_EXCHANGE,
 )
-from .._dpop import bind_request, binding, finish_response
+from .._dpop import binding
 from .._errors import OAuthError
 from .._exchange_policy import (
     audiences_of,
@@ -62,10 +62,10 @@ async def token(ctx: TokenContext, request: Request) -> Response:
     if grant_type not in client.grant_types or refused_grants(ctx.settings, client, [grant_type]):
         # RFC 6749 §5.2; a self-registered client is also held to the operator's grant types.
         raise OAuthError("unauthorized_client", f"client may not use grant_type {grant_type}")
-    jkt = await bind_request(ctx, request, form, grant_type)  # RFC 9449 §5, §10
+    jkt = await ctx.dpop.bind_request(request, form, grant_type)  # RFC 9449 §5, §10
     with binding(jkt):
         body = await handler(ctx, client, form)
-    finish_response(ctx, client.is_public, body, jkt)
+    ctx.dpop.finish_response(client.is_public, body, jkt)
     return json_ok(body)
 
 

@@ -1,4 +1,11 @@
-"""GET/POST /userinfo (OIDC Core §5.3), honouring scopes and the `claims` request."""
+"""GET/POST /userinfo (OIDC Core §5.3), honouring scopes and the `claims` request.
+
+The UserInfo endpoint is a protected resource of the IdP itself (OIDC Core §5.3), so it
+takes only access tokens meant for it: a user's token with scope `openid` that was minted for
+the IdP's default audience (no resource indicator named), or whose `aud` names the issuer or
+this endpoint. A token a client asked for another resource (RFC 8707 `resource`, token
+exchange) is that resource's alone and is refused as `invalid_token` (RFC 6750 §3.1).
+"""
 
 from __future__ import annotations
 
@@ -9,10 +16,12 @@ from starlette.responses import JSONResponse, Response
 
 from ..._scopes import split_scope
 from .._errors import NO_STORE
+from .._resources import audiences
 from .._users import SCOPE_CLAIMS
 from ._wire import bearer
 
 if TYPE_CHECKING:
+    from .._records import AccessTokenRecord
     from ._context import UserinfoContext
 
 
@@ -23,6 +32,14 @@ def _challenge(error: str, description: str, status: int) -> Response:
         status_code=status,
         headers={"WWW-Authenticate": value, **NO_STORE},
     )
+
+
+def _for_userinfo(ctx: UserinfoContext, record: AccessTokenRecord) -> bool:
+    """Whether an active access token's audience includes this endpoint (see the module)."""
+    if not record.resource_bound:
+        return True  # minted for the default audience: what a plain OIDC login receives
+    mine = {ctx.settings.issuer, ctx.urls.url("userinfo")}
+    return any(n.rstrip("/") in mine for n in audiences(record.claims.get("aud")))
 
 
 async def userinfo(ctx: UserinfoContext, request: Request) -> Response:
@@ -38,6 +55,8 @@ async def userinfo(ctx: UserinfoContext, request: Request) -> Response:
     record = ctx.tokens.access_record(token.strip())
     if record is None or record.user_id is None:
         return _challenge("invalid_token", "The access token is not valid", 401)
+    if not _for_userinfo(ctx, record):
+        return _challenge("invalid_token", "The access token is not meant for userinfo", 401)
     scope = split_scope(str(record.claims.get("scope", "")))
     if "openid" not in scope:
         return _challenge("insufficient_scope", "The openid scope is required", 403)
