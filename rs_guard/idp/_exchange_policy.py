@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from ._resources import audiences
+from ._resources import audiences, canonical
 
 if TYPE_CHECKING:
     from ._clients import Client
@@ -71,5 +71,6 @@ def refused_targets(
     )
     if allowed is None:
         return []
-    own = set(audiences_of(subject))
-    return [t for t in targets if t not in allowed and t not in own]
+    # Compared as RFC 8707 audiences (scheme and host case-insensitive), as `resource` is.
+    ok = {canonical(a) for a in (*allowed, *audiences_of(subject))}
+    return [t for t in targets if canonical(t) not in ok]
