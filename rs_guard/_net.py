@@ -91,16 +91,35 @@ def is_non_public_address(host: str) -> bool:
     """True when the host names a loopback, private, link-local, shared, reserved or otherwise
     non-global address (any spelling `ip_literal` reads, IPv4-mapped included), or localhost.
 
-    For refusing server-side fetches of URLs a client supplied (SSRF).
+    For refusing server-side fetches of URLs a client supplied (SSRF). This sees the URL only:
+    a DNS name is judged when it is resolved, by `is_non_public_ip` at connect time
+    (`rs_guard._http.PublicAddressTransport`).
     """
     name = _name(host)
     if name == "localhost" or name.endswith(".localhost"):
         return True  # "localhost." and RFC 6761 *.localhost resolve to loopback too
     addr = ip_literal(name)
-    if addr is None:
-        return False
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
+    return addr is not None and is_non_public_ip(addr)
+
+
+# RFC 6052 §2.1: the well-known NAT64 prefix carries an IPv4 address in its last 32 bits, which
+# the translator then reaches; RFC 8215's local-use prefix can lead anywhere inside the network.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")
+
+
+def is_non_public_ip(addr: IPAddress) -> bool:
+    """True for an address a server must not fetch from on a stranger's say-so: loopback,
+    private, link-local, shared (100.64/10), reserved, multicast, unspecified, and IPv6 forms
+    that lead to such an IPv4 address (IPv4-mapped, NAT64, 6to4)."""
+    if isinstance(addr, ipaddress.IPv6Address):
+        if addr in _NAT64_LOCAL:
+            return True
+        embedded = addr.ipv4_mapped or addr.sixtofour
+        if embedded is None and addr in _NAT64:
+            embedded = ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF)
+        if embedded is not None:
+            addr = embedded
     return (
         not addr.is_global  # also 100.64.0.0/10 (shared address space) and the like
         or addr.is_private

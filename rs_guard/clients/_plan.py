@@ -218,8 +218,9 @@ def recovery(name: str, record: ClientRecord) -> str:
     """How to get a client back under management when its token is refused."""
     return (
         f"to recover: if the client still exists and you have a valid registration access "
-        f"token for it, run `rs-guard clients import FILE {name} {record.client_id} "
-        f"--token-env VAR` with the token in $VAR; if the client is gone or to start over, "
+        f"token for it, run `rs-guard clients import FILE {name} --token-env VAR -- "
+        f"{record.client_id}` with the token in $VAR (`--`: a client_id may begin with "
+        f"'-'); if the client is gone or to start over, "
         f"run `rs-guard clients forget FILE {name}` and apply to register it anew (then delete "
         f"the old client {record.client_id} at the server by its admin means)"
     )

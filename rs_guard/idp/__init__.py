@@ -1,5 +1,6 @@
 """The bundled test IdP: a complete OpenID Provider for tests and local development."""
 
+from .._http import AddressRefused, PublicAddressTransport
 from ._claims import ClaimSpec, ClaimsRequest
 from ._clients import Client
 from ._events import Delivery, EventService
@@ -13,6 +14,7 @@ from .app import IdP
 __all__ = [
     "ACR_AMR",
     "FAULT_SWITCHES",
+    "AddressRefused",
     "ClaimSpec",
     "ClaimsRequest",
     "Client",
@@ -21,6 +23,7 @@ __all__ = [
     "EventService",
     "Faults",
     "IdP",
+    "PublicAddressTransport",
     "Session",
     "User",
 ]

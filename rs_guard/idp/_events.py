@@ -16,6 +16,7 @@ array of client ids, settable at registration).
 
 from __future__ import annotations
 
+import logging
 import random
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import httpx
 
+from .._http import AddressRefused, parse_retry_after
 from .._json import JSONError, loads_object
 from ._minting import EVENT_LIFETIME
 
@@ -36,6 +38,20 @@ if TYPE_CHECKING:
 SET_MEDIA_TYPE = "application/secevent+jwt"
 PUBLISHERS_MEMBER = "event_publishers"
 _MAX_ANSWER_BYTES = 4096
+# RFC 8935 §7.1 (Push Delivery Error Codes registry): the only `err` values passed on to the
+# publisher; anything else a receiver's URL answers stays with the IdP (logged at DEBUG).
+_REGISTERED_ERRORS = frozenset(
+    {
+        "invalid_request",
+        "invalid_key",
+        "invalid_issuer",
+        "invalid_audience",
+        "authentication_failed",
+        "access_denied",
+    }
+)
+
+logger = logging.getLogger("rs_guard.idp")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +63,10 @@ class Delivery:
     status: int | None
     """The receiver's last HTTP status (None when it was never reached)."""
     err: str | None = None
-    """The receiver's RFC 8935 error code, or `network_error`."""
+    """The receiver's RFC 8935 error code (registered ones only), or `network_error`."""
     description: str | None = None
+    """For `network_error`, what went wrong (`timeout`, `unreachable`, `refused`: the address
+    is not public, `invalid_url`); never text from the receiver's answer."""
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON form returned by POST /events."""
@@ -189,6 +207,10 @@ class EventService:
                 follow_redirects=False,
             ) as response:
                 body = await _read_limited(response)
+        except AddressRefused:
+            # Outside dev mode the URL's host resolved to a non-public address: no connection
+            # was made, and a retry would be refused again (or reach a rebound address).
+            return Delivery(False, attempt, None, "network_error", "refused"), None
         except httpx.HTTPError as exc:
             kind = "timeout" if isinstance(exc, httpx.TimeoutException) else "unreachable"
             return Delivery(False, attempt, None, "network_error", kind), backoff
@@ -198,12 +220,8 @@ class EventService:
         status = response.status_code
         if 200 <= status < 300:
             return Delivery(True, attempt, status), None
-        err, description = _error_of(body)
-        outcome = Delivery(False, attempt, status, err, description)
+        outcome = Delivery(False, attempt, status, _error_of(body))
         if status >= 500 or status == 429:
-            # Imported on the first retry only (the IdP's import stays light).
-            from .._http import parse_retry_after
-
             retry_after = parse_retry_after(response.headers.get("retry-after"))
             if retry_after is not None:
                 backoff = min(self.max_backoff, float(retry_after))
@@ -220,14 +238,17 @@ async def _read_limited(response: httpx.Response) -> bytes:
     return bytes(body[:_MAX_ANSWER_BYTES])
 
 
-def _error_of(body: bytes) -> tuple[str | None, str | None]:
-    """The RFC 8935 §2.3 `err` / `description` of an error answer, when there is one."""
+def _error_of(body: bytes) -> str | None:
+    """The RFC 8935 §2.3 `err` of an error answer, when it is a registered code.
+
+    The receiver's `description` (free text) is not passed on: the publisher learns the
+    outcome, not what the service behind the URL says."""
     try:
         doc = loads_object(body)
     except JSONError:
-        return None, None
-    err, description = doc.get("err"), doc.get("description")
-    return (
-        err[:100] if isinstance(err, str) else None,
-        description[:300] if isinstance(description, str) else None,
-    )
+        return None
+    err = doc.get("err")
+    if isinstance(err, str) and err in _REGISTERED_ERRORS:
+        return err
+    logger.debug("event delivery: unregistered err %.100r", err)
+    return None

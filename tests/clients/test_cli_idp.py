@@ -364,13 +364,14 @@ def test_a_refused_registration_access_token_and_its_recovery(
     run = cli("plan", path)
     assert run.code == 1 and "Traceback" not in run.err
     assert 'client "billing": the server refused its registration access token (HTTP 401' in run.err
-    assert f"rs-guard clients import FILE billing {client_id} --token-env VAR" in run.err
+    assert f"rs-guard clients import FILE billing --token-env VAR -- {client_id}" in run.err
     assert "rs-guard clients forget FILE billing" in run.err
     assert cli("apply", path, "--secrets-dir", secrets).code == 1
 
     # Recovery 1: import with a valid token (here: the one an admin gives back).
     monkeypatch.setenv("BILLING_RAT", real)
-    imported = cli("import", path, "billing", client_id, "--token-env", "BILLING_RAT")
+    # As the advice says: `--` first, since a generated client_id may begin with "-".
+    imported = cli("import", path, "billing", "--token-env", "BILLING_RAT", "--", client_id)
     assert imported.code == 0, imported.err
     assert real not in imported.out + imported.err
     assert cli("plan", path, "--detailed-exitcode").code == 0
@@ -394,6 +395,10 @@ def test_import_refusals(
     run = cli("import", path, "nobody", "abc", "--token-env", "RAT")
     assert run.code == 1 and 'no client "nobody" is declared' in run.err
     run = cli("import", path, "billing", "abc", "--token-env", "RAT")
+    assert run.code == 1 and "check the client_id, the token" in run.err
+    # A client_id beginning with "-" (token_urlsafe makes one now and then) after `--` is the
+    # client_id, checked at the server, not an unknown option (argparse's exit 2).
+    run = cli("import", path, "billing", "--token-env", "RAT", "--", "-abc")
     assert run.code == 1 and "check the client_id, the token" in run.err
     assert cli("import", path, "billing", "abc", "--token-env", "UNSET_VAR").code == 1
     assert cli("forget", path, "billing").code == 1
