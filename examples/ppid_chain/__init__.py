@@ -34,6 +34,8 @@ def make_idp() -> IdP:
             svc.CLIENT_SECRET,
             subject_type="pairwise",
             sector_identifier_uri=f"https://{svc.CLIENT_ID}.example/sector.json",
+            # The resource it serves: tokens addressed to it are tokens it may exchange.
+            served_resources=[svc.RESOURCE],
         )
     # A translates from its callers and answers them; B translates from A and answers A.
     idp.ppid_policy.allow(service_a.CLIENT_ID, client.CLIENT_ID)

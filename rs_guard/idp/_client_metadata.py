@@ -22,7 +22,9 @@ AUTH_METHODS = ("none", "client_secret_basic", "client_secret_post", "private_ke
 SECRET_METHODS = ("client_secret_basic", "client_secret_post")
 
 
-OPERATOR_ONLY = ("served_resources", "introspects_any")
+# Only the operator sets these (Python, clients file): a client naming the resources it serves
+# would make itself entitled to every token addressed to them (introspection, exchange).
+OPERATOR_ONLY = ("served_resources", "introspects_any", "exchange_audiences")
 
 
 class RegistrationError(OAuthError):
@@ -273,6 +275,7 @@ def python_client(
     """A Client registered from Python (see `IdP.register_client` for the defaults)."""
     # Operator-only settings: kept out of the metadata, which a client may set for itself.
     served, introspects_any = operator_introspection(options)
+    exchange_audiences = operator_exchange(options)
     method = options.pop("token_endpoint_auth_method", None)
     if method is None:
         if options.get("jwks") is not None or options.get("jwks_uri") is not None:
@@ -311,6 +314,7 @@ def python_client(
         client_secret = None
     client = build_client(client_id, client_secret, meta, issued_at=issued_at)
     client.served_resources, client.introspects_any = served, introspects_any
+    client.exchange_audiences = exchange_audiences
     return client
 
 
@@ -328,3 +332,14 @@ def operator_introspection(options: dict[str, Any]) -> tuple[list[str], bool]:
     if not isinstance(introspects_any, bool):
         raise RegistrationError("introspects_any must be a boolean")
     return served, introspects_any
+
+
+def operator_exchange(options: dict[str, Any]) -> list[str] | None:
+    """Take the operator's `exchange_audiences` (what a token exchange may name; None: any the
+    resource allow-list admits) out of `options` (see `_exchange_policy`)."""
+    value = options.pop("exchange_audiences", None)
+    if value is None:
+        return None
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v for v in value):
+        raise RegistrationError("exchange_audiences must be a sequence of audiences")
+    return list(value)

@@ -53,10 +53,14 @@ class Client:
     served_resources: list[str] = field(default_factory=list)
     """Resource identifiers this client serves as a resource server. Set by the operator
     (`register_client(served_resources=...)`, a clients file), never by the client itself:
-    introspection answers it about access tokens whose `aud` names one of them."""
+    introspection answers it about access tokens whose `aud` names one of them, and it may
+    exchange them (RFC 8693, see `_exchange_policy`)."""
     introspects_any: bool = False
     """Operator-designated introspector (a gateway, an audit service): introspection answers
     it about every access token, whatever its audience."""
+    exchange_audiences: list[str] | None = None
+    """Operator-set: the audiences a token exchange may name (None: any the allow-list admits;
+    self-registered clients get `IdP.dcr_exchange_audiences` instead)."""
 
     @property
     def is_public(self) -> bool:
@@ -149,6 +153,10 @@ class ClientRegistry:
         if client is not None:
             self._publish_keys(client)
         return client
+
+    def sector_held(self, sector: str, *, besides: str) -> bool:
+        """True when a client other than `besides` has the pairwise sector `sector`."""
+        return any(c.sector == sector and c.client_id != besides for c in self._clients.values())
 
     def delete(self, client_id: str) -> None:
         """Forget a client; every token issued to it stops being active."""

@@ -1,14 +1,16 @@
 """Clients fixed at IdP start, for local development (`IdP(clients_file=...)`, `--clients`).
 
 The file is a clients-as-code file (`rs_guard.clients`: same TOML, same validation, errors
-naming the file, the client and the field) with two members only an IdP can honour:
+naming the file, the client and the field) with members only an IdP can honour:
 
 * `client_id`: the fixed id (default: the client's local name), e.g. `swagger-ui`;
 * `client_secret_env`: the environment variable holding its secret. Without it, a client that
   needs a secret gets a generated one, kept across restarts by the state directory and
   written to `SECRETS_DIR/NAME.json` (0600); it is never printed;
 * `served_resources`, `introspects_any`: what introspection answers the client about
-  (RFC 7662 §4, see `Client`), the operator's to say and never the client's own metadata.
+  (RFC 7662 §4, see `Client`), the operator's to say and never the client's own metadata;
+  `served_resources` also names the tokens the client may exchange, `exchange_audiences`
+  what for (RFC 8693, see `_exchange_policy`).
 
 `[server]` may be omitted; when present its issuer must be the IdP's. These clients are not
 RFC 7592-managed (they have no registration access token): change them in the file.
@@ -28,6 +30,7 @@ from ..clients._model import SECRET_METHODS
 from ._client_metadata import (
     RegistrationError,
     build_client,
+    operator_exchange,
     operator_introspection,
     validate_metadata,
 )
@@ -37,7 +40,13 @@ from ._util import random_token
 if TYPE_CHECKING:
     from ._clients import ClientRegistry
 
-IDP_MEMBERS = ("client_id", "client_secret_env", "served_resources", "introspects_any")
+IDP_MEMBERS = (
+    "client_id",
+    "client_secret_env",
+    "served_resources",
+    "introspects_any",
+    "exchange_audiences",
+)
 KIND = "clients-file"
 
 
@@ -109,21 +118,23 @@ class ClientsFileLoader:
             try:
                 meta = validate_metadata(client.body(), dev=True, strict_redirects=False)
                 introspection = operator_introspection(fixed[name])
+                exchange = operator_exchange(fixed[name])
             except RegistrationError as exc:
                 problems.append(f"{where}: {exc.description}")
                 continue
             secret = self._secret(name, client_id, meta, fixed[name], env, where, problems)
-            wanted[name] = (client_id, secret, meta, introspection)
+            wanted[name] = (client_id, secret, meta, introspection, exchange)
         if problems:
             raise ClientsFileError(problems)
         for name, old_id in self.from_file.items():
             if name not in wanted or wanted[name][0] != old_id:
                 self._registry.delete(old_id)
-        for name, (client_id, secret, meta, introspection) in wanted.items():
+        for name, (client_id, secret, meta, introspection, exchange) in wanted.items():
             previous = self._registry.registered(client_id)
             issued = previous.client_id_issued_at if previous is not None else now
             built = build_client(client_id, secret, meta, issued_at=issued)
             built.served_resources, built.introspects_any = introspection
+            built.exchange_audiences = exchange
             self._registry.add(built)
             if secret is not None and "client_secret_env" not in fixed[name]:
                 self._deliver(name, client_id, secret, secrets_dir)

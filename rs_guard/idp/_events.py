@@ -2,10 +2,12 @@
 
 Only the IdP's keys are trusted by every service, so a publisher does not sign its own webhook
 events: it asks the IdP, which authenticates it, checks it may publish to that receiver,
-converts the user from the publisher's PPID to the receiver's, and returns a Security Event
-Token (RFC 8417) signed like an ID token for the receiver, but typed `secevent+jwt` so that it
-can never be taken for an ID token or an access token. With `"deliver": true` the IdP also POSTs
-it to the receiver's registered `event_delivery_uri`, retrying on 5xx and network errors.
+converts the user from the publisher's PPID to the receiver's, and signs a Security Event
+Token (RFC 8417) like an ID token for the receiver, but typed `secevent+jwt` so that it can
+never be taken for an ID token or an access token. With `"deliver": true` the IdP POSTs it to
+the receiver's registered `event_delivery_uri`, retrying on 5xx and network errors. The
+publisher learns the `jti` and the delivery outcome, never the token: its `sub` is the
+receiver's PPID. The operator reads a signed token in-process (`signed(jti)`).
 
 Which publisher may send to which receiver is deny-by-default: `idp.events.allow(publisher,
 receiver)` from Python, or the receiver's client metadata member `event_publishers` (a JSON
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -86,6 +89,25 @@ class EventService:
         """Upper bound of one wait, also of a receiver's `Retry-After`."""
         self.timeout = 5.0
         """Seconds allowed for one delivery attempt."""
+        self.kept = 1000
+        """How many tokens signed by POST /events `signed()` still finds (oldest go first)."""
+        self._signed: OrderedDict[str, str] = OrderedDict()
+
+    # ----- what POST /events signed (for the operator, never for the publisher) -------------
+
+    def keep(self, jti: str, token: str) -> None:
+        """Remember a token POST /events signed, up to `kept` of them."""
+        self._signed[jti] = token
+        while len(self._signed) > max(0, self.kept):
+            self._signed.popitem(last=False)
+
+    def signed(self, jti: str) -> str | None:
+        """The token POST /events signed with this `jti` (None when unknown or forgotten).
+
+        The publisher's answer carries only the `jti`: the token's `sub` is the receiver's
+        pairwise identifier. The operator (a test, a dev console) reads it here, in-process.
+        """
+        return self._signed.get(jti)
 
     # ----- permissions ----------------------------------------------------------------------
 

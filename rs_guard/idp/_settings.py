@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from ._client_metadata import GRANT_CLIENT_CREDENTIALS, GRANT_CODE, GRANT_REFRESH
 from ._initial_tokens import InitialAccessTokens
 from ._resources import validate_resources
 from ._scope_policy import SENSITIVE_SCOPES
@@ -46,6 +47,14 @@ class Settings:
     scope except `sensitive_scopes` (see `_scope_policy`)."""
     sensitive_scopes: frozenset[str] = SENSITIVE_SCOPES
     """Scopes a self-registered client gets only when `dcr_scopes` lists them explicitly."""
+    dcr_grant_types: list[str] = field(
+        default_factory=lambda: [GRANT_CODE, GRANT_REFRESH, GRANT_CLIENT_CREDENTIALS]
+    )
+    """The grant types self-registered clients may hold: token exchange only when the operator
+    adds it (see `_exchange_policy`)."""
+    dcr_exchange_audiences: list[str] = field(default_factory=list)
+    """The audiences a self-registered client may name in a token exchange (besides the
+    subject token's own)."""
     logout_revokes_grants: bool = False
     """RP-Initiated Logout also revokes every grant the ended session issued (tokens die)."""
     fetch_deadline: float = 3.0

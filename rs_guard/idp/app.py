@@ -69,6 +69,8 @@ class IdP(AccountsAPI):
     logout_revokes_grants = _Setting[bool]()
     dcr_scopes = _Setting[list[str] | None]()
     sensitive_scopes = _Setting[frozenset[str]]()
+    dcr_grant_types = _Setting[list[str]]()
+    dcr_exchange_audiences = _Setting[list[str]]()
 
     def __init__(
         self,
@@ -261,8 +263,9 @@ class IdP(AccountsAPI):
         application_type ("web"), id_token_signed_response_alg, event_delivery_uri, jwks,
         jwks_uri, and any other client metadata member; and two only the operator sets (never
         the client's own metadata, see docs/reference/idp.md): `served_resources` (the
-        resources this client serves: introspection answers it about their tokens) and
-        `introspects_any` (introspection answers it about every access token). Defaults: a
+        resources this client serves: introspection answers it about their tokens, and it may
+        exchange them), `introspects_any` (introspection answers it about every access
+        token) and `exchange_audiences` (what it may exchange tokens for; None: any). Defaults: a
         confidential client
         (generated secret) allowed every grant type the IdP supports;
         `token_endpoint_auth_method="none"` makes a public client.

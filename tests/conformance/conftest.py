@@ -39,9 +39,13 @@ def add_clients(idp: IdP, redirect: str = REDIRECT) -> None:
         redirect_uris=[redirect],
         scope="openid profile email items:read items:write",
     )
-    # "service" is also the resource server of RESOURCE (introspection answers it, RFC 7662 §4).
+    # "service" is the resource server of RESOURCE and of https://service.example:
+    # introspection answers it about their tokens (RFC 7662 §4), and it may exchange them.
     idp.register_client(
-        "service", "service-secret", scope="items:read items:write", served_resources=[RESOURCE]
+        "service",
+        "service-secret",
+        scope="items:read items:write",
+        served_resources=[RESOURCE, "https://service.example"],
     )
     idp.register_client(
         "poster",

@@ -26,7 +26,9 @@ SPA_REDIRECT = "https://spa.example/cb"
 
 
 def setup(idp: IdP) -> None:
-    idp.register_client("service", "service-secret", scope="items:read")
+    idp.register_client(
+        "service", "service-secret", scope="items:read", served_resources=[RESOURCE]
+    )
     idp.register_client(
         "spa", redirect_uris=[SPA_REDIRECT], token_endpoint_auth_method="none", scope="items:read"
     )

@@ -49,6 +49,14 @@ async def publish(
         return await http.post("/events", json=request_body(**changes), auth=auth, headers=headers)
 
 
+def signed_token(idp: IdP, answer: httpx.Response) -> str:
+    """The token the IdP signed for an answer's jti, read the way an operator does (in-process):
+    the publisher's answer never carries it."""
+    token = idp.events.signed(answer.json()["jti"])
+    assert token is not None
+    return token
+
+
 def verified_claims(idp: IdP, token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     header = jwt.get_unverified_header(token)
     jwk = next(k for k in idp.jwks()["keys"] if k["kid"] == header["kid"])
@@ -70,7 +78,7 @@ async def test_publisher_gets_a_signed_event_token(idp: IdP) -> None:
     assert resp.headers["cache-control"].startswith("no-store")
     body = resp.json()
     assert body["delivered"] is False
-    header, claims = verified_claims(idp, body["token"])
+    header, claims = verified_claims(idp, signed_token(idp, resp))
     assert header["typ"] == "secevent+jwt"
     assert header["alg"] == "ES256"
     assert claims["jti"] == body["jti"]
@@ -81,6 +89,33 @@ async def test_publisher_gets_a_signed_event_token(idp: IdP) -> None:
     assert "nonce" not in claims
     # The receiver is pairwise: it gets its own PPID for alice, not the publisher's.
     assert claims["sub"] == idp.subject_for("alice", RECEIVER) != "alice"
+
+
+async def test_publisher_learns_the_outcome_never_the_token(idp: IdP, receiver: Receiver) -> None:
+    """The event token's `sub` is the receiver's pairwise identifier for the user: handing it
+    to the publisher would leak the mapping /ppid/convert refuses it (issue #14)."""
+    receiver_sub = idp.subject_for("alice", RECEIVER)
+    assert receiver_sub != "alice"
+    signed = await publish(idp)
+    delivered = await publish(idp, deliver=True)
+    for resp, members in (
+        (signed, {"jti", "delivered"}),
+        (delivered, {"jti", "delivered", "delivery"}),
+    ):
+        assert resp.status_code == 200, resp.text
+        assert set(resp.json()) == members
+        assert receiver_sub not in resp.text
+        assert "eyJ" not in resp.text  # no JWS of any kind
+    assert delivered.json()["delivered"] is True
+    # What the receiver got is the token the IdP signed for that jti, and it names its user.
+    [(_, event, _)] = receiver.handled
+    assert event.jti == delivered.json()["jti"] and event.subject == receiver_sub
+    token = signed_token(idp, delivered)
+    assert verified_claims(idp, token)[1]["sub"] == receiver_sub
+    # The operator's record is bounded.
+    idp.events.kept = 1
+    await publish(idp)
+    assert idp.events.signed(delivered.json()["jti"]) is None
 
 
 async def test_subject_is_converted_between_pairwise_namespaces(idp: IdP) -> None:
@@ -95,7 +130,7 @@ async def test_subject_is_converted_between_pairwise_namespaces(idp: IdP) -> Non
     crm_sub = idp.subject_for("alice", "crm")
     resp = await publish(idp, auth=("crm", "crm-secret"), subject=crm_sub)
     assert resp.status_code == 200, resp.text
-    _, claims = verified_claims(idp, resp.json()["token"])
+    _, claims = verified_claims(idp, signed_token(idp, resp))
     assert claims["sub"] == idp.subject_for("alice", RECEIVER)
     assert claims["sub"] != crm_sub
     # The receiver's PPID for alice means nothing in crm's namespace.
@@ -111,12 +146,12 @@ async def test_receiver_alg_is_its_id_token_alg(idp: IdP) -> None:
         )
         resp = await publish(idp, audience=f"r-{alg}")
         assert resp.status_code == 200, resp.text
-        assert jwt.get_unverified_header(resp.json()["token"])["alg"] == alg
+        assert jwt.get_unverified_header(signed_token(idp, resp))["alg"] == alg
 
 
 async def test_txn_is_passed_through(idp: IdP) -> None:
     resp = await publish(idp, txn="order-42")
-    _, claims = verified_claims(idp, resp.json()["token"])
+    _, claims = verified_claims(idp, signed_token(idp, resp))
     assert claims["txn"] == "order-42"
 
 
@@ -164,7 +199,8 @@ async def test_receiver_metadata_lists_its_publishers(idp: IdP) -> None:
     audit = reg.json()["client_id"]
     resp = await publish(idp, audience=audit)
     assert resp.status_code == 200, resp.text
-    assert jwt.decode(resp.json()["token"], options={"verify_signature": False})["aud"] == audit
+    claims = jwt.decode(signed_token(idp, resp), options={"verify_signature": False})
+    assert claims["aud"] == audit
 
 
 async def test_client_not_registered_for_the_scope(idp: IdP) -> None:
@@ -187,9 +223,8 @@ async def test_bearer_publisher(idp: IdP) -> None:
             "/events", json=request_body(), headers={"Authorization": f"Bearer {access}"}
         )
         assert ok.status_code == 200, ok.text
-        assert jwt.decode(ok.json()["token"], options={"verify_signature": False})["azp"] == (
-            PUBLISHER
-        )
+        claims = jwt.decode(signed_token(idp, ok), options={"verify_signature": False})
+        assert claims["azp"] == PUBLISHER
         # Wrong scope, a user's token, garbage: refused.
         idp.register_client("both", "s", scope="items:read events:publish")
         idp.events.allow("both", RECEIVER)
@@ -285,8 +320,8 @@ async def test_delivery_to_the_receiver(idp: IdP, receiver: Receiver) -> None:
     assert event.publisher == PUBLISHER
     assert event.subject == idp.subject_for("alice", RECEIVER)
     assert payload == {"fields": ["email"]}
-    # The publisher (or anyone who saw it) posting the token again gets a replay refusal.
-    again = await receiver.post(body["token"])
+    # Anyone who saw the token on its way posting it again gets a replay refusal.
+    again = await receiver.post(signed_token(idp, resp))
     assert again.status_code == 400
 
 
@@ -303,12 +338,13 @@ async def test_delivery_retries_while_the_idp_keys_are_unreachable(
 ) -> None:
     idp.faults.jwks = "down"
     idp.events.max_attempts = 2
-    body = (await publish(idp, deliver=True)).json()
+    resp = await publish(idp, deliver=True)
+    body = resp.json()
     assert body["delivered"] is False
     assert body["delivery"]["status"] == 503
     assert body["delivery"]["attempts"] == 2
     idp.faults.jwks = None
-    assert (await receiver.post(body["token"])).status_code == 202
+    assert (await receiver.post(signed_token(idp, resp))).status_code == 202
 
 
 async def test_no_retry_on_400(idp: IdP, receiver: Receiver) -> None:

@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from rs_guard.idp import IdP
 
-from .conftest import ISSUER, Clock, pkce, query
+from .conftest import API, ISSUER, Clock, pkce, query
 
 pytestmark = pytest.mark.anyio
 CIMD_URL = "https://client.example/oauth/client.json"
@@ -388,12 +388,15 @@ async def test_pairwise_in_tokens_userinfo_and_introspection(
         "/introspect", data={"token": tok["access_token"]}, auth=("pw", "pw-secret")
     )
     assert intro.json()["sub"] == sub
-    # Token exchange to a public-subject client gives the public subject.
+    # Token exchange to a public-subject client gives the public subject: pw's token for the
+    # API, exchanged by the service serving it (the flow's token is addressed to the IdP, and
+    # a client may exchange only the tokens it received).
+    for_api = idp.issue_access_token("alice", client_id="pw", audience=API, scope="items:read")
     ex = await http.post(
         "/token",
         data={
             "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
-            "subject_token": tok["access_token"],
+            "subject_token": for_api,
             "subject_token_type": "urn:ietf:params:oauth:token-type:access_token",
         },
         auth=("service", "service-secret"),

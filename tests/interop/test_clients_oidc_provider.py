@@ -242,9 +242,9 @@ def test_a_token_rotated_elsewhere_is_explained_and_recovered(
     run = cli("plan", path)
     assert run.code == 1 and "Traceback" not in run.err
     assert 'client "batch": the server refused its registration access token (HTTP 401' in run.err
-    assert f"rs-guard clients import FILE batch {record['client_id']} --token-env VAR" in run.err
+    assert f"rs-guard clients import FILE batch --token-env VAR -- {record['client_id']}" in run.err
     monkeypatch.setenv("BATCH_RAT", new_token)
-    imported = cli("import", path, "batch", record["client_id"], "--token-env", "BATCH_RAT")
+    imported = cli("import", path, "batch", "--token-env", "BATCH_RAT", "--", record["client_id"])
     assert imported.code == 0, imported.err
     assert cli("plan", path, "--detailed-exitcode").code == 0
 

@@ -37,6 +37,7 @@ def add_clients(idp: IdP) -> None:
         "rs-secret",
         subject_type="pairwise",
         sector_identifier_uri="https://rs.example/sector.json",
+        served_resources=[API],  # the service at API: it may exchange the tokens it receives
     )
     idp.register_client(
         "other-rs",

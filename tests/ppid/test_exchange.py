@@ -42,6 +42,7 @@ def chain_idp(idp: IdP) -> IdP:
         "svc-a-secret",
         subject_type="pairwise",
         sector_identifier_uri="https://svc-a.example/sector.json",
+        served_resources=[A_API],  # A may exchange the tokens it receives
     )
     idp.register_client(
         "svc-b",

@@ -1,4 +1,5 @@
-"""POST /events: a publisher asks the IdP to sign (and maybe push) an event for a receiver.
+"""POST /events: a publisher asks the IdP to sign (and maybe push) an event for a receiver;
+the answer is the event's `jti` and the delivery outcome, never the signed token.
 
 The EventService (`idp.events`) behind it decides permissions and delivers.
 """
@@ -55,7 +56,10 @@ async def publish(ctx: EventsContext, request: Request) -> Response:
     token, payload = ctx.minter.event_token(
         audience, events, user=None, subject=subject, publisher=publisher.client_id, txn=txn
     )
-    answer: dict[str, Any] = {"token": token, "jti": payload["jti"], "delivered": False}
+    ctx.events.keep(payload["jti"], token)
+    # The outcome, never the token: its `sub` is the receiver's pairwise identifier, which the
+    # publisher may not learn (/ppid/convert would refuse it; docs: "What POST /events answers").
+    answer: dict[str, Any] = {"jti": payload["jti"], "delivered": False}
     if deliver:
         outcome = await ctx.events.deliver(audience, token)
         answer["delivered"] = outcome.delivered

@@ -12,6 +12,7 @@ from .._client_metadata import (
     SECRET_METHODS,
     RegistrationError,
     build_client,
+    sector_of,
     validate_metadata,
 )
 from .._errors import NO_STORE, OAuthError
@@ -74,6 +75,25 @@ async def check_sector_identifier(ctx: RegistrationContext, meta: dict[str, Any]
         )
 
 
+def check_policy(ctx: RegistrationContext, meta: dict[str, Any], client_id: str) -> None:
+    """The operator's limits on what a client may register for itself."""
+    refused = [g for g in meta["grant_types"] if g not in ctx.settings.dcr_grant_types]
+    if refused:
+        raise RegistrationError(
+            f"grant type(s) {', '.join(refused)} are not open to dynamic registration here"
+        )
+    if meta["subject_type"] != "pairwise" or "sector_identifier_uri" in meta:
+        return
+    # OIDC Core §8.1: without sector_identifier_uri the redirect URI host is the sector, but
+    # naming a host proves nothing (a code only reaches it, and a token exchange needs no
+    # redirect): a host another client already has is no sector to join unproven.
+    if ctx.clients.sector_held(sector_of(meta, client_id), besides=client_id):
+        raise RegistrationError(
+            "another client already uses the pairwise sector of these redirect URIs; "
+            "register a sector_identifier_uri on that host listing them"
+        )
+
+
 def _response(ctx: RegistrationContext, client: Client, rat: str | None, status: int) -> Response:
     body = client.registration_response(ctx.settings.issuer)
     if rat is not None:
@@ -92,9 +112,10 @@ async def register(ctx: RegistrationContext, request: Request) -> Response:
     meta = validate_metadata(await _read_metadata(request), dev=ctx.settings.dev)
     # OIDC Registration §2: a client that names no ID token alg gets RS256 ID tokens.
     meta.setdefault("id_token_signed_response_alg", "RS256")
+    client_id = random_token(16)
+    check_policy(ctx, meta, client_id)
     check_outbound_uris(ctx, meta)
     await check_sector_identifier(ctx, meta)
-    client_id = random_token(16)
     secret = random_token(32) if meta["token_endpoint_auth_method"] in SECRET_METHODS else None
     client = build_client(client_id, secret, meta, issued_at=ctx.settings.now())
     rat = random_token(32)
@@ -152,6 +173,8 @@ async def manage(ctx: RegistrationContext, request: Request) -> Response:
         doc.pop(name, None)
     meta = validate_metadata(doc, dev=ctx.settings.dev)
     meta.setdefault("id_token_signed_response_alg", "RS256")  # as at registration
+    if client.dynamic:
+        check_policy(ctx, meta, client.client_id)
     check_outbound_uris(ctx, meta)
     await check_sector_identifier(ctx, meta)
     secret: str | None = None

@@ -20,6 +20,13 @@ from .._client_metadata import (
 )
 from .._dpop import binding
 from .._errors import OAuthError
+from .._exchange_policy import (
+    audiences_of,
+    entitled,
+    names_party,
+    refused_grants,
+    refused_targets,
+)
 from .._scope_policy import refused_scopes
 from ._client_auth import authenticate_client
 from ._wire import json_ok, read_form, single
@@ -52,7 +59,8 @@ async def token(ctx: TokenContext, request: Request) -> Response:
     client, _basic = await authenticate_client(
         ctx, request, form, allow_public=grant_type in (GRANT_CODE, GRANT_REFRESH)
     )
-    if grant_type not in client.grant_types:
+    if grant_type not in client.grant_types or refused_grants(ctx.settings, client, [grant_type]):
+        # RFC 6749 §5.2; a self-registered client is also held to the operator's grant types.
         raise OAuthError("unauthorized_client", f"client may not use grant_type {grant_type}")
     jkt = await ctx.dpop.bind_request(request, form, grant_type)  # RFC 9449 §5, §10
     with binding(jkt):
@@ -181,28 +189,18 @@ async def _token_exchange(ctx: TokenContext, client: Client, form: Form) -> dict
         # RFC 8693 §2.2.2: an invalid or unacceptable subject/actor token is invalid_request.
         raise OAuthError("invalid_request", "subject_token is invalid, expired or revoked")
 
-    actor_token = single(form, "actor_token")
-    actor_type = single(form, "actor_token_type")
-    act: dict[str, Any] | None = None
-    if actor_token is not None:
-        if actor_type not in (TT_ACCESS, TT_JWT):
-            raise OAuthError("invalid_request", "actor_token_type missing or unsupported")
-        actor = ctx.tokens.access_record(actor_token)
-        if actor is None:
-            raise OAuthError("invalid_request", "actor_token is invalid, expired or revoked")
-        act = {"sub": actor.claims.get("sub"), "client_id": actor.client_id}
-        if isinstance(actor.claims.get("act"), dict):
-            act["act"] = actor.claims["act"]
-    elif actor_type is not None:
-        raise OAuthError("invalid_request", "actor_token_type without actor_token")
-
-    may_act = subject.claims.get("may_act")
-    if isinstance(may_act, dict):
-        # RFC 8693 §4.4: only the party named in may_act may act for the subject.
-        party = act or {"sub": client.client_id, "client_id": client.client_id}
-        for member in ("sub", "client_id"):
-            if member in may_act and may_act[member] != party.get(member):
-                raise OAuthError("invalid_request", "may_act does not authorize this actor")
+    act = _actor(ctx, client, form)
+    # RFC 8693 §4.4: only the party named in may_act may act for the subject.
+    named = names_party(
+        subject.claims.get("may_act"),
+        act or {"sub": client.client_id, "client_id": client.client_id},
+    )
+    if named is False:
+        raise OAuthError("invalid_request", "may_act does not authorize this actor")
+    if not named and not entitled(client, subject):
+        # Holding a token is not enough: the caller must have received it (be one of its
+        # audiences), be its client, or be named by may_act (docs: "Token exchange policy").
+        raise OAuthError("invalid_request", "this client may not exchange the subject_token")
 
     subject_scope = list(split_scope(str(subject.claims.get("scope", ""))))
     scope = _requested_scope(form, set(subject_scope))
@@ -214,9 +212,10 @@ async def _token_exchange(ctx: TokenContext, client: Client, form: Form) -> dict
         # The operator's allow-list holds for every way of naming a target (RFC 8693 §2.1).
         raise OAuthError("invalid_target", "audience is not an allowed resource")
     audiences += ctx.settings.validate_resources(form.get("resource", []))
+    if refused_targets(ctx.settings, client, audiences, subject):
+        raise OAuthError("invalid_target", "this client may not exchange for that audience")
     if not audiences:
-        aud = subject.claims.get("aud")
-        audiences = [aud] if isinstance(aud, str) else [a for a in aud or [] if isinstance(a, str)]
+        audiences = audiences_of(subject)
     claims: dict[str, Any] = {}
     if act is not None:
         claims["act"] = act
@@ -250,3 +249,25 @@ async def _token_exchange(ctx: TokenContext, client: Client, form: Form) -> dict
         "expires_in": lifetime,
         "scope": " ".join(scope),
     }
+
+
+def _actor(ctx: TokenContext, client: Client, form: Form) -> dict[str, Any] | None:
+    """The `act` claim of an exchange with an actor token (RFC 8693 §4.1), or None."""
+    actor_token = single(form, "actor_token")
+    actor_type = single(form, "actor_token_type")
+    if actor_token is None:
+        if actor_type is not None:
+            raise OAuthError("invalid_request", "actor_token_type without actor_token")
+        return None
+    if actor_type not in (TT_ACCESS, TT_JWT):
+        raise OAuthError("invalid_request", "actor_token_type missing or unsupported")
+    actor = ctx.tokens.access_record(actor_token)
+    if actor is None:
+        raise OAuthError("invalid_request", "actor_token is invalid, expired or revoked")
+    if actor.client_id != client.client_id:
+        # Another party's token would let the caller pass for whoever may_act names.
+        raise OAuthError("invalid_request", "actor_token was not issued to this client")
+    act: dict[str, Any] = {"sub": actor.claims.get("sub"), "client_id": actor.client_id}
+    if isinstance(actor.claims.get("act"), dict):
+        act["act"] = actor.claims["act"]
+    return act
