@@ -100,13 +100,16 @@ async def drive(
 
     count = len(auths)
     n = 0
+    # A new bytes object per request, as a server parses it (a reused one would carry its
+    # cached hash into anything keyed by the header value).
+    fresh = bytes
     # Everything in-process runs on this thread (the loopback IdP's thread, if any, is idle).
     cpu = time.thread_time()
     deadline = time.perf_counter() + seconds
     if extra is None:
         while n < limit:
             for _ in range(min(50, limit - n)):
-                headers = [HOST, (b"authorization", auths[n % count])]
+                headers = [HOST, (b"authorization", fresh(memoryview(auths[n % count])))]
                 await app({**SCOPE, "headers": headers}, _receive, send)
                 n += 1
             if time.perf_counter() >= deadline:
@@ -115,7 +118,8 @@ async def drive(
         limit = min(limit, len(extra))
         while n < limit:
             for _ in range(min(50, limit - n)):
-                headers = [HOST, (b"authorization", auths[n % count]), *extra[n]]
+                auth = fresh(memoryview(auths[n % count]))
+                headers = [HOST, (b"authorization", auth), *extra[n]]
                 await app({**SCOPE, "headers": headers}, _receive, send)
                 n += 1
             if time.perf_counter() >= deadline:
