@@ -243,8 +243,11 @@ class Server:
             self.proc.wait()
 
 
-def start_server(script: Path | str, args: Sequence[str]) -> Server:
-    """`python <script> <args> --fd N` on a loopback socket bound here (no port race)."""
+def start_server(
+    script: Path | str, args: Sequence[str], env: dict[str, str] | None = None
+) -> Server:
+    """`python <script> <args> --fd N` on a loopback socket bound here (no port race); `env`
+    adds to the environment (PYTHONPATH: another copy of rs_guard, e.g. a baseline)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -255,6 +258,7 @@ def start_server(script: Path | str, args: Sequence[str]) -> Server:
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
+        env=None if env is None else {**os.environ, **env},
     )
     sock.close()
     return Server(proc, port)

@@ -247,6 +247,11 @@ class Row:
     p50: list[float] = field(default_factory=list)
     p99: list[float] = field(default_factory=list)
     error: str = ""
+    baseline: bool = False  # uvicorn: served by the --baseline copy of rs_guard
+
+    @property
+    def label(self) -> str:
+        return self.feature.label + (" [baseline]" if self.baseline else "")
 
 
 def added(row: list[float], base: list[float]) -> list[float]:
@@ -306,13 +311,13 @@ def print_inprocess(rows: list[Row], args: argparse.Namespace) -> None:
     print(f"  {'row':52} {'us/request':>22} {'+us vs plain':>22} {'+us vs bare':>12} {'/bare':>6}")
     for row in rows:
         if row.error:
-            print(f"  {row.feature.label:52} {row.error}")
+            print(f"  {row.label:52} {row.error}")
             continue
         vs_plain = spread(added(row.us, plain), "+.2f") if row.feature.key != "bare" else ""
         vs_bare = statistics.median(added(row.us, bare))
         ratio = statistics.median(bare) / statistics.median(row.us)
         print(
-            f"  {row.feature.label:52} {spread(row.us, '.2f'):>22} {vs_plain:>22} "
+            f"  {row.label:52} {spread(row.us, '.2f'):>22} {vs_plain:>22} "
             f"{vs_bare:+12.2f} {ratio:6.2f}"
         )
 
@@ -333,6 +338,8 @@ def run_uvicorn(setup: Setup, args: argparse.Namespace, tmp: str) -> list[Row]:
     keys = os.path.join(tmp, "keys.json")
     Path(keys).write_text(json.dumps(setup.idp.private_jwks()))
     rows = [Row(f) for f in FEATURES if f.uvicorn and not f.bound]
+    if args.baseline:
+        rows += [Row(r.feature, baseline=True) for r in rows if r.feature.key != "bare"]
     for row in rows:
         if not available(row.feature):
             row.error = f"not installed ({row.feature.needs})"
@@ -348,7 +355,7 @@ def run_uvicorn(setup: Setup, args: argparse.Namespace, tmp: str) -> list[Row]:
                     row.error = "server did not start"
                     continue
                 auth = server.banner.encode()
-                auths = write_auths(os.path.join(tmp, f"{row.feature.key}.txt"), [auth])
+                auths = write_auths(os.path.join(tmp, "auths.txt"), [auth])
                 out = measure_server(server, auths, [auth] * 30, args.wrk_seconds, args.connections)
             finally:
                 server.stop()
@@ -363,29 +370,31 @@ def run_uvicorn(setup: Setup, args: argparse.Namespace, tmp: str) -> list[Row]:
 
 
 def print_uvicorn(rows: list[Row], args: argparse.Namespace) -> None:
-    by = {r.feature.key: r for r in rows}
-    bare, plain = by["bare"], by["plain"]
+    by = {(r.feature.key, r.baseline): r for r in rows}
+    bare = by[("bare", False)]
     print(
         f"\nuvicorn on loopback, warm token (1 worker, wrk -t1 -c{args.connections} "
         f"-d{args.wrk_seconds}s --latency; a fresh server process per row and round; "
-        f"{args.uvicorn_rounds} interleaved rounds; median [min-max]):"
+        f"{args.uvicorn_rounds} interleaved rounds; median [min-max]; the server's CPU per "
+        "request, from /proc, is the robust figure, wall-clock req/s the noisy one):"
     )
     print(
-        f"  {'row':52} {'req/s':>20} {'/bare':>6} {'srv CPU us/req':>20} {'+us vs plain':>13} "
+        f"  {'row':64} {'req/s':>20} {'/bare':>6} {'srv CPU us/req':>20} {'+us vs plain':>13} "
         f"{'+us vs bare':>12} {'CPU /bare':>9} {'p50 ms':>7} {'p99 ms':>7}"
     )
     for row in rows:
         if row.error:
-            print(f"  {row.feature.label:52} {row.error}")
+            print(f"  {row.label:64} {row.error}")
             continue
         if not row.rate:
             continue
+        plain = by[("plain", row.baseline)]
         rate_ratio = statistics.median(row.rate) / statistics.median(bare.rate)
         cpu_ratio = statistics.median(bare.cpu) / statistics.median(row.cpu)
         vs_plain = statistics.median(added(row.cpu, plain.cpu))
         vs_bare = statistics.median(added(row.cpu, bare.cpu))
         print(
-            f"  {row.feature.label:52} {spread(row.rate, '.0f'):>20} {rate_ratio:6.2f} "
+            f"  {row.label:64} {spread(row.rate, '.0f'):>20} {rate_ratio:6.2f} "
             f"{spread(row.cpu, '.1f'):>20} {vs_plain:+13.1f} {vs_bare:+12.1f} {cpu_ratio:9.2f} "
             f"{statistics.median(row.p50):7.2f} {statistics.median(row.p99):7.2f}"
         )
@@ -405,6 +414,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--uvicorn-rounds", type=int)
     parser.add_argument("--wrk-seconds", type=int, default=2)
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument(
+        "--only", help="comma-separated row keys (bare and plain always run): " + ", ".join(BY_KEY)
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="a directory holding another rs_guard package (e.g. `git archive main rs_guard`): "
+        "every uvicorn row also runs on it, interleaved, for a before/after in one run",
+    )
     parser.add_argument("--serve", help=argparse.SUPPRESS)  # internal: a server process
     parser.add_argument("--keys", help=argparse.SUPPRESS)
     parser.add_argument("--fd", type=int, help=argparse.SUPPRESS)
@@ -412,6 +430,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.serve:
         server_main(args)
         return 0
+    if args.only:
+        keep = {"bare", "plain", *args.only.split(",")}
+        unknown = keep - set(BY_KEY)
+        if unknown:
+            parser.error(f"unknown rows: {', '.join(sorted(unknown))}")
+        FEATURES[:] = [f for f in FEATURES if f.key in keep]
     args.rounds = args.rounds or (3 if args.quick else 9)
     args.seconds = args.seconds or (0.2 if args.quick else 0.4)
     args.uvicorn_rounds = args.uvicorn_rounds or (1 if args.quick else 3)

@@ -231,8 +231,10 @@ class ResourceGuard:
                             access = derived[1]
                         else:
                             access = await derive(self, base)
-                if self.dpop is not None:  # RFC 9449: the proof, checked on every request
-                    await self.dpop.check(scope, token, access)
+                dpop = self.dpop
+                if dpop is not None:  # RFC 9449: the proof, checked on every request
+                    if not dpop.settle_bearer(scope, access):
+                        await dpop.check(scope, token, access)
                 elif "cnf" in access.claims and access.sender_constrained:
                     raise bound_as_bearer()  # §7.2 (the `in` keeps the hot path one lookup)
                 if self.revocations is not None:
