@@ -37,6 +37,7 @@ import logging
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -263,61 +264,121 @@ def added(row: list[float], base: list[float]) -> list[float]:
 # in-process
 
 
-async def run_inprocess(setup: Setup, args: argparse.Namespace) -> list[Row]:
-    rows = [Row(f) for f in FEATURES]
-    apps: dict[str, ASGIApp] = {}
-    auth = f"Bearer {setup.token}".encode()
-    dpop_auth = f"DPoP {setup.bound}".encode()
-    for row in rows:
-        f = row.feature
-        if not available(f):
-            row.error = f"not installed ({f.needs})"
-            continue
-        app = f.build(setup)
-        for _ in range(50):  # discovery, JWKS, the token cached, the PPID translated
-            extra = setup.proofs(1)[0] if f.bound else ()
-            status = await call_app(app, dpop_auth if f.bound else auth, extra)
-            if status != 200:
-                raise SystemExit(f"{f.label}: warm-up answered {status}")
-        apps[f.key] = app
-    proofs_per_round = args.proofs
-    for _ in range(args.rounds):
-        for row in rows:
-            if row.error:
+class InProcess:
+    """Every row's app, built and warmed up once; `round()` measures each row once."""
+
+    def __init__(self, setup: Setup, args: argparse.Namespace) -> None:
+        self.setup, self.args = setup, args
+        self.apps: dict[str, ASGIApp] = {}
+        self.errors: dict[str, str] = {}
+        self.auth = f"Bearer {setup.token}".encode()
+        self.dpop_auth = f"DPoP {setup.bound}".encode()
+
+    async def prepare(self) -> None:
+        for f in FEATURES:
+            if not available(f):
+                self.errors[f.key] = f"not installed ({f.needs})"
                 continue
-            f = row.feature
-            extra = setup.proofs(proofs_per_round) if f.bound else None
+            app = f.build(self.setup)
+            for _ in range(50):  # discovery, JWKS, the token cached, the PPID translated
+                extra = self.setup.proofs(1)[0] if f.bound else ()
+                status = await call_app(app, self.dpop_auth if f.bound else self.auth, extra)
+                if status != 200:
+                    raise SystemExit(f"{f.label}: warm-up answered {status}")
+            self.apps[f.key] = app
+
+    async def round(self) -> dict[str, float]:
+        """µs per request of every row, once each."""
+        out: dict[str, float] = {}
+        for f in FEATURES:
+            if f.key not in self.apps:
+                continue
+            extra = self.setup.proofs(self.args.proofs) if f.bound else None
             gc.collect()  # untimed: no row pays for garbage an earlier one left
             with debug_logging() if f.logging else contextlib.nullcontext():
                 rate, _ = await drive(
-                    apps[f.key],
-                    [dpop_auth if f.bound else auth],
-                    seconds=args.seconds,
+                    self.apps[f.key],
+                    [self.dpop_auth if f.bound else self.auth],
+                    seconds=self.args.seconds,
                     limit=10**9,
                     extra=extra,
                 )
-            row.us.append(1e6 / rate)
+            out[f.key] = 1e6 / rate
+        return out
+
+
+def inprocess_child(args: argparse.Namespace) -> None:
+    """The --baseline side of the in-process table: the same rows on another rs_guard, one
+    round per `round` line on stdin (JSON on stdout), so the rounds interleave with ours."""
+
+    async def go() -> None:
+        bench = InProcess(Setup(), args)
+        await bench.prepare()
+        print(json.dumps({"ready": True, "errors": bench.errors}), flush=True)
+        for line in sys.stdin:
+            if line.strip() == "round":
+                print(json.dumps(await bench.round()), flush=True)
+
+    asyncio.run(go())
+
+
+async def run_inprocess(setup: Setup, args: argparse.Namespace) -> list[Row]:
+    bench = InProcess(setup, args)
+    await bench.prepare()
+    rows = [Row(f, error=bench.errors.get(f.key, "")) for f in FEATURES]
+    child = None
+    if args.baseline:
+        rows += [Row(f, baseline=True) for f in FEATURES]
+        child = subprocess.Popen(
+            [sys.executable, str(HERE / "features.py"), "--inprocess-child", *args.passed],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": args.baseline},
+        )
+        assert child.stdin is not None and child.stdout is not None
+        hello = json.loads(child.stdout.readline())
+        for row in rows:
+            if row.baseline:
+                row.error = hello["errors"].get(row.feature.key, "")
+    try:
+        for _ in range(args.rounds):
+            results = {False: await bench.round()}
+            if child is not None:
+                assert child.stdin is not None and child.stdout is not None
+                child.stdin.write("round\n")
+                child.stdin.flush()
+                results[True] = json.loads(child.stdout.readline())
+            for row in rows:
+                us = results[row.baseline].get(row.feature.key)
+                if us is not None:
+                    row.us.append(us)
+    finally:
+        if child is not None:
+            assert child.stdin is not None
+            child.stdin.close()
+            child.wait(timeout=30)
     return rows
 
 
 def print_inprocess(rows: list[Row], args: argparse.Namespace) -> None:
-    by = {r.feature.key: r for r in rows}
-    bare, plain = by["bare"].us, by["plain"].us
+    by = {(r.feature.key, r.baseline): r for r in rows}
     print(
         f"\nin-process, warm token (ASGI app called directly; {args.rounds} interleaved rounds of "
         f"{args.seconds}s; µs per request of CPU time, median [min-max]; +µs = median of the "
         "per-round differences):"
     )
-    print(f"  {'row':52} {'us/request':>22} {'+us vs plain':>22} {'+us vs bare':>12} {'/bare':>6}")
+    print(f"  {'row':64} {'us/request':>22} {'+us vs plain':>22} {'+us vs bare':>12} {'/bare':>6}")
     for row in rows:
         if row.error:
-            print(f"  {row.label:52} {row.error}")
+            print(f"  {row.label:64} {row.error}")
             continue
+        bare, plain = by[("bare", row.baseline)].us, by[("plain", row.baseline)].us
         vs_plain = spread(added(row.us, plain), "+.2f") if row.feature.key != "bare" else ""
         vs_bare = statistics.median(added(row.us, bare))
         ratio = statistics.median(bare) / statistics.median(row.us)
         print(
-            f"  {row.label:52} {spread(row.us, '.2f'):>22} {vs_plain:>22} "
+            f"  {row.label:64} {spread(row.us, '.2f'):>22} {vs_plain:>22} "
             f"{vs_bare:+12.2f} {ratio:6.2f}"
         )
 
@@ -423,6 +484,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="a directory holding another rs_guard package (e.g. `git archive main rs_guard`): "
         "every uvicorn row also runs on it, interleaved, for a before/after in one run",
     )
+    parser.add_argument("--inprocess-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve", help=argparse.SUPPRESS)  # internal: a server process
     parser.add_argument("--keys", help=argparse.SUPPRESS)
     parser.add_argument("--fd", type=int, help=argparse.SUPPRESS)
@@ -443,11 +505,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.wrk_seconds = 1
     # A fresh proof per request: enough for a round of the DPoP-bound row (~10k requests/s).
     args.proofs = max(500, int(args.seconds * 12_000))
+    # What a --baseline child needs to run the same rows the same way.
+    args.passed = ["--seconds", str(args.seconds)]
+    if args.only:
+        args.passed += ["--only", args.only]
+    if args.inprocess_child:
+        inprocess_child(args)
+        return 0
     started = time.perf_counter()
     print(f"features benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     setup = Setup()
     rows = asyncio.run(run_inprocess(setup, args))
     print_inprocess(rows, args)
+    if any(f.key == "dpop_bound" for f in FEATURES):
+        signed_at = time.thread_time()
+        setup.proofs(500)
+        signing = (time.thread_time() - signed_at) / 500 * 1e6
+        print(f"  (the client's side: signing one DPoP proof takes {signing:.1f} us, ES256)")
     if not args.no_uvicorn:
         if shutil.which("wrk") is None:
             print("\nuvicorn + wrk: skipped, wrk is not installed (apt-get install wrk)")
