@@ -21,6 +21,7 @@ _B64TOKEN_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234567
 _BEARER_PREFIXES = frozenset({b"Bearer ", b"bearer ", b"BEARER "})
 _MAX_FORM_BYTES = 64 * 1024
 _MEMO_SIZE = 1024  # Authorization values remembered (about 1.2 MB with 600-byte tokens)
+_MEMO_VALUE_BYTES = 4096  # longer values are parsed every time (bounds the memo at ~8 MB)
 
 
 class BearerCredentials:
@@ -62,7 +63,7 @@ class BearerCredentials:
             token = memo.get(value)
             if token is None:
                 token = bearer_token(value)
-                if token is not None:
+                if token is not None and len(value) <= _MEMO_VALUE_BYTES:
                     if len(memo) >= _MEMO_SIZE:
                         with suppress(RuntimeError, StopIteration, KeyError):  # another thread
                             del memo[next(iter(memo))]

@@ -125,7 +125,7 @@ def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
     return b64url_encode(hashlib.sha256(canonical.encode("utf-8")).digest())
 
 
-@lru_cache(maxsize=1024)  # a client sends one token with many proofs: hashed once
+@lru_cache(maxsize=256)  # a client sends one token with many proofs: hashed once
 def access_token_hash(token: str) -> str:
     """`ath`: base64url of the SHA-256 of the access token's ASCII value (RFC 9449 §4.2)."""
     return b64url_encode(hashlib.sha256(token.encode("ascii")).digest())
@@ -142,10 +142,18 @@ def dpop_token(value: bytes) -> str | None:
     return token.decode("ascii")
 
 
-@lru_cache(maxsize=1024)  # a pure function of a string that repeats (htu, the request URI)
 def normalize_uri(uri: str) -> str | None:
     """An absolute http(s) URI without query and fragment, normalised per RFC 3986 §6.2.2 and
     §6.2.3 (case of scheme and host, default port, percent-encoding case), or None."""
+    # A pure function of a string that repeats (a client's `htu`, the request URI): short
+    # ones are remembered; `htu` comes from unverified proofs, so the memory stays small.
+    return _normalize_short(uri) if len(uri) <= _SHORT_URI else _normalize(uri)
+
+
+_SHORT_URI = 512
+
+
+def _normalize(uri: str) -> str | None:
     try:
         parts = urlsplit(uri)
         port = parts.port
@@ -160,6 +168,9 @@ def normalize_uri(uri: str) -> str | None:
     netloc = host if port is None or port == _DEFAULT_PORTS[scheme] else f"{host}:{port}"
     path = re.sub(r"%[0-9a-fA-F]{2}", _percent, parts.path) or "/"
     return f"{scheme}://{netloc}{path}"
+
+
+_normalize_short = lru_cache(maxsize=1024)(_normalize)
 
 
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
@@ -191,9 +202,10 @@ def request_uri(scope: Scope) -> str:
     uri = _request_uris.get(key)
     if uri is None:
         uri = _request_uri(scope)
-        if len(_request_uris) >= _REQUEST_URIS_KEPT:
-            _request_uris.clear()  # bounded: many distinct paths only cost the computation
-        _request_uris[key] = uri
+        if len(uri) <= _SHORT_URI:  # a long Host or path is computed, never kept
+            if len(_request_uris) >= _REQUEST_URIS_KEPT:
+                _request_uris.clear()  # bounded: many distinct paths only cost the computation
+            _request_uris[key] = uri
     return uri
 
 

@@ -170,7 +170,9 @@ class Requirement:
         object.__setattr__(self, "claims", MappingProxyType(claims))
         # Decided once (not a field: equality and repr stay the declared ones): a requirement
         # of scopes alone is checked on every request with a membership test per scope.
-        simple = not (self.acr_values or self.max_age is not None or claims or self.predicate)
+        simple = not (
+            self.acr_values or self.max_age is not None or claims or self.predicate is not None
+        )
         object.__setattr__(self, "_scopes_only", simple)
 
     @property
