@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from contextlib import suppress
 from urllib.parse import parse_qsl
 
 from starlette.types import Receive, Scope
@@ -44,7 +43,7 @@ class BearerCredentials:
         # Authorization value -> its Bearer token, for values seen before: a reused token
         # costs one bytes hash here instead of a parse, and the same `str` object each time
         # (its hash cached, compared by identity in the verified-token cache). Only what
-        # `bearer_token` accepted is kept; FIFO-bounded.
+        # `bearer_token` accepted is kept, up to `_MEMO_SIZE` values.
         self._memo: dict[bytes, str] = {}
 
     def find(self, scope: Scope) -> str | None:
@@ -65,8 +64,9 @@ class BearerCredentials:
                 token = bearer_token(value)
                 if token is not None and len(value) <= _MEMO_VALUE_BYTES:
                     if len(memo) >= _MEMO_SIZE:
-                        with suppress(RuntimeError, StopIteration, KeyError):  # another thread
-                            del memo[next(iter(memo))]
+                        # Start over rather than evict one by one: a dict used as a FIFO
+                        # scans its deleted slots, and a flood of new tokens must stay cheap.
+                        memo.clear()
                     memo[value] = token
                 elif self.dpop:
                     token = dpop_token(value)
