@@ -47,6 +47,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from _harness import http_get, run_wrk, write_auths  # noqa: E402
 from peers import (  # noqa: E402
     Context,
     GCWatch,
@@ -56,11 +57,9 @@ from peers import (  # noqa: E402
     build_rs_guard,
     call_app,
     drive,
-    http_get,
     mint,
     rss_mb,
-    run_wrk,
-    start_server,
+    start_variant,
 )
 
 ALG = "ES256"
@@ -172,7 +171,7 @@ def wrk_section(
     if args.wrk_seconds <= 0 or shutil.which("wrk") is None:
         return {}
     token_file = f"{tmp}/wrk-tokens.txt"
-    Path(token_file).write_text("\n".join(tokens[WARM:]) + "\n")
+    write_auths(token_file, auth_headers(tokens[WARM:]))
     warm = auth_headers(tokens[:30])
     rows: dict[str, list[dict[str, Any]]] = {}
     servers = [
@@ -186,10 +185,9 @@ def wrk_section(
             for label, variant, root in servers:
                 # The server process imports rs_guard from PYTHONPATH (the tree measured).
                 os.environ["PYTHONPATH"] = root or str(HERE.parent)
-                server = start_server(variant, ctx_file)
+                server = start_variant(variant, ctx_file)
                 try:
-                    assert server.proc.stdout is not None
-                    if server.proc.stdout.readline().strip() != "ready":
+                    if not server.ready():
                         raise RuntimeError(f"{label}: server did not start")
                     if set(http_get(server.port, warm)) != {200}:
                         raise RuntimeError(f"{label}: warm-up failed")

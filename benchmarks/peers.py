@@ -41,7 +41,6 @@ import json
 import multiprocessing
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -61,8 +60,23 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 HERE = Path(__file__).resolve().parent
-ISSUER = "https://idp.bench"
-RESOURCE = "https://api.bench/items"
+sys.path.insert(0, str(HERE))  # the shared plumbing, also when imported from tests
+
+from _harness import (  # noqa: E402  (re-exported: strictness.py and profile_cold.py use them)
+    ISSUER,
+    RESOURCE,
+    GCWatch,
+    Server,
+    auth_headers,
+    call_app,
+    drive,
+    measure_server,
+    rss_mb,
+    serve_main,
+    start_server,
+    write_auths,
+)
+
 CLIENT_ID = "bench-client"
 LEEWAY = 30
 # RFC 9068 §2.2: the claims a JWT access token MUST carry (nbf and scope are optional).
@@ -507,132 +521,6 @@ def plan(algs_all: Sequence[str], algs_peers: Sequence[str]) -> list[Variant]:
     return rows
 
 
-# --------------------------------------------------------------------------------------------
-# GC and memory watching (used in server and memory processes)
-
-
-class GCWatch:
-    """gc.callbacks hook: number of collections per generation and the longest pauses."""
-
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        self.counts = [0, 0, 0]
-        self.longest = 0.0
-        self.longest_gen2 = 0.0
-        self.total = 0.0
-        self._start = 0.0
-
-    def __call__(self, phase: str, info: dict[str, Any]) -> None:
-        if phase == "start":
-            self._start = time.perf_counter()
-            return
-        pause = time.perf_counter() - self._start
-        generation = info.get("generation", 0)
-        self.counts[generation] += 1
-        self.total += pause
-        self.longest = max(self.longest, pause)
-        if generation == 2:
-            self.longest_gen2 = max(self.longest_gen2, pause)
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "gen2": self.counts[2],
-            "collections": sum(self.counts),
-            "longest_ms": self.longest * 1e3,
-            "longest_gen2_ms": self.longest_gen2 * 1e3,
-            "total_ms": self.total * 1e3,
-        }
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc), all its threads."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_mb(pid: int | str = "self") -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-# --------------------------------------------------------------------------------------------
-# in-process
-
-
-SCOPE: dict[str, Any] = {
-    "type": "http",
-    "asgi": {"version": "3.0"},
-    "http_version": "1.1",
-    "method": "GET",
-    "scheme": "https",
-    "path": "/hello",
-    "raw_path": b"/hello",
-    "root_path": "",
-    "query_string": b"",
-    "server": ("api.bench", 443),
-    "client": ("127.0.0.1", 50000),
-}
-
-
-async def call_app(app: ASGIApp, auth: bytes) -> int:
-    """One request through the app; its status."""
-    status = 0
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-
-    scope = {**SCOPE, "headers": [(b"host", b"api.bench"), (b"authorization", auth)]}
-    await app(scope, receive, send)
-    return status
-
-
-async def drive(
-    app: ASGIApp, auths: Sequence[bytes], *, seconds: float, limit: int
-) -> tuple[float, int]:
-    """Requests per second calling the app directly, one at a time, for `seconds` or `limit`
-    requests (a cold run must not reuse a token); every answer must be 200."""
-    body = {"type": "http.request", "body": b"", "more_body": False}
-    statuses: list[int] = []
-
-    async def receive() -> dict[str, Any]:
-        return body
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            statuses.append(message["status"])
-
-    host = (b"host", b"api.bench")
-    count = len(auths)
-    n = 0
-    # The rate is per second of this thread's CPU time, not of wall time: on a shared machine
-    # wall time also counts whatever else ran meanwhile, CPU time only the app's own work
-    # (everything in-process runs on this thread; the loopback IdP's thread is idle).
-    cpu = time.thread_time()
-    deadline = time.perf_counter() + seconds
-    while n < limit:
-        for _ in range(min(50, limit - n)):
-            await app(
-                {**SCOPE, "headers": [host, (b"authorization", auths[n % count])]}, receive, send
-            )
-            n += 1
-        if time.perf_counter() >= deadline:
-            break
-    elapsed = time.thread_time() - cpu
-    bad = {s for s in statuses if s != 200}
-    if bad:
-        raise RuntimeError(f"unexpected statuses {bad}")
-    return n / elapsed, n
-
-
 @dataclass
 class Row:
     variant: Variant
@@ -648,10 +536,6 @@ class Row:
     @property
     def median(self) -> float:
         return statistics.median(self.rates) if self.rates else float("nan")
-
-
-def auth_headers(tokens: Sequence[str]) -> list[bytes]:
-    return [b"Bearer " + t.encode() for t in tokens]
 
 
 async def run_inprocess(
@@ -701,160 +585,18 @@ async def run_inprocess(
 # uvicorn + wrk
 
 
-WRK_LUA = """
-local tokens = {}
-for line in io.lines(os.getenv("RS_GUARD_TOKENS")) do tokens[#tokens + 1] = "Bearer " .. line end
-local i = 0
-request = function()
-  i = i + 1
-  return wrk.format("GET", "/hello", {["Authorization"] = tokens[((i - 1) % #tokens) + 1]})
-end
-"""
-
-
 def server_main(args: argparse.Namespace) -> None:
-    """A server process: one variant under uvicorn on the socket the driver bound; commands on
-    stdin (reset: zero the GC counters; stats: print them as JSON); EOF ends it."""
-    from rs_guard.testing import serve
-
+    """A server process: one variant under uvicorn on the socket the driver bound."""
     ctx = Context.from_file(args.ctx)
-    app = BUILDERS[args.serve](ctx, args.alg)
-    watch = GCWatch()
-    gc.callbacks.append(watch)
-    sock = socket.socket(fileno=args.fd)
-    with serve(app, sock=sock, lifespan="off"):
-        print("ready", flush=True)
-        rss0 = rss_mb()
-        for line in sys.stdin:
-            command = line.strip()
-            if command == "reset":
-                watch.reset()
-                rss0 = rss_mb()
-                print("ok", flush=True)
-            elif command == "stats":
-                print(
-                    json.dumps(
-                        {**watch.summary(), "rss_growth_mb": rss_mb() - rss0, "rss_mb": rss_mb()}
-                    ),
-                    flush=True,
-                )
+    serve_main(BUILDERS[args.serve](ctx, args.alg), args.fd)
     ctx.close()
 
 
-def http_get(port: int, auths: Sequence[bytes]) -> list[int]:
-    """A few keep-alive requests with a tiny blocking client (warm-up before wrk)."""
-    statuses = []
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
-        stream = conn.makefile("rb")
-        for auth in auths:
-            conn.sendall(
-                b"GET /hello HTTP/1.1\r\nHost: api.bench\r\nAuthorization: " + auth + b"\r\n\r\n"
-            )
-            status = int(stream.readline().split()[1])
-            length = 0
-            while (line := stream.readline()) not in (b"\r\n", b""):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
-            stream.read(length)
-            statuses.append(status)
-    return statuses
-
-
-def parse_duration_ms(text: str) -> float:
-    for unit, factor in (("us", 1e-3), ("ms", 1.0), ("s", 1e3), ("m", 60e3)):
-        if text.endswith(unit):
-            return float(text[: -len(unit)]) * factor
-    return float(text)
-
-
-def run_wrk(port: int, token_file: str, seconds: int, connections: int) -> dict[str, Any]:
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(WRK_LUA)
-        script = f.name
-    try:
-        out = subprocess.run(
-            [
-                "wrk",
-                "-t1",
-                f"-c{connections}",
-                f"-d{seconds}s",
-                "--latency",
-                "-s",
-                script,
-                f"http://127.0.0.1:{port}/hello",
-            ],
-            capture_output=True,
-            text=True,
-            env={**os.environ, "RS_GUARD_TOKENS": token_file},
-            check=True,
-            timeout=seconds + 30,
-        ).stdout
-    finally:
-        os.unlink(script)
-    result: dict[str, Any] = {"non2xx": "Non-2xx" in out}
-    lines = out.splitlines()
-    for i, line in enumerate(lines):
-        parts = line.split()
-        if line.startswith("Requests/sec:"):
-            result["rate"] = float(parts[1])
-        elif "requests in" in line:
-            result["requests"] = int(parts[0])
-        elif line.strip().startswith("Latency Distribution"):
-            for sub in lines[i + 1 : i + 5]:
-                pct, value = sub.split()
-                result[f"p{pct.rstrip('%')}"] = parse_duration_ms(value)
-    if "rate" not in result:
-        raise RuntimeError(f"could not read wrk output:\n{out}")
-    return result
-
-
-@dataclass
-class Server:
-    proc: subprocess.Popen[str]
-    port: int
-
-    def command(self, text: str) -> str:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(text + "\n")
-        self.proc.stdin.flush()
-        return self.proc.stdout.readline().strip()
-
-    def stop(self) -> None:
-        with contextlib.suppress(Exception):
-            assert self.proc.stdin is not None
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
-def start_server(variant: Variant, ctx_file: str) -> Server:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))  # bound here, so the port is known and nothing races for it
-    port = sock.getsockname()[1]
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(HERE / "peers.py"),
-            "--serve",
-            variant.builder,
-            "--alg",
-            variant.alg,
-            "--fd",
-            str(sock.fileno()),
-            "--ctx",
-            ctx_file,
-        ],
-        pass_fds=[sock.fileno()],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
+def start_variant(variant: Variant, ctx_file: str) -> Server:
+    return start_server(
+        HERE / "peers.py",
+        ["--serve", variant.builder, "--alg", variant.alg, "--ctx", ctx_file],
     )
-    sock.close()
-    return Server(proc, port)
 
 
 def run_uvicorn(
@@ -864,17 +606,15 @@ def run_uvicorn(
     for alg, pool in pools.items():
         for cold, tokens in ((True, pool.cold_tokens), (False, pool.one_token)):
             path = os.path.join(tmp, f"{alg}-{'cold' if cold else 'one'}.txt")
-            Path(path).write_text("\n".join(tokens) + "\n")
-            files[(alg, cold)] = path
+            files[(alg, cold)] = write_auths(path, auth_headers(tokens))
     active = [r for r in rows if not r.error]
     for _ in range(args.uvicorn_rounds):
         # Start every server of the round first (in parallel, nothing measured meanwhile);
         # each variant then runs alone, in a process that served nothing before.
-        servers = {id(r): start_server(r.variant, ctx_file) for r in active}
+        servers = {id(r): start_variant(r.variant, ctx_file) for r in active}
         try:
             for row in active:
-                server = servers[id(row)]
-                if server.proc.stdout is None or server.proc.stdout.readline().strip() != "ready":
+                if not servers[id(row)].ready():
                     row.error = "server did not start"
             for row in active:
                 if row.error:
@@ -882,18 +622,20 @@ def run_uvicorn(
                 v = row.variant
                 server = servers[id(row)]
                 pool = pools[v.alg]
-                statuses = http_get(server.port, pool.warmup[:30])
-                if set(statuses) != {200}:
-                    row.error = f"warm-up statuses {set(statuses)}"
+                try:
+                    out = measure_server(
+                        server,
+                        files[(v.alg, v.cold)],
+                        pool.warmup[:30],
+                        args.wrk_seconds,
+                        args.connections,
+                    )
+                except RuntimeError as exc:
+                    row.error = str(exc)
                     continue
-                server.command("reset")
-                cpu = cpu_seconds(server.proc.pid)
-                out = run_wrk(
-                    server.port, files[(v.alg, v.cold)], args.wrk_seconds, args.connections
-                )
-                stats = json.loads(server.command("stats"))
-                if out.get("requests"):
-                    row.cpu.append((cpu_seconds(server.proc.pid) - cpu) / out["requests"] * 1e6)
+                stats = out["stats"]
+                if "cpu_us" in out:
+                    row.cpu.append(out["cpu_us"])
                 server.stop()
                 if out["non2xx"]:
                     row.notes.add("non-2xx answers under wrk")

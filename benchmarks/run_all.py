@@ -28,6 +28,13 @@ PLAN = [
     ),
     ("strictness: validly signed tokens a resource server must refuse", "strictness.py", [], []),
     (
+        "every feature's cost on the warm path (profiles, requirements, PPID, observers, DPoP, "
+        "revocations), side by side",
+        "features.py",
+        [],
+        ["--quick"],
+    ),
+    (
         "throughput: bare vs guard (warm/cold) vs PyJWT per request",
         "throughput.py",
         [],

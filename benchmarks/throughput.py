@@ -17,13 +17,12 @@ import json
 import os
 import resource
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -38,10 +37,19 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from rs_guard import ResourceGuard
 from rs_guard.access_token import Limits
 from rs_guard.idp import IdP
-from rs_guard.testing import loopback_socket
 
-ISSUER = "https://idp.bench"
-RESOURCE = "https://api.bench/items"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _harness import (
+    ISSUER,
+    RESOURCE,
+    auth_headers,
+    call_app,
+    drive,
+    measure_server,
+    serve_main,
+    start_server,
+    write_auths,
+)
 
 
 async def hello(request: Request) -> Response:
@@ -114,74 +122,33 @@ def mint(idp: IdP, n: int) -> list[str]:
 
 
 async def run_inprocess(app: ASGIApp, tokens: Callable[[int], str], seconds: float) -> float:
-    """Requests per second calling the ASGI app directly, one request at a time."""
-    body = {"type": "http.request", "body": b"", "more_body": False}
-
-    async def receive() -> dict[str, Any]:
-        return body
-
-    status: list[int] = []
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            status.append(message["status"])
-
-    def scope(i: int) -> dict[str, Any]:
-        return {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "GET",
-            "scheme": "https",
-            "path": "/hello",
-            "raw_path": b"/hello",
-            "root_path": "",
-            "query_string": b"",
-            "server": ("api.bench", 443),
-            "client": ("127.0.0.1", 1),
-            "headers": [
-                (b"host", b"api.bench"),
-                (b"authorization", b"Bearer " + tokens(i).encode()),
-            ],
-        }
-
-    for i in range(200):  # warm-up: JWKS fetched, code paths hot
-        await app(scope(i), receive, send)
-    status.clear()
-    n = 0
-    start = time.perf_counter()
-    deadline = start + seconds
-    while True:
-        for _ in range(100):
-            await app(scope(n), receive, send)
-            n += 1
-        if time.perf_counter() >= deadline:
+    """Requests per second (of CPU time) calling the ASGI app directly, one request at a time:
+    the shared harness's driver, over the tokens `tokens(i)` names."""
+    warm = [tokens(i) for i in range(200)]
+    for auth in auth_headers(warm):  # warm-up: JWKS fetched, code paths hot
+        await call_app(app, auth)
+    if len(set(warm)) == 1:  # one token again and again
+        rate, _ = await drive(app, auth_headers(warm[:1]), seconds=seconds, limit=10**9)
+        return rate
+    # Distinct tokens, none of them seen before: the round ends early when they run out.
+    seen, fresh = set(warm), []
+    for i in range(200, 200 + int(seconds * 20_000)):
+        token = tokens(i)
+        if token in seen:
             break
-    elapsed = time.perf_counter() - start
-    bad = [s for s in status if s != 200]
-    if bad:
-        raise SystemExit(f"unexpected statuses in benchmark: {set(bad)}")
-    return n / elapsed
+        seen.add(token)
+        fresh.append(token)
+    rate, _ = await drive(app, auth_headers(fresh), seconds=seconds, limit=len(fresh))
+    return rate
 
 
 # -- uvicorn ----------------------------------------------------------------------------------
 
-SERVER = r"""
-import json, signal, socket, sys
-sys.path.insert(0, {bench_dir!r})
-from throughput import build_apps, ISSUER
-from rs_guard.idp import IdP
-from rs_guard.testing import loopback_socket
-from rs_guard.testing import serve
-idp = IdP(ISSUER, signing_keys=json.load(open({keys!r})))
-apps = build_apps(idp, idp.http_client())
-# The socket was bound by the driver; the server thread inherits the blocked signals, and the
-# driver's SIGTERM ends the wait. httptools/uvloop when installed, as in production.
-stop = {{signal.SIGINT, signal.SIGTERM}}
-signal.pthread_sigmask(signal.SIG_BLOCK, stop)
-with serve(apps[{which!r}], sock=socket.socket(fileno={fd}), lifespan="off"):
-    signal.sigwait(stop)
-"""
+
+def server_main(args: argparse.Namespace) -> None:
+    """The server process: one app of `build_apps` under uvicorn (the shared harness)."""
+    idp = IdP(ISSUER, signing_keys=json.loads(Path(args.keys).read_text()))
+    serve_main(build_apps(idp, idp.http_client())[args.serve], args.fd)
 
 
 async def _client(
@@ -213,84 +180,47 @@ async def _client(
         counts.append(n)
 
 
-WRK_SCRIPT = """
-local tokens = {}
-for line in io.lines(os.getenv("RS_GUARD_TOKENS")) do tokens[#tokens + 1] = line end
-local i = 0
-request = function()
-  i = i + 1
-  return wrk.format("GET", "/hello", {["Authorization"] = "Bearer " .. tokens[(i % #tokens) + 1]})
-end
-"""
-
-
-def run_wrk(port: int, tokens: list[str], seconds: float, connections: int) -> float:
-    """Requests per second measured by wrk (C, one thread): the client costs the server little."""
-    with tempfile.TemporaryDirectory() as tmp:
-        script = os.path.join(tmp, "tokens.lua")
-        token_file = os.path.join(tmp, "tokens.txt")
-        with open(script, "w") as f:
-            f.write(WRK_SCRIPT)
-        with open(token_file, "w") as f:
-            f.write("\n".join(tokens) + "\n")
-        out = subprocess.run(
-            [
-                "wrk",
-                "-t1",
-                f"-c{connections}",
-                f"-d{max(1, round(seconds))}s",
-                "-s",
-                script,
-                f"http://127.0.0.1:{port}/hello",
-            ],
-            capture_output=True,
-            text=True,
-            env={**os.environ, "RS_GUARD_TOKENS": token_file},
-            check=True,
-        ).stdout
-    if "Non-2xx" in out:
-        raise SystemExit(f"unexpected statuses under wrk:\n{out}")
-    for line in out.splitlines():
-        if line.startswith("Requests/sec:"):
-            return float(line.split()[1])
-    raise SystemExit(f"could not read wrk output:\n{out}")
-
-
 async def run_uvicorn(
     which: str, keys_file: str, tokens: list[str], seconds: float, connections: int = 8
 ) -> float:
-    sock = loopback_socket()  # handed to the server process: no port race
-    port = sock.getsockname()[1]
-    code = SERVER.format(
-        bench_dir=os.path.dirname(os.path.abspath(__file__)),
-        keys=keys_file,
-        which=which,
-        fd=sock.fileno(),
+    """Requests/s of one app in a fresh uvicorn process: wrk when installed, else the small
+    Python keep-alive client above."""
+    server = start_server(
+        Path(__file__).resolve(), ["--serve", which, "--keys", keys_file, "--profile", PROFILE]
     )
-    proc = subprocess.Popen([sys.executable, "-c", code], pass_fds=[sock.fileno()])
-    sock.close()
     try:
-        for _ in range(100):
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.1):
-                    break
-            except OSError:
-                await asyncio.sleep(0.05)
-        # Warm-up (JWKS fetch, imports) with a few requests, then measure.
-        warm: list[int] = []
-        await _client(port, tokens[:50], 0, 1, time.perf_counter() + 0.5, warm)
+        if not server.ready():
+            raise SystemExit(f"the {which} server did not start")
+        auths = auth_headers(tokens)
         if shutil.which("wrk"):
-            return await asyncio.to_thread(run_wrk, port, tokens, seconds, connections)
+            with tempfile.TemporaryDirectory() as tmp:
+                auths_file = write_auths(os.path.join(tmp, "auths.txt"), auths)
+                out = await asyncio.to_thread(
+                    measure_server,
+                    server,
+                    auths_file,
+                    auths[:50],
+                    max(1, round(seconds)),
+                    connections,
+                )
+            if out["non2xx"]:
+                raise SystemExit(f"unexpected statuses under wrk ({which})")
+            rate: float = out["rate"]
+            return rate
+        warm: list[int] = []  # JWKS fetch, imports
+        await _client(server.port, tokens[:50], 0, 1, time.perf_counter() + 0.5, warm)
         counts: list[int] = []
         deadline = time.perf_counter() + seconds
         start = time.perf_counter()
         await asyncio.gather(
-            *(_client(port, tokens, c, connections, deadline, counts) for c in range(connections))
+            *(
+                _client(server.port, tokens, c, connections, deadline, counts)
+                for c in range(connections)
+            )
         )
         return sum(counts) / (time.perf_counter() - start)
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        server.stop()
 
 
 def rss_mb() -> float:
@@ -308,9 +238,15 @@ async def main() -> None:
     parser.add_argument("--tokens", type=int, default=20_000)
     parser.add_argument("--no-uvicorn", action="store_true")
     parser.add_argument("--profile", default="rfc9068", help="token profile of the guard")
+    parser.add_argument("--serve", help=argparse.SUPPRESS)  # internal: the server process
+    parser.add_argument("--keys", help=argparse.SUPPRESS)
+    parser.add_argument("--fd", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     global PROFILE
     PROFILE = args.profile
+    if args.serve:
+        server_main(args)
+        return
 
     idp = IdP(ISSUER)
     idp_http = idp.http_client()

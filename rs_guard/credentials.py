@@ -19,6 +19,8 @@ _B64TOKEN_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234567
 # RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token; the scheme is case-insensitive.
 _BEARER_PREFIXES = frozenset({b"Bearer ", b"bearer ", b"BEARER "})
 _MAX_FORM_BYTES = 64 * 1024
+_MEMO_SIZE = 1024  # Authorization values remembered (about 1.2 MB with 600-byte tokens)
+_MEMO_VALUE_BYTES = 4096  # longer values are parsed every time (bounds the memo at ~8 MB)
 
 
 class BearerCredentials:
@@ -28,7 +30,7 @@ class BearerCredentials:
     "query" (§2.3). A token where it is not accepted, or two tokens, is an InvalidRequest.
     """
 
-    __slots__ = ("body", "dpop", "methods", "query")
+    __slots__ = ("_memo", "body", "dpop", "methods", "query")
 
     def __init__(self, methods: Iterable[str] = ("header",), *, dpop: bool = False) -> None:
         self.dpop = dpop  # also accept `Authorization: DPoP <token>` (RFC 9449 §7.1)
@@ -38,6 +40,11 @@ class BearerCredentials:
             raise ConfigurationError(f"unknown bearer methods: {sorted(unknown)}")
         self.body = "body" in self.methods
         self.query = "query" in self.methods
+        # Authorization value -> its Bearer token, for values seen before: a reused token
+        # costs one bytes hash here instead of a parse, and the same `str` object each time
+        # (its hash cached, compared by identity in the verified-token cache). Only what
+        # `bearer_token` accepted is kept, up to `_MEMO_SIZE` values.
+        self._memo: dict[bytes, str] = {}
 
     def find(self, scope: Scope) -> str | None:
         """The token of the Authorization header or (when accepted) the query string."""
@@ -49,9 +56,20 @@ class BearerCredentials:
                         "More than one Authorization header", reason="multiple_credentials"
                     )
                 value = v
-        token = bearer_token(value) if value is not None else None
-        if token is None and value is not None and self.dpop:
-            token = dpop_token(value)
+        token: str | None = None
+        if value is not None:
+            memo = self._memo
+            token = memo.get(value)
+            if token is None:
+                token = bearer_token(value)
+                if token is not None and len(value) <= _MEMO_VALUE_BYTES:
+                    if len(memo) >= _MEMO_SIZE:
+                        # Start over rather than evict one by one: a dict used as a FIFO
+                        # scans its deleted slots, and a flood of new tokens must stay cheap.
+                        memo.clear()
+                    memo[value] = token
+                elif self.dpop:
+                    token = dpop_token(value)
         qs: bytes = scope.get("query_string", b"")
         if qs and b"access_token" in qs:
             query_tokens = _tokens_in(qs)

@@ -33,6 +33,7 @@ from collections.abc import (
 )
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -124,6 +125,7 @@ def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
     return b64url_encode(hashlib.sha256(canonical.encode("utf-8")).digest())
 
 
+@lru_cache(maxsize=256)  # a client sends one token with many proofs: hashed once
 def access_token_hash(token: str) -> str:
     """`ath`: base64url of the SHA-256 of the access token's ASCII value (RFC 9449 §4.2)."""
     return b64url_encode(hashlib.sha256(token.encode("ascii")).digest())
@@ -143,6 +145,15 @@ def dpop_token(value: bytes) -> str | None:
 def normalize_uri(uri: str) -> str | None:
     """An absolute http(s) URI without query and fragment, normalised per RFC 3986 §6.2.2 and
     §6.2.3 (case of scheme and host, default port, percent-encoding case), or None."""
+    # A pure function of a string that repeats (a client's `htu`, the request URI): short
+    # ones are remembered; `htu` comes from unverified proofs, so the memory stays small.
+    return _normalize_short(uri) if len(uri) <= _SHORT_URI else _normalize(uri)
+
+
+_SHORT_URI = 512
+
+
+def _normalize(uri: str) -> str | None:
     try:
         parts = urlsplit(uri)
         port = parts.port
@@ -159,6 +170,9 @@ def normalize_uri(uri: str) -> str | None:
     return f"{scheme}://{netloc}{path}"
 
 
+_normalize_short = lru_cache(maxsize=1024)(_normalize)
+
+
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
 
@@ -170,6 +184,36 @@ def _percent(match: re.Match[str]) -> str:
 def request_uri(scope: Scope) -> str:
     """The request's target URI as the client addressed it (Starlette's view, root_path
     included), normalised for comparison with `htu`."""
+    # Starlette's URL(scope=...) costs more than the rest of a proof's non-crypto checks: the
+    # answer is remembered under everything it reads (scheme, server, Host, path, root_path).
+    host = None
+    for k, v in scope["headers"]:
+        if k == b"host":
+            host = v
+            break
+    server = scope.get("server")
+    key = (
+        scope.get("scheme", "http"),
+        None if server is None else tuple(server),
+        host,
+        scope.get("path", ""),
+        scope.get("root_path", ""),
+    )
+    uri = _request_uris.get(key)
+    if uri is None:
+        uri = _request_uri(scope)
+        if len(uri) <= _SHORT_URI:  # a long Host or path is computed, never kept
+            if len(_request_uris) >= _REQUEST_URIS_KEPT:
+                _request_uris.clear()  # bounded: many distinct paths only cost the computation
+            _request_uris[key] = uri
+    return uri
+
+
+_REQUEST_URIS_KEPT = 1024
+_request_uris: dict[tuple[Any, ...], str] = {}
+
+
+def _request_uri(scope: Scope) -> str:
     url = URL(scope=scope)
     scheme = {"ws": "http", "wss": "https"}.get(url.scheme, url.scheme)
     path: str = scope.get("path", "")
@@ -402,6 +446,23 @@ class DPoPVerifier:
         return key, jkt
 
     # -- the resource-server hook (ResourceGuard calls this once per authenticated request) --
+
+    def settle_bearer(self, scope: Scope, access: AccessToken) -> bool:
+        """The request without DPoP credentials, decided without an await: True when it is
+        settled (a Bearer token where Bearer is accepted), False when it carries
+        `Authorization: DPoP` (the caller then awaits `check`). Refuses as `check` does."""
+        for k, v in scope["headers"]:
+            if k == b"authorization" and v[:5].lower() == b"dpop ":
+                return False
+        if "cnf" in access.claims and access.jkt is not None:
+            raise bound_as_bearer()  # §7.2 (the `in` keeps an unbound token one lookup)
+        if not self.routes:
+            required = self.policy is DPoPPolicy.REQUIRED
+        else:
+            required = self.policy_for(scope["path"]) is DPoPPolicy.REQUIRED
+        if required:
+            raise InvalidToken("DPoP is required", reason="dpop_required")
+        return True
 
     async def check(self, scope: Scope, token: str, access: AccessToken) -> AccessToken:
         """Apply the route's policy to a validated token: verify the proof of a DPoP request,

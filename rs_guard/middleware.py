@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 __all__ = ["ResourceGuard", "SubjectTranslator", "UserResolver", "endpoint_requirement", "guard_of"]
 
 _SCOPE_KEY = "rs_guard"
+# The messages after which an answer has started: a late refusal can no longer be sent.
+_STARTS = frozenset({"http.response.start", "websocket.accept", "websocket.close"})
 _REQUIREMENT_KEY = "rs_guard.requirement"
 
 
@@ -173,6 +175,8 @@ class ResourceGuard:
         self._exact_requirement = self.paths.exact.get
         self._search_paths = self.paths.needs_search
         self._find_token = self.credentials.find
+        self._query = self.credentials.query
+        self._no_resolver = user_resolver is None
 
     @property
     def keys(self) -> JWKSCache:
@@ -210,11 +214,27 @@ class ResourceGuard:
             else:
                 # 2b. authenticate (a cache hit awaits nothing), 3. authorize
                 hot = self._hot
-                access = hot(token) if hot is not None else None
-                if access is None:
-                    access = await self.authenticate(token)
-                if self.dpop is not None:  # RFC 9449: the proof, checked on every request
-                    await self.dpop.check(scope, token, access)
+                if hot is not None:
+                    access = hot(token)
+                    if access is None:
+                        access = await self._validate(token)
+                else:
+                    # A hierarchy or a translator: the derived view is remembered on the
+                    # cached token, so a warm request awaits nothing either.
+                    lookup = self._lookup
+                    base = lookup(token) if lookup is not None else None
+                    if base is None:
+                        access = await self._validate(token)
+                    else:
+                        derived = base._derived
+                        if derived is not None and derived[0] is self and self._no_resolver:
+                            access = derived[1]
+                        else:
+                            access = await derive(self, base)
+                dpop = self.dpop
+                if dpop is not None:  # RFC 9449: the proof, checked on every request
+                    if not dpop.settle_bearer(scope, access):
+                        await dpop.check(scope, token, access)
                 elif "cnf" in access.claims and access.sender_constrained:
                     raise bound_as_bearer()  # §7.2 (the `in` keeps the hot path one lookup)
                 if self.revocations is not None:
@@ -229,10 +249,36 @@ class ResourceGuard:
         except RSGuardError as exc:
             await self.refusals.send(exc, scope, send, requirement, token)  # 4. reject
             return
-        scope[_SCOPE_KEY], scope[_REQUIREMENT_KEY] = self, requirement
+        scope[_SCOPE_KEY] = self
+        scope[_REQUIREMENT_KEY] = requirement
         if self.observer is not None and token is not None:
             emit_hot(self.observer, "request_accepted")  # counters only (e.g. OpenTelemetry)
-        await call_app(self, scope, receive, send, token, requirement)  # 4. call
+        # 4. call the app (inlined: one coroutine fewer per request). A handler may still
+        # refuse late (`check()` for a step-up only it can decide): rendered as a refusal
+        # unless its answer has started, which `tracking_send` records.
+        started = False
+        # RFC 6750 §2.3: a success answer to a request whose token rode in the URI SHOULD be
+        # `Cache-Control: private` (a token in the query only gets this far when allowed).
+        private = (
+            self._query and token is not None and b"access_token" in scope.get("query_string", b"")
+        )
+
+        def tracking_send(message: Message) -> Awaitable[None]:
+            # A plain function handing back send's awaitable: no coroutine of its own per
+            # message; after the start nothing is looked at any more.
+            nonlocal started
+            if not started and message["type"] in _STARTS:
+                started = True
+                if private and message["type"] == "http.response.start":
+                    message = setup.private(message)
+            return send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except RSGuardError as exc:
+            if started:
+                raise
+            await self.refusals.send(exc, scope, send, requirement)
 
     def requirement_for(self, path: str) -> Requirement | None:
         """The configured requirement for a route path (exact match, then longest prefix)."""
@@ -247,9 +293,14 @@ class ResourceGuard:
         lookup = self._lookup
         base = lookup(token) if lookup is not None else None
         if base is None:
-            started = time.perf_counter()
-            base = await self.validator.validate(token)
-            emit(self.observer, "token_validated", seconds=time.perf_counter() - started)
+            return await self._validate(token)
+        return await derive(self, base)
+
+    async def _validate(self, token: str) -> AccessToken:
+        """Full validation of a token the cache did not answer (no second cache look-up)."""
+        started = time.perf_counter()
+        base = await self.validator.validate(token)
+        emit(self.observer, "token_validated", seconds=time.perf_counter() - started)
         return await derive(self, base)
 
 
@@ -304,41 +355,6 @@ async def derive(guard: ResourceGuard, base: AccessToken) -> AccessToken:
     if guard.user_resolver is not None and access.local_subject is not None:
         access = access.replace(user_id=await guard.user_resolver(access.local_subject))
     return access
-
-
-async def call_app(
-    guard: ResourceGuard,
-    scope: Scope,
-    receive: Receive,
-    send: Send,
-    token: str | None,
-    requirement: Requirement | None,
-) -> None:
-    """Call the app; an RSGuardError it raises before answering is rendered as a refusal."""
-    started = False
-    # RFC 6750 §2.3: a success answer to a request whose token rode in the URI SHOULD be
-    # `Cache-Control: private` (a token in the query only gets this far when allowed).
-    private = (
-        token is not None
-        and guard.credentials.query
-        and b"access_token" in scope.get("query_string", b"")
-    )
-
-    async def tracking_send(message: Message) -> None:
-        nonlocal started
-        if message["type"] in ("http.response.start", "websocket.accept", "websocket.close"):
-            started = True
-            if private and message["type"] == "http.response.start":
-                message = setup.private(message)
-        await send(message)
-
-    try:
-        await guard.app(scope, receive, tracking_send)
-    except RSGuardError as exc:
-        # A handler may decide late that it needs more (e.g. step-up for a large payment).
-        if started:
-            raise
-        await guard.refusals.send(exc, scope, send, requirement)
 
 
 def guard_of(scope: Scope) -> ResourceGuard | None:

@@ -180,17 +180,31 @@ class Counters:
 
     def __init__(self) -> None:
         self._counts: dict[tuple[str, str | None], int] = {}
+        # Events without fields (the per-request ones: `token_cache_hit`, `request_accepted`)
+        # are counted by name alone: one dict update, no key tuple built.
+        self._plain: dict[str, int] = {}
 
     def __call__(self, event: str, fields: dict[str, Any]) -> None:
+        if not fields:
+            plain = self._plain
+            plain[event] = plain.get(event, 0) + 1
+            return
         reason = fields.get("reason")
         key = (event, reason if isinstance(reason, str) else None)
         self._counts[key] = self._counts.get(key, 0) + 1
+
+    def _all(self) -> dict[tuple[str, str | None], int]:
+        merged = dict(self._counts)
+        for event, n in self._plain.items():
+            merged[(event, None)] = merged.get((event, None), 0) + n
+        return merged
 
     def get(self, event: str, reason: str | None = None) -> int:
         """How often `event` happened (with this `reason`, or with any reason when None)."""
         if reason is not None:
             return self._counts.get((event, reason), 0)
-        return sum(n for (name, _), n in self._counts.items() if name == event)
+        counted = sum(n for (name, _), n in self._counts.items() if name == event)
+        return counted + self._plain.get(event, 0)
 
     def reasons(self, event: str = "token_rejected") -> dict[str, int]:
         """Counts of one event by reason, e.g. rejections by reason code."""
@@ -198,12 +212,13 @@ class Counters:
 
     def snapshot(self) -> dict[str, int]:
         """All counts as `event` or `event:reason` -> count, sorted by name (for metrics)."""
-        out = {(f"{e}:{r}" if r is not None else e): n for (e, r), n in self._counts.items()}
+        out = {(f"{e}:{r}" if r is not None else e): n for (e, r), n in self._all().items()}
         return dict(sorted(out.items()))
 
     def reset(self) -> None:
         """Forget every count."""
         self._counts.clear()
+        self._plain.clear()
 
 
 def fan_out(*observers: Observer | None) -> Observer:

@@ -13,7 +13,7 @@ instruments on the global meter provider (or the one given):
 
 The per-request events (accepted requests, cache hits and misses) only add one to a plain
 integer; the SDK reads the totals at collection time through observable counters, so the warm
-path pays no SDK call (measured in `benchmarks/observe_overhead.py`).
+path pays no SDK call (measured in `benchmarks/features.py`).
 """
 
 from __future__ import annotations

@@ -168,6 +168,12 @@ class Requirement:
             if not isinstance(name, str) or not name:
                 raise ConfigurationError("claim names must be non-empty strings")
         object.__setattr__(self, "claims", MappingProxyType(claims))
+        # Decided once (not a field: equality and repr stay the declared ones): a requirement
+        # of scopes alone is checked on every request with a membership test per scope.
+        simple = not (
+            self.acr_values or self.max_age is not None or claims or self.predicate is not None
+        )
+        object.__setattr__(self, "_scopes_only", simple)
 
     @property
     def steps_up(self) -> bool:
@@ -188,6 +194,12 @@ class Requirement:
         `insufficient_user_authentication` carries the scopes too, so one re-authorization
         (scope + acr_values / max_age / claims) suffices, and its description names both.
         """
+        if self._scopes_only and not hierarchy:  # type: ignore[attr-defined]
+            granted = token.granted_scopes
+            for required in self.scopes:
+                if required not in granted:
+                    raise InsufficientScope(self.scopes, self.description)
+            return
         scope_short = False
         if self.scopes:
             granted = token.granted_scopes

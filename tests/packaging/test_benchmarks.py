@@ -81,3 +81,23 @@ def test_memory_benchmark_smoke_runs_and_prints_its_table() -> None:
         "warm adds over bare, us",
     ):
         assert row in out
+
+
+def test_features_benchmark_prints_every_feature_side_by_side() -> None:
+    # Issue #16: every feature on the warm path, its cost next to plain rs_guard and bare.
+    args = [sys.executable, str(BENCH / "features.py"), "--quick", "--rounds", "1"]
+    args += ["--seconds", "0.05", "--no-uvicorn"]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout
+    for row in (
+        "bare Starlette endpoint",
+        "rs_guard warm (plain)",
+        "profile='auth0'",
+        "PPID translation, warm translator cache",
+        "observer=Counters()",
+        "DPoP-bound token, fresh proof each request",
+        "revocations= (10,000 others revoked)",
+    ):
+        assert row in out, row
+    assert "+us vs plain" in out
