@@ -65,6 +65,7 @@ from peers import (  # noqa: E402
 ALG = "ES256"
 WARM = 200  # tokens every guard sees before a measurement (code paths, JWKS fetched)
 CACHE_SIZE = 10_000  # Limits' default; build_rs_guard uses the defaults
+NO_CACHE = "rs_guard cold, this tree, cache off"
 
 
 def child(args: argparse.Namespace) -> None:
@@ -178,6 +179,15 @@ def wrk_section(
         (f"rs_guard cold, {label}", Variant("rs_guard", ALG, "rs_guard cold", True), root)
         for label, root in trees
     ]
+    # The same guard with its cache off: the server's growth that is not the cache's (the
+    # requests' own working set, the allocator's arenas), to tell the two apart.
+    servers.append(
+        (
+            NO_CACHE,
+            Variant("rs_guard_no_cache", ALG, "rs_guard cold, no cache", True),
+            str(HERE.parent),
+        )
+    )
     servers.append(("PyJWT, prebuilt key (peer)", Variant("pyjwt", ALG, "PyJWT", True), ""))
     saved = os.environ.get("PYTHONPATH")
     try:
@@ -321,6 +331,15 @@ def main() -> int:
                 for _, key, fmt in keys
             )
             print(f"  {label:<44}{cells}")
+        own = f"rs_guard cold, {trees[0][0]}"
+        if own in wrk_rows and NO_CACHE in wrk_rows:
+            grown = statistics.median(r["rss_growth_mb"] for r in wrk_rows[own])
+            base = statistics.median(r["rss_growth_mb"] for r in wrk_rows[NO_CACHE])
+            cache = statistics.median(run["cache_mb"] for run in results[trees[0][0]])
+            print(
+                f"  server RSS growth with the cache minus without it: {grown - base:.1f} MB, "
+                f"{(grown - base) / cache:.2f}x the full cache's {cache:.1f} MB (tracemalloc)"
+            )
     print(f"total {time.perf_counter() - started:.0f}s")
     return 0
 

@@ -284,6 +284,26 @@ def build_rs_guard(ctx: Context, alg: str) -> ASGIApp:
     )
 
 
+def build_rs_guard_no_cache(ctx: Context, alg: str) -> ASGIApp:
+    """rs_guard with its verified-token cache off (`Limits(cache_size=0)`): what the server
+    grows by under cold load without the cache (benchmarks/memory.py subtracts it)."""
+    from rs_guard import ResourceGuard
+    from rs_guard.access_token import Limits
+
+    return Starlette(
+        routes=ROUTES,
+        middleware=[
+            Middleware(
+                ResourceGuard,
+                issuer=ISSUER,
+                resource=RESOURCE,
+                http_client=ctx.idp.http_client(),
+                limits=Limits(cache_size=0),
+            )
+        ],
+    )
+
+
 def _pyjwt_decode(token: str, key: Any, alg: str) -> dict[str, Any]:
     import jwt
 
@@ -478,6 +498,7 @@ PEERS: list[Peer] = [
 BUILDERS: dict[str, Callable[[Context, str], ASGIApp]] = {
     "bare": build_bare,
     "rs_guard": build_rs_guard,
+    "rs_guard_no_cache": build_rs_guard_no_cache,
     **{p.key: p.build for p in PEERS},
 }
 

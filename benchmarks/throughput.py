@@ -289,7 +289,9 @@ async def main() -> None:
     for n in names:
         print(f"  {n:40s} {results[n]:10.0f}   ({1e6 / results[n]:6.1f} us/request)")
     print(f"  warm / bare  = {ratio(results, names[1], names[0]):.2f}x")
-    print(f"  cold / pyjwt = {ratio(results, names[2], names[3]):.2f}x   (target >= 1.3)")
+    print(
+        f"  cold / pyjwt = {ratio(results, names[2], names[3]):.2f}x   (peers.py compares every peer per algorithm)"
+    )
 
     if not args.no_uvicorn:
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
@@ -310,8 +312,10 @@ async def main() -> None:
         print(f"\nuvicorn on loopback (1 worker, 8 connections, load from {client}), requests/s:")
         for n in names:
             print(f"  {n:40s} {uresults[n]:10.0f}")
-        print(f"  warm / bare  = {ratio(uresults, names[1], names[0]):.2f}x   (target >= 0.9)")
-        print(f"  cold / pyjwt = {ratio(uresults, names[2], names[3]):.2f}x   (target >= 1.3)")
+        print(f"  warm / bare  = {ratio(uresults, names[1], names[0]):.2f}x   (#16 target >= 0.85)")
+        print(
+            f"  cold / pyjwt = {ratio(uresults, names[2], names[3]):.2f}x   (peers.py compares every peer per algorithm)"
+        )
         os.unlink(keys_file)
 
     # Memory under a flood of distinct tokens: the verified-token cache is bounded.
