@@ -82,9 +82,16 @@ class DPoPAtIdP:
         bind the tokens to (None: a plain Bearer request)."""
         jkt = await self.proof_key(request)
         code = form.get("code", [None])[0] if grant_type == "authorization_code" else None
-        wanted = self._codes.pop(_digest(code), None) if code else None
-        if wanted is not None and wanted != jkt:
-            raise OAuthError("invalid_grant", "the code is bound to another DPoP key (dpop_jkt)")
+        key = _digest(code) if code else ""
+        wanted = self._codes.get(key) if key else None
+        if wanted is not None:
+            if wanted != jkt:
+                # The binding stays: the code is not redeemed here, and a retry without the
+                # key (or with another one) must meet the same refusal.
+                raise OAuthError(
+                    "invalid_grant", "the code is bound to another DPoP key (dpop_jkt)"
+                )
+            self._codes.pop(key, None)  # only the key holder gets here; the grant uses the code
         refresh = form.get("refresh_token", [None])[0] if grant_type == "refresh_token" else None
         bound = self._refresh.get(_digest(refresh)) if refresh else None
         if bound is not None and bound != jkt:

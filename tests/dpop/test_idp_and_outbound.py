@@ -217,6 +217,24 @@ async def test_dpop_jkt_binds_the_authorization_code(
     assert "invalid_request" in malformed.headers.get("location", "")
 
 
+async def test_a_refused_redemption_leaves_the_code_bound_to_its_dpop_jkt(
+    idp: IdP, http: httpx.AsyncClient, clock: Clock
+) -> None:
+    # RFC 9449 §10: a first try with another key must not unbind the code, so that a second
+    # try without a proof (or with yet another key) gets it redeemed.
+    key = DPoPKey()
+    code, verifier = await _code(idp, http, dpop_jkt=key.jkt)
+    for headers in (token_proof(DPoPKey(), clock), {}, token_proof(DPoPKey(), clock)):
+        refused = await http.post("/token", data=_code_form(code, verifier), headers=headers)
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"] == "invalid_grant"
+    right = await http.post(
+        "/token", data=_code_form(code, verifier), headers=token_proof(key, clock)
+    )
+    assert right.status_code == 200, right.text
+    assert claims(right.json()["access_token"])["cnf"] == {"jkt": key.jkt}
+
+
 # ----- outbound: ClientCredentials / TokenExchanger with dpop= ------------------------------
 
 
