@@ -44,13 +44,23 @@ class DPoPAtIdP:
     def __init__(self, clock: Callable[[], int]) -> None:
         self.verifier = DPoPVerifier(clock=clock, replay_store=MemoryReplayStore())
         self.nonces: DPoPNonces | None = None
+        self._clock = clock
         self._refresh: dict[str, str] = {}
-        self._codes: dict[str, str] = {}
+        self._codes: dict[str, tuple[str, int]] = {}  # digest -> (dpop_jkt, code expiry)
 
-    def bind_code(self, code: str, dpop_jkt: str | None) -> None:
-        """Remember the `dpop_jkt` of an authorization request for its code (§10)."""
-        if dpop_jkt is not None and len(self._codes) < _MAX_BINDINGS:
-            self._codes[_digest(code)] = dpop_jkt
+    def bind_code(self, code: str, dpop_jkt: str | None, expires_at: int) -> None:
+        """Remember the `dpop_jkt` of an authorization request for its code (§10), until the
+        code expires. OAuthError when the binding cannot be kept: never an unbound code for a
+        request that asked for a bound one."""
+        if dpop_jkt is None:
+            return
+        if len(self._codes) >= _MAX_BINDINGS:
+            # Codes live for seconds: the bindings of expired (or never redeemed) ones go.
+            now = self._clock()
+            self._codes = {k: v for k, v in self._codes.items() if v[1] > now}
+            if len(self._codes) >= _MAX_BINDINGS:
+                raise OAuthError("temporarily_unavailable", "too many DPoP-bound codes pending")
+        self._codes[_digest(code)] = (dpop_jkt, expires_at)
 
     async def proof_key(self, request: Request) -> str | None:
         """The thumbprint of a token request's valid proof, None without one; OAuthError
@@ -83,9 +93,9 @@ class DPoPAtIdP:
         jkt = await self.proof_key(request)
         code = form.get("code", [None])[0] if grant_type == "authorization_code" else None
         key = _digest(code) if code else ""
-        wanted = self._codes.get(key) if key else None
-        if wanted is not None:
-            if wanted != jkt:
+        held = self._codes.get(key) if key else None
+        if held is not None:
+            if held[0] != jkt:
                 # The binding stays: the code is not redeemed here, and a retry without the
                 # key (or with another one) must meet the same refusal.
                 raise OAuthError(
@@ -104,7 +114,12 @@ class DPoPAtIdP:
             return
         body["token_type"] = "DPoP"
         refresh = body.get("refresh_token")
-        if public_client and isinstance(refresh, str) and len(self._refresh) < _MAX_BINDINGS:
+        if public_client and isinstance(refresh, str):
+            if len(self._refresh) >= _MAX_BINDINGS:
+                # No room for the binding: no refresh token either, rather than an unbound
+                # one a thief could use without the key (§5).
+                del body["refresh_token"]
+                return
             self._refresh[_digest(refresh)] = jkt
 
 
