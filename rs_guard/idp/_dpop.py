@@ -62,6 +62,19 @@ class DPoPAtIdP:
                 raise OAuthError("temporarily_unavailable", "too many DPoP-bound codes pending")
         self._codes[_digest(code)] = (dpop_jkt, expires_at)
 
+    def snapshot(self) -> dict[str, Any]:
+        """The refresh-token key bindings (under their hashes): without them a restart
+        (`state_dir`) would let a public client's refresh token be used without its key.
+        Codes are not kept across a restart, nor are their bindings."""
+        return {"refresh": dict(self._refresh)}
+
+    def restore(self, doc: dict[str, Any]) -> None:
+        """Take the bindings of a snapshot (ValueError when it is not one)."""
+        refresh = doc.get("refresh")
+        if not isinstance(refresh, dict) or not all(isinstance(v, str) for v in refresh.values()):
+            raise ValueError("dpop: refresh token bindings missing or not jkt values")
+        self._refresh = dict(refresh)
+
     async def proof_key(self, request: Request) -> str | None:
         """The thumbprint of a token request's valid proof, None without one; OAuthError
         `invalid_dpop_proof` / `use_dpop_nonce` (400, RFC 9449 §5, §8) otherwise."""
