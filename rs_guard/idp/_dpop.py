@@ -41,11 +41,14 @@ def _digest(value: str) -> str:
 class DPoPAtIdP:
     """The DPoP state of one IdP: its proof verifier, optional nonces, and key bindings."""
 
-    def __init__(self, clock: Callable[[], int]) -> None:
+    def __init__(
+        self, clock: Callable[[], int], refresh_lifetime: Callable[[], int] = lambda: 86_400
+    ) -> None:
         self.verifier = DPoPVerifier(clock=clock, replay_store=MemoryReplayStore())
         self.nonces: DPoPNonces | None = None
         self._clock = clock
-        self._refresh: dict[str, str] = {}
+        self._refresh_lifetime = refresh_lifetime
+        self._refresh: dict[str, tuple[str, int]] = {}  # digest -> (jkt, token expiry)
         self._codes: dict[str, tuple[str, int]] = {}  # digest -> (dpop_jkt, code expiry)
 
     def bind_code(self, code: str, dpop_jkt: str | None, expires_at: int) -> None:
@@ -66,14 +69,24 @@ class DPoPAtIdP:
         """The refresh-token key bindings (under their hashes): without them a restart
         (`state_dir`) would let a public client's refresh token be used without its key.
         Codes are not kept across a restart, nor are their bindings."""
-        return {"refresh": dict(self._refresh)}
+        return {"refresh": {k: [jkt, exp] for k, (jkt, exp) in self._refresh.items()}}
 
     def restore(self, doc: dict[str, Any]) -> None:
         """Take the bindings of a snapshot (ValueError when it is not one)."""
         refresh = doc.get("refresh")
-        if not isinstance(refresh, dict) or not all(isinstance(v, str) for v in refresh.values()):
-            raise ValueError("dpop: refresh token bindings missing or not jkt values")
-        self._refresh = dict(refresh)
+        if not isinstance(refresh, dict):
+            raise ValueError("dpop: refresh token bindings missing")
+        restored: dict[str, tuple[str, int]] = {}
+        for key, value in refresh.items():
+            if not (
+                isinstance(value, list)
+                and len(value) == 2
+                and isinstance(value[0], str)
+                and type(value[1]) is int
+            ):
+                raise ValueError("dpop: a refresh token binding is not [jkt, expires_at]")
+            restored[key] = (value[0], value[1])
+        self._refresh = restored
 
     async def proof_key(self, request: Request) -> str | None:
         """The thumbprint of a token request's valid proof, None without one; OAuthError
@@ -117,7 +130,7 @@ class DPoPAtIdP:
             self._codes.pop(key, None)  # only the key holder gets here; the grant uses the code
         refresh = form.get("refresh_token", [None])[0] if grant_type == "refresh_token" else None
         bound = self._refresh.get(_digest(refresh)) if refresh else None
-        if bound is not None and bound != jkt:
+        if bound is not None and bound[0] != jkt:
             raise OAuthError("invalid_grant", "the refresh token is bound to another DPoP key")
         return jkt
 
@@ -128,12 +141,16 @@ class DPoPAtIdP:
         body["token_type"] = "DPoP"
         refresh = body.get("refresh_token")
         if public_client and isinstance(refresh, str):
+            now = self._clock()
+            if len(self._refresh) >= _MAX_BINDINGS:
+                # The bindings of expired refresh tokens go first (they expire together).
+                self._refresh = {k: v for k, v in self._refresh.items() if v[1] > now}
             if len(self._refresh) >= _MAX_BINDINGS:
                 # No room for the binding: no refresh token either, rather than an unbound
                 # one a thief could use without the key (§5).
                 del body["refresh_token"]
                 return
-            self._refresh[_digest(refresh)] = jkt
+            self._refresh[_digest(refresh)] = (jkt, now + self._refresh_lifetime())
 
 
 @contextmanager

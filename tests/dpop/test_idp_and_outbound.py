@@ -274,6 +274,16 @@ async def test_key_bindings_fail_closed_when_their_table_is_full(
         assert issued.status_code == 200, issued.text
         assert issued.json()["token_type"] == "DPoP"
         assert ("refresh_token" in issued.json()) is room
+    clock.now += 86_401  # the refresh tokens expire (a day): their bindings make room
+    code, verifier = await _code(idp, http)
+    issued = await http.post(
+        "/token", data=_code_form(code, verifier), headers=token_proof(key, clock)
+    )
+    assert issued.status_code == 200, issued.text
+    refresh = {"grant_type": "refresh_token", "client_id": "spa"}
+    refresh["refresh_token"] = issued.json()["refresh_token"]
+    unbound = await http.post("/token", data=refresh)
+    assert unbound.status_code == 400, unbound.text
 
 
 # ----- outbound: ClientCredentials / TokenExchanger with dpop= ------------------------------
