@@ -41,16 +41,52 @@ def _digest(value: str) -> str:
 class DPoPAtIdP:
     """The DPoP state of one IdP: its proof verifier, optional nonces, and key bindings."""
 
-    def __init__(self, clock: Callable[[], int]) -> None:
+    def __init__(
+        self, clock: Callable[[], int], refresh_lifetime: Callable[[], int] = lambda: 86_400
+    ) -> None:
         self.verifier = DPoPVerifier(clock=clock, replay_store=MemoryReplayStore())
         self.nonces: DPoPNonces | None = None
-        self._refresh: dict[str, str] = {}
-        self._codes: dict[str, str] = {}
+        self._clock = clock
+        self._refresh_lifetime = refresh_lifetime
+        self._refresh: dict[str, tuple[str, int]] = {}  # digest -> (jkt, token expiry)
+        self._codes: dict[str, tuple[str, int]] = {}  # digest -> (dpop_jkt, code expiry)
 
-    def bind_code(self, code: str, dpop_jkt: str | None) -> None:
-        """Remember the `dpop_jkt` of an authorization request for its code (§10)."""
-        if dpop_jkt is not None and len(self._codes) < _MAX_BINDINGS:
-            self._codes[_digest(code)] = dpop_jkt
+    def bind_code(self, code: str, dpop_jkt: str | None, expires_at: int) -> None:
+        """Remember the `dpop_jkt` of an authorization request for its code (§10), until the
+        code expires. OAuthError when the binding cannot be kept: never an unbound code for a
+        request that asked for a bound one."""
+        if dpop_jkt is None:
+            return
+        if len(self._codes) >= _MAX_BINDINGS:
+            # Codes live for seconds: the bindings of expired (or never redeemed) ones go.
+            now = self._clock()
+            self._codes = {k: v for k, v in self._codes.items() if v[1] > now}
+            if len(self._codes) >= _MAX_BINDINGS:
+                raise OAuthError("temporarily_unavailable", "too many DPoP-bound codes pending")
+        self._codes[_digest(code)] = (dpop_jkt, expires_at)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The refresh-token key bindings (under their hashes): without them a restart
+        (`state_dir`) would let a public client's refresh token be used without its key.
+        Codes are not kept across a restart, nor are their bindings."""
+        return {"refresh": {k: [jkt, exp] for k, (jkt, exp) in self._refresh.items()}}
+
+    def restore(self, doc: dict[str, Any]) -> None:
+        """Take the bindings of a snapshot (ValueError when it is not one)."""
+        refresh = doc.get("refresh")
+        if not isinstance(refresh, dict):
+            raise ValueError("dpop: refresh token bindings missing")
+        restored: dict[str, tuple[str, int]] = {}
+        for key, value in refresh.items():
+            if not (
+                isinstance(value, list)
+                and len(value) == 2
+                and isinstance(value[0], str)
+                and type(value[1]) is int
+            ):
+                raise ValueError("dpop: a refresh token binding is not [jkt, expires_at]")
+            restored[key] = (value[0], value[1])
+        self._refresh = restored
 
     async def proof_key(self, request: Request) -> str | None:
         """The thumbprint of a token request's valid proof, None without one; OAuthError
@@ -82,12 +118,19 @@ class DPoPAtIdP:
         bind the tokens to (None: a plain Bearer request)."""
         jkt = await self.proof_key(request)
         code = form.get("code", [None])[0] if grant_type == "authorization_code" else None
-        wanted = self._codes.pop(_digest(code), None) if code else None
-        if wanted is not None and wanted != jkt:
-            raise OAuthError("invalid_grant", "the code is bound to another DPoP key (dpop_jkt)")
+        key = _digest(code) if code else ""
+        held = self._codes.get(key) if key else None
+        if held is not None:
+            if held[0] != jkt:
+                # The binding stays: the code is not redeemed here, and a retry without the
+                # key (or with another one) must meet the same refusal.
+                raise OAuthError(
+                    "invalid_grant", "the code is bound to another DPoP key (dpop_jkt)"
+                )
+            self._codes.pop(key, None)  # only the key holder gets here; the grant uses the code
         refresh = form.get("refresh_token", [None])[0] if grant_type == "refresh_token" else None
         bound = self._refresh.get(_digest(refresh)) if refresh else None
-        if bound is not None and bound != jkt:
+        if bound is not None and bound[0] != jkt:
             raise OAuthError("invalid_grant", "the refresh token is bound to another DPoP key")
         return jkt
 
@@ -97,8 +140,17 @@ class DPoPAtIdP:
             return
         body["token_type"] = "DPoP"
         refresh = body.get("refresh_token")
-        if public_client and isinstance(refresh, str) and len(self._refresh) < _MAX_BINDINGS:
-            self._refresh[_digest(refresh)] = jkt
+        if public_client and isinstance(refresh, str):
+            now = self._clock()
+            if len(self._refresh) >= _MAX_BINDINGS:
+                # The bindings of expired refresh tokens go first (they expire together).
+                self._refresh = {k: v for k, v in self._refresh.items() if v[1] > now}
+            if len(self._refresh) >= _MAX_BINDINGS:
+                # No room for the binding: no refresh token either, rather than an unbound
+                # one a thief could use without the key (§5).
+                del body["refresh_token"]
+                return
+            self._refresh[_digest(refresh)] = (jkt, now + self._refresh_lifetime())
 
 
 @contextmanager

@@ -11,6 +11,7 @@ Layout (every file `{"format": "rs_guard.idp.state/1", "issuer": ..., "kind": ..
       tokens.json       TokenStore: unexpired access/refresh records (by hash) and their grants
       users.json        UserDirectory: users and their claims
       sessions.json     Sessions: the signed-in session, login script, consents
+      dpop.json         DPoPAtIdP: DPoP key bindings of public clients' refresh tokens (by hash)
       clients-file.json the clients file loader: which client ids the file put there
       lock              held (flock) while an IdP uses the directory
 
@@ -228,5 +229,6 @@ def open_state(services: Any, loader: Any, path: str | os.PathLike[str], issuer:
     state.add("clients-file", loader)
     state.add("tokens", services.tokens)
     state.add("sessions", services.sessions)
+    state.add("dpop", services.dpop)
     state.open()
     return state

@@ -54,7 +54,7 @@ class Services:
         )
         self.events = EventService(self.clients, self.minter, self.fetcher)
         self.ppid_policy = ConversionPolicy()
-        self.dpop = DPoPAtIdP(settings.now)
+        self.dpop = DPoPAtIdP(settings.now, lambda: settings.refresh_token_lifetime)
         self.ssf = SignalTransmitter(
             settings, self.urls, self.keys, self.clients, self.subjects, self.events
         )

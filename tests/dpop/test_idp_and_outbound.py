@@ -217,6 +217,75 @@ async def test_dpop_jkt_binds_the_authorization_code(
     assert "invalid_request" in malformed.headers.get("location", "")
 
 
+async def test_a_refused_redemption_leaves_the_code_bound_to_its_dpop_jkt(
+    idp: IdP, http: httpx.AsyncClient, clock: Clock
+) -> None:
+    # RFC 9449 §10: a first try with another key must not unbind the code, so that a second
+    # try without a proof (or with yet another key) gets it redeemed.
+    key = DPoPKey()
+    code, verifier = await _code(idp, http, dpop_jkt=key.jkt)
+    for headers in (token_proof(DPoPKey(), clock), {}, token_proof(DPoPKey(), clock)):
+        refused = await http.post("/token", data=_code_form(code, verifier), headers=headers)
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"] == "invalid_grant"
+    right = await http.post(
+        "/token", data=_code_form(code, verifier), headers=token_proof(key, clock)
+    )
+    assert right.status_code == 200, right.text
+    assert claims(right.json()["access_token"])["cnf"] == {"jkt": key.jkt}
+
+
+async def test_key_bindings_fail_closed_when_their_table_is_full(
+    idp: IdP, http: httpx.AsyncClient, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The IdP keeps a bounded number of key bindings (100,000; 2 here, so that a test can fill
+    # it). A full table never means an unbound code or refresh token for a bound request.
+    monkeypatch.setattr("rs_guard.idp._dpop._MAX_BINDINGS", 2)
+    key = DPoPKey()
+    for _ in range(2):
+        await _code(idp, http, dpop_jkt=key.jkt)
+    idp.login_as("alice")
+    verifier, challenge = _pkce()
+    full = await http.get(
+        "/authorize",
+        params={
+            "response_type": "code",
+            "client_id": "spa",
+            "redirect_uri": SPA_REDIRECT,
+            "scope": "items:read",
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+            "dpop_jkt": key.jkt,
+        },
+    )
+    assert full.status_code == 302
+    location = parse_qs(urlsplit(full.headers["location"]).query)
+    assert location["error"] == ["temporarily_unavailable"] and "code" not in location
+    clock.now += 61  # the pending codes expire (code_lifetime 60): their bindings make room
+    code, verifier = await _code(idp, http, dpop_jkt=key.jkt)
+    unbound = await http.post("/token", data=_code_form(code, verifier))
+    assert unbound.status_code == 400, unbound.text
+    # Refresh tokens of a public client: with no room for the binding, none is issued.
+    for room in (True, True, False):
+        code, verifier = await _code(idp, http)
+        issued = await http.post(
+            "/token", data=_code_form(code, verifier), headers=token_proof(key, clock)
+        )
+        assert issued.status_code == 200, issued.text
+        assert issued.json()["token_type"] == "DPoP"
+        assert ("refresh_token" in issued.json()) is room
+    clock.now += 86_401  # the refresh tokens expire (a day): their bindings make room
+    code, verifier = await _code(idp, http)
+    issued = await http.post(
+        "/token", data=_code_form(code, verifier), headers=token_proof(key, clock)
+    )
+    assert issued.status_code == 200, issued.text
+    refresh = {"grant_type": "refresh_token", "client_id": "spa"}
+    refresh["refresh_token"] = issued.json()["refresh_token"]
+    unbound = await http.post("/token", data=refresh)
+    assert unbound.status_code == 400, unbound.text
+
+
 # ----- outbound: ClientCredentials / TokenExchanger with dpop= ------------------------------
 
 

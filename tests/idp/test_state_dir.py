@@ -4,16 +4,22 @@ clients file read at start, through the Python API and HTTP in-process."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
+import secrets
 import stat
+import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
 from rs_guard import AuthorizationServer, JWTValidator
+from rs_guard.dpop import DPoPKey
 from rs_guard.errors import ClientsFileError, IdPStateError
 from rs_guard.idp import IdP
 
@@ -78,6 +84,58 @@ async def test_everything_survives_a_restart(tmp_path: Path) -> None:
         again, "GET", created["registration_client_uri"], created["registration_access_token"]
     )
     assert read.status_code == 200 and read.json()["client_name"] == "Billing"
+    await again.aclose()
+
+
+async def test_a_dpop_bound_refresh_token_still_needs_its_key_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    # RFC 9449 §5: a public client's refresh token is bound to its DPoP key, restart or not.
+    state = tmp_path / "state"
+    cb = "https://spa.example/cb"
+    idp = IdP(ISSUER, state_dir=state)
+    idp.register_client("spa", redirect_uris=[cb], token_endpoint_auth_method="none")
+    idp.add_user("alice")
+    idp.login_as("alice")
+    verifier = secrets.token_urlsafe(40)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+    key = DPoPKey()
+    async with idp.http_client() as http:
+        authorized = await http.get(
+            "/authorize",
+            params={
+                "response_type": "code",
+                "client_id": "spa",
+                "redirect_uri": cb,
+                "code_challenge": challenge.rstrip(b"=").decode(),
+                "code_challenge_method": "S256",
+            },
+        )
+        code = parse_qs(urlsplit(authorized.headers["location"]).query)["code"][0]
+        form = {"client_id": "spa", "code": code, "redirect_uri": cb, "code_verifier": verifier}
+        issued = await http.post(
+            "/token",
+            data={"grant_type": "authorization_code", **form},
+            headers={"DPoP": key.proof("POST", f"{ISSUER}/token", iat=time.time())},
+        )
+    assert issued.status_code == 200, issued.text
+    refresh = {
+        "grant_type": "refresh_token",
+        "client_id": "spa",
+        "refresh_token": issued.json()["refresh_token"],
+    }
+    await idp.aclose()
+    again = IdP(ISSUER, state_dir=state)
+    async with again.http_client() as http:
+        without = await http.post("/token", data=refresh)
+        assert without.status_code == 400, without.text
+        assert without.json()["error"] == "invalid_grant"
+        proven = await http.post(
+            "/token",
+            data=refresh,
+            headers={"DPoP": key.proof("POST", f"{ISSUER}/token", iat=time.time())},
+        )
+        assert proven.status_code == 200, proven.text
     await again.aclose()
 
 

@@ -274,6 +274,9 @@ def _finish(ctx: AuthorizeContext, req: AuthRequest, session: Session, status: i
             if not (user.phone_verification and user.claims.get("phone_number")):
                 raise OAuthError("access_denied", "the user could not verify a phone number")
             user.claims["phone_number_verified"] = True
+    code = random_token(32)
+    expires_at = ctx.settings.now() + ctx.settings.code_lifetime
+    ctx.dpop.bind_code(code, req.dpop_jkt, expires_at)  # first: it may refuse
     grant = ctx.tokens.new_grant(
         req.client.client_id,
         session.user_id,
@@ -286,17 +289,15 @@ def _finish(ctx: AuthorizeContext, req: AuthRequest, session: Session, status: i
         claims_request=req.claims,
     )
     session.grants.append(grant.grant_id)
-    code = random_token(32)
     ctx.tokens.store_code(
         code,
         AuthorizationCode(
             grant=grant,
             redirect_uri=req.redirect_uri if req.redirect_uri_sent else None,
             code_challenge=req.code_challenge,
-            expires_at=ctx.settings.now() + ctx.settings.code_lifetime,
+            expires_at=expires_at,
         ),
     )
-    ctx.dpop.bind_code(code, req.dpop_jkt)
     out = {"code": code}
     if req.state is not None:
         out["state"] = req.state
