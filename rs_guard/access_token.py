@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol, SupportsIndex
 
 from starlette.authentication import AuthCredentials, BaseUser
 
@@ -50,6 +50,31 @@ def _shared_scopes(value: Any) -> tuple[str, ...]:
     if type(value) is str and len(_SCOPES) < _SCOPES_MAX and len(value) <= _SCOPE_MAX_LEN:
         _SCOPES[value] = scopes
     return scopes
+
+
+class _Scopes(list[str]):
+    """`request.auth.scopes`: a list (Starlette's `AuthCredentials` type), but read-only.
+
+    A validated token is cached and the same object serves every request that presents it, so
+    an app appending to `request.auth.scopes` would grant that scope to every later request
+    with the token (Starlette's `@requires` reads this list). Changing it raises instead; copy
+    it (`list(request.auth.scopes)`) to get a list of one's own.
+    """
+
+    __slots__ = ()
+
+    def _refuse(self, *args: object, **kwargs: object) -> NoReturn:
+        raise TypeError(
+            "request.auth.scopes is shared by every request with this token; copy it "
+            "(list(request.auth.scopes)) to change it"
+        )
+
+    append = extend = insert = remove = pop = clear = sort = reverse = _refuse
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> tuple[Any, ...]:
+        # copy / pickle give a plain list (their default rebuilds by `extend`, refused here).
+        return (list, (list(self),))
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +130,7 @@ class AccessToken(AuthCredentials):
         # Field by field, not through AuthCredentials.__init__ (it would copy the list again).
         if granted is None:
             granted = scopes_of(claims.get("scope"))
-        self.scopes: list[str] = list(scopes if scopes is not None else granted)
+        self.scopes: list[str] = _Scopes(scopes if scopes is not None else granted)
         # A copy: the caller's mapping may change after this; the token must not.
         self.claims: Mapping[str, Any] = MappingProxyType(dict(claims))
         self.granted_scopes: tuple[str, ...] = granted
@@ -138,7 +163,7 @@ class AccessToken(AuthCredentials):
         if granted is None:
             granted = _shared_scopes(claims.get("scope"))
         token = cls.__new__(cls)
-        token.scopes, token.granted_scopes = list(granted), granted
+        token.scopes, token.granted_scopes = _Scopes(granted), granted
         token.claims = MappingProxyType(claims)
         token.local_subject = token.user_id = token._derived = None
         token._client_id, token.roles, token._raw = client_id, roles, raw
@@ -228,7 +253,7 @@ class AccessToken(AuthCredentials):
         """A copy with `scopes`, `local_subject` or `user_id` changed (claims are shared)."""
         # Built field by field: re-reading the claims costs more than the whole cache hit.
         new = AccessToken.__new__(AccessToken)
-        new.scopes = list(changes.get("scopes", self.scopes))
+        new.scopes = _Scopes(changes.get("scopes", self.scopes))
         new.claims = self.claims
         new.granted_scopes = self.granted_scopes
         new._client_id = self._client_id

@@ -142,3 +142,46 @@ def test_counters_count_events_with_and_without_fields_alike() -> None:
     counters.reset()
     assert counters.snapshot() == {}
     assert counters.get("token_cache_hit") == 0
+
+
+async def test_an_app_cannot_widen_a_cached_tokens_scopes_for_later_requests(
+    protect: Callable[..., httpx.AsyncClient], token: Callable[..., str]
+) -> None:
+    # The cached token serves every request that presents it: an app that appends to
+    # request.auth.scopes must not grant that scope to the next request with the token
+    # (Starlette's @requires reads that list).
+    attempts: list[str] = []
+
+    async def widen(request: Request) -> PlainTextResponse:
+        try:
+            request.auth.scopes.append("payments:write")
+        except TypeError as exc:
+            attempts.append(str(exc))
+        mine = list(request.auth.scopes)  # a copy is the app's own
+        mine.append("payments:write")
+        return PlainTextResponse(" ".join(request.auth.scopes))
+
+    shared = token(scope="items:read")
+    async with protect(widen) as client:
+        for _ in range(2):  # cold, then the cached token
+            r = await client.get("/pay", headers=bearer(shared))
+            assert r.status_code == 200 and r.text == "items:read"
+    assert len(attempts) == 2 and "copy it" in attempts[0]
+
+
+def test_token_scopes_copy_and_pickle_as_plain_lists() -> None:
+    import copy
+    import pickle
+
+    from rs_guard import AccessToken
+
+    access = AccessToken({"sub": "alice", "scope": "a b"})
+    assert access.scopes == ["a", "b"] and isinstance(access.scopes, list)
+    for other in (copy.copy(access.scopes), pickle.loads(pickle.dumps(access.scopes))):
+        assert type(other) is list and other == ["a", "b"]
+        other.append("c")
+    assert access.scopes == ["a", "b"]
+    with pytest.raises(TypeError):
+        access.scopes[0] = "admin"
+    with pytest.raises(TypeError):
+        access.scopes += ["admin"]

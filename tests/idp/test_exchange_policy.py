@@ -244,3 +244,44 @@ async def test_a_registrant_cannot_take_another_clients_sector_and_read_its_ppid
         )
         assert idp.subject_for("alice", "victim-mobile") == idp.subject_for("alice", "victim")
         assert idp.subject_for("alice", "victim-web2") == victim_ppid
+
+
+async def test_exchanged_audiences_are_written_as_resources_are() -> None:
+    # RFC 8693 `audience` naming a URI is compared and written as RFC 8707 `resource` is
+    # (scheme and host lower-cased), so a resource server comparing `aud` exactly takes it.
+    async with served(resource_allowlist=[API, DOWN]) as (idp, http):
+        idp.register_client("api", "api-secret", served_resources=[API])
+        auth = ("api", "api-secret")
+        token = idp.issue_access_token("alice", client_id="web", audience=API)
+        resp = await exchange(http, auth, token, audience="HTTPS://DOWN.Example/api")
+        assert resp.status_code == 200, resp.text
+        claims = jwt.decode(resp.json()["access_token"], options={"verify_signature": False})
+        assert claims["aud"] == DOWN
+        # Off the allow-list in any spelling: invalid_target.
+        refused(
+            await exchange(http, auth, token, audience="https://OTHER.example/api"),
+            "invalid_target",
+        )
+
+
+async def test_an_exchange_without_a_target_keeps_a_login_token_good_for_userinfo() -> None:
+    # A token minted for the IdP's default audience (a plain OIDC login) exchanged with no
+    # audience/resource stays a token for the IdP, so /userinfo takes it (OIDC Core §5.3).
+    # With a default audience other than the issuer (as TestIdP sets it: its resource).
+    async with served(default_audience=API) as (idp, http):
+        idp.register_client("web", "web-secret", redirect_uris=["https://web.example/cb"])
+        login = idp.issue_access_token("alice", client_id="web", scope="openid")
+        resp = await exchange(http, ("web", "web-secret"), login)
+        assert resp.status_code == 200, resp.text
+        info = await http.get(
+            "/userinfo", headers={"Authorization": f"Bearer {resp.json()['access_token']}"}
+        )
+        assert info.status_code == 200, info.text
+        # One for an API, exchanged with no target, stays one for that API.
+        for_api = idp.issue_access_token("alice", client_id="web", audience=API, scope="openid")
+        resp = await exchange(http, ("web", "web-secret"), for_api)
+        assert resp.status_code == 200, resp.text
+        info = await http.get(
+            "/userinfo", headers={"Authorization": f"Bearer {resp.json()['access_token']}"}
+        )
+        assert info.status_code == 401

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -27,6 +28,7 @@ from .._exchange_policy import (
     refused_grants,
     refused_targets,
 )
+from .._resources import canonical
 from .._scope_policy import refused_scopes
 from ._client_auth import authenticate_client
 from ._wire import json_ok, read_form, single
@@ -67,6 +69,23 @@ async def token(ctx: TokenContext, request: Request) -> Response:
         body = await handler(ctx, client, form)
     ctx.dpop.finish_response(client.is_public, body, jkt)
     return json_ok(body)
+
+
+def _exchange_audiences(values: list[str], allowlist: Sequence[str] | None) -> list[str]:
+    """RFC 8693 `audience` values as the token's `aud` will carry them: a URI compared and
+    written as an RFC 8707 resource is (scheme and host lower-cased), a logical name as sent;
+    with an allow-list, every value must be on it (every way of naming a target, §2.1)."""
+    allowed = None if allowlist is None else {canonical(a): a for a in allowlist}
+    out: list[str] = []
+    for value in values:
+        aud = canonical(value)
+        if allowed is not None:
+            if aud not in allowed:
+                raise OAuthError("invalid_target", "audience is not an allowed resource")
+            aud = allowed[aud]
+        if aud not in out:
+            out.append(aud)
+    return out
 
 
 def _required(form: Form, name: str) -> str:
@@ -206,15 +225,13 @@ async def _token_exchange(ctx: TokenContext, client: Client, form: Form) -> dict
     scope = _requested_scope(form, set(subject_scope))
     if scope is None:
         scope = subject_scope
-    audiences = list(form.get("audience", []))
-    allowlist = ctx.settings.resource_allowlist
-    if allowlist is not None and any(a not in allowlist for a in audiences):
-        # The operator's allow-list holds for every way of naming a target (RFC 8693 §2.1).
-        raise OAuthError("invalid_target", "audience is not an allowed resource")
+    audiences = _exchange_audiences(form.get("audience", []), ctx.settings.resource_allowlist)
     audiences += ctx.settings.validate_resources(form.get("resource", []))
     if refused_targets(ctx.settings, client, audiences, subject):
         raise OAuthError("invalid_target", "this client may not exchange for that audience")
-    if not audiences:
+    if not audiences and subject.resource_bound:
+        # No target: the subject token's own audiences. A token minted for the default
+        # audience stays one (so /userinfo still takes it, OIDC Core §5.3).
         audiences = audiences_of(subject)
     claims: dict[str, Any] = {}
     if act is not None:
