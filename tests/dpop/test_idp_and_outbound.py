@@ -289,11 +289,9 @@ async def test_key_bindings_fail_closed_when_their_table_is_full(
 # ----- outbound: ClientCredentials / TokenExchanger with dpop= ------------------------------
 
 
-async def test_client_credentials_calls_a_dpop_protected_service(
-    idp: IdP, http: httpx.AsyncClient, clock: Clock
-) -> None:
-    key = DPoPKey(clock=clock)
-    source = ClientCredentials(
+def service_credentials(http: httpx.AsyncClient, key: DPoPKey, clock: Clock) -> ClientCredentials:
+    """The "service" client's DPoP-bound client-credentials source for RESOURCE."""
+    return ClientCredentials(
         issuer=ISSUER,
         client_id="service",
         client_secret="service-secret",
@@ -302,6 +300,13 @@ async def test_client_credentials_calls_a_dpop_protected_service(
         dpop=key,
         clock=clock,
     )
+
+
+async def test_client_credentials_calls_a_dpop_protected_service(
+    idp: IdP, http: httpx.AsyncClient, clock: Clock
+) -> None:
+    key = DPoPKey(clock=clock)
+    source = service_credentials(http, key, clock)
     token = await source.token()
     assert claims(token)["cnf"]["jkt"] == key.jkt
     guard = protected(idp, clock, dpop=DPoPVerifier(policy="required", clock=lambda: clock()))
@@ -318,15 +323,7 @@ async def test_outbound_nonce_retry_at_the_idp_and_at_the_resource(
 ) -> None:
     idp.dpop.nonces = DPoPNonces(b"0123456789abcdef", clock=clock)
     key = DPoPKey(clock=clock)
-    source = ClientCredentials(
-        issuer=ISSUER,
-        client_id="service",
-        client_secret="service-secret",
-        http_client=http,
-        resource=RESOURCE,
-        dpop=key,
-        clock=clock,
-    )
+    source = service_credentials(http, key, clock)
     nonces = DPoPNonces(b"fedcba9876543210", clock=clock)
     guard = protected(idp, clock, dpop=DPoPVerifier(nonces=nonces, clock=clock))
     async with client(guard) as api:

@@ -76,18 +76,18 @@ async def code_for(
 
 
 async def redeem(
-    http: httpx.AsyncClient, code: str, verifier: str, auth: tuple[str, str] = ("web", "s")
+    http: httpx.AsyncClient, code: str, verifier: str, auth: tuple[str, str] | str = ("web", "s")
 ) -> httpx.Response:
-    return await http.post(
-        "/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": REDIRECT,
-            "code_verifier": verifier,
-        },
-        auth=auth,
-    )
+    """Redeem a code; `auth` is a confidential client's (id, secret) or a public client's id."""
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": REDIRECT,
+        "code_verifier": verifier,
+    }
+    if isinstance(auth, str):
+        return await http.post("/token", data={**form, "client_id": auth})
+    return await http.post("/token", data=form, auth=auth)
 
 
 # ----- keys and headers ---------------------------------------------------------------------
@@ -507,16 +507,7 @@ async def test_a_dcr_clients_registered_scope_is_its_default_not_a_cage() -> Non
             http, client_id=client_id, scope="files:read files:write"
         )
         assert "code" in q, q
-        tok = await http.post(
-            "/token",
-            data={
-                "grant_type": "authorization_code",
-                "code": q["code"],
-                "redirect_uri": REDIRECT,
-                "code_verifier": verifier,
-                "client_id": client_id,
-            },
-        )
+        tok = await redeem(http, q["code"], verifier, client_id)
         assert tok.json()["scope"].split() == ["files:read", "files:write"]
         # Without `scope`, the registered one is what the client gets.
         verifier, challenge = pkce()
@@ -531,16 +522,7 @@ async def test_a_dcr_clients_registered_scope_is_its_default_not_a_cage() -> Non
             },
         )
         code = query(resp.headers["location"])["code"]
-        tok = await http.post(
-            "/token",
-            data={
-                "grant_type": "authorization_code",
-                "code": code,
-                "redirect_uri": REDIRECT,
-                "code_verifier": verifier,
-                "client_id": client_id,
-            },
-        )
+        tok = await redeem(http, code, verifier, client_id)
         assert tok.json()["scope"] == "files:read"
         # Still within the ceiling.
         idp.dcr_scopes = ["files:read"]

@@ -79,6 +79,30 @@ def read(record: dict[str, Any]) -> httpx.Response:
     )
 
 
+def editable(record: dict[str, Any]) -> dict[str, Any]:
+    """The client's metadata as read back, without the members an RFC 7592 update must omit."""
+    current: dict[str, Any] = read(record).json()
+    for issued in (
+        "registration_access_token",
+        "registration_client_uri",
+        "client_id_issued_at",
+        "client_secret_expires_at",
+        "client_secret",
+    ):
+        current.pop(issued, None)
+    return current
+
+
+def update(record: dict[str, Any], metadata: dict[str, Any]) -> httpx.Response:
+    """An RFC 7592 update made by someone else than the tool, with the state's token."""
+    return httpx.put(
+        record["registration_client_uri"],
+        json=metadata,
+        headers=bearer(record["registration_access_token"]),
+        timeout=10,
+    )
+
+
 @pytest.fixture
 def setup(tmp_path: Path) -> tuple[Path, Path, Path]:
     return tmp_path / "clients.toml", tmp_path / "clients.state.json", tmp_path / "secrets"
@@ -150,23 +174,10 @@ def test_drift_is_shown_and_put_back(
     write_clients(path, op.issuer, CLIENTS)
     assert cli("apply", path, "--secrets-dir", secrets).code == 0
     record = state_of(state)["clients"]["portal"]
-    current = read(record).json()
-    for issued in (
-        "registration_access_token",
-        "registration_client_uri",
-        "client_id_issued_at",
-        "client_secret_expires_at",
-        "client_secret",
-    ):
-        current.pop(issued, None)
+    current = editable(record)
     current["client_name"] = "Changed by hand"
     current["redirect_uris"] = ["http://127.0.0.1:8080/callback", "http://127.0.0.1:9999/evil"]
-    changed = httpx.put(
-        record["registration_client_uri"],
-        json=current,
-        headers=bearer(record["registration_access_token"]),
-        timeout=10,
-    )
+    changed = update(record, current)
     assert changed.status_code == 200, changed.text
 
     plan = cli("plan", path, "--json").json()
@@ -222,21 +233,8 @@ def test_a_token_rotated_elsewhere_is_explained_and_recovered(
     assert cli("apply", path, "--secrets-dir", secrets).code == 0
     record = state_of(state)["clients"]["batch"]
     # Someone else uses the token: the OP rotates it, and the state's copy is dead.
-    current = read(record).json()
-    for issued in (
-        "registration_access_token",
-        "registration_client_uri",
-        "client_id_issued_at",
-        "client_secret_expires_at",
-        "client_secret",
-    ):
-        current.pop(issued, None)
-    changed = httpx.put(
-        record["registration_client_uri"],
-        json=current,
-        headers=bearer(record["registration_access_token"]),
-        timeout=10,
-    )
+    current = editable(record)
+    changed = update(record, current)
     assert changed.status_code == 200
     new_token = changed.json()["registration_access_token"]
     run = cli("plan", path)
