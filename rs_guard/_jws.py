@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, paddin
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from ._json import JSONError, loads_object
+from ._memo import remember
 from .errors import ConfigurationError, InvalidToken
 
 if TYPE_CHECKING:
@@ -342,9 +343,7 @@ class JWSVerifier:
         if checked is None:
             assert header is not None
             checked = self._check_header(header)
-            if len(self._headers) >= _MAX_HEADERS:
-                self._headers.clear()  # many distinct headers: start over, stay bounded
-            self._headers[h] = checked
+            remember(self._headers, h, checked, _MAX_HEADERS)
         header, alg, kid = checked
         # A copy: the remembered header is shared by every token that carries it.
         return dict(header), claims, raw[: len(h) + 1 + len(p)], signature, alg, kid

@@ -8,6 +8,7 @@ from urllib.parse import parse_qsl
 from starlette.types import Receive, Scope
 
 from ._asgi import BodyTooLarge, ClientDisconnected, disconnected, read_body, replay
+from ._memo import remember
 from .dpop import dpop_token
 from .errors import ConfigurationError, InvalidRequest
 
@@ -62,14 +63,11 @@ class BearerCredentials:
             token = memo.get(value)
             if token is None:
                 token = bearer_token(value)
-                if token is not None and len(value) <= _MEMO_VALUE_BYTES:
-                    if len(memo) >= _MEMO_SIZE:
-                        # Start over rather than evict one by one: a dict used as a FIFO
-                        # scans its deleted slots, and a flood of new tokens must stay cheap.
-                        memo.clear()
-                    memo[value] = token
-                elif self.dpop:
-                    token = dpop_token(value)
+                if token is None:
+                    if self.dpop:
+                        token = dpop_token(value)
+                elif len(value) <= _MEMO_VALUE_BYTES:
+                    remember(memo, value, token, _MEMO_SIZE)
         qs: bytes = scope.get("query_string", b"")
         if qs and b"access_token" in qs:
             query_tokens = _tokens_in(qs)

@@ -56,6 +56,7 @@ from ._jws import (
     parse_json_object,
     verify_signature,
 )
+from ._memo import remember
 from .access_token import AccessToken
 from .challenge import bearer_challenge, parse_bearer_challenge
 from .errors import (
@@ -203,9 +204,7 @@ def request_uri(scope: Scope) -> str:
     if uri is None:
         uri = _request_uri(scope)
         if len(uri) <= _SHORT_URI:  # a long Host or path is computed, never kept
-            if len(_request_uris) >= _REQUEST_URIS_KEPT:
-                _request_uris.clear()  # bounded: many distinct paths only cost the computation
-            _request_uris[key] = uri
+            remember(_request_uris, key, uri, _REQUEST_URIS_KEPT)
     return uri
 
 

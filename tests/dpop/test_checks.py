@@ -375,3 +375,15 @@ async def test_metadata_advertises_dpop(idp: IdP, clock: Clock) -> None:
             doc = (await http.get("/.well-known/oauth-protected-resource/items")).json()
         assert doc["dpop_signing_alg_values_supported"] == list(verifier.algorithms)
         assert doc["dpop_bound_access_tokens_required"] is required
+
+
+async def test_a_long_bearer_token_is_taken_where_dpop_is_allowed(
+    idp: IdP, service: ResourceGuard
+) -> None:
+    # Tokens up to Limits.max_token_bytes (8 KiB) are valid Bearer tokens; one longer than the
+    # guard's Authorization memo keeps (4 KiB) must be found just the same with DPoP on.
+    token = bound_token(idp, None, padding="x" * 5000)
+    assert len(token) > 5000
+    status, challenge, answer = await ask(service, {"Authorization": f"Bearer {token}"})
+    assert status == 200, challenge
+    assert answer.json()["sender_constrained"] is False
