@@ -142,7 +142,7 @@ class AccessToken(AuthCredentials):
         self._raw = raw
         # What a guard derived from this validated token (implied scopes, own PPID), kept on
         # the cached object so that a reused token pays for the derivation once.
-        self._derived: tuple[object, AccessToken] | None = None
+        self._derived: tuple[object, AccessToken | None] | None = None
 
     @classmethod
     def verified(

@@ -176,7 +176,6 @@ class ResourceGuard:
         self._search_paths = self.paths.needs_search
         self._find_token = self.credentials.find
         self._query = self.credentials.query
-        self._no_resolver = user_resolver is None
 
     @property
     def keys(self) -> JWKSCache:
@@ -226,11 +225,8 @@ class ResourceGuard:
                     if base is None:
                         access = await self._validate(token)
                     else:
-                        derived = base._derived
-                        if derived is not None and derived[0] is self and self._no_resolver:
-                            access = derived[1]
-                        else:
-                            access = await derive(self, base)
+                        known = remembered(self, base)
+                        access = known if known is not None else await derive(self, base)
                 dpop = self.dpop
                 if dpop is not None:  # RFC 9449: the proof, checked on every request
                     if not dpop.settle_bearer(scope, access):
@@ -334,11 +330,20 @@ def anonymous(
     return route.public, requirement if requirement is not None else route.requirement
 
 
+def remembered(guard: ResourceGuard, base: AccessToken) -> AccessToken | None:
+    """The guard's view of a cached token as `derive` left it on the token, if it did; a
+    user resolver runs on every request, so with one there is nothing to reuse."""
+    derived = base._derived
+    if derived is None or derived[0] is not guard or guard.user_resolver is not None:
+        return None
+    return base if derived[1] is None else derived[1]
+
+
 async def derive(guard: ResourceGuard, base: AccessToken) -> AccessToken:
     """The guard's view of a validated token: implied scopes, translated subject, user id."""
-    derived = base._derived
-    if derived is not None and derived[0] is guard and guard.user_resolver is None:
-        return derived[1]
+    known = remembered(guard, base)
+    if known is not None:
+        return known
     access = base
     if guard.hierarchy and len(access.scopes) == len(access.granted_scopes):
         effective = guard.hierarchy.effective(access.granted_scopes)
@@ -350,8 +355,9 @@ async def derive(guard: ResourceGuard, base: AccessToken) -> AccessToken:
             raise InvalidToken(reason="missing_client_id")
         local = await guard.subject_translator.to_local(client_id, access.subject)
         access = access.replace(local_subject=local)
-    if access is not base:
-        base._derived = (guard, access)
+    # Remembered also when nothing changed (None: the token itself), so that a token whose
+    # scopes imply nothing more is not derived again on every request.
+    base._derived = (guard, None if access is base else access)
     if guard.user_resolver is not None and access.local_subject is not None:
         access = access.replace(user_id=await guard.user_resolver(access.local_subject))
     return access
