@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import binascii
 import math
-import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
@@ -38,7 +37,6 @@ PublicKey = (
 
 # Three base64url segments, no padding, nothing else (JWE has five; JSON serialisation has
 # braces). For DPoP proofs; access and event tokens go through `_segments`.
-_COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "256": hashes.SHA256,
@@ -257,12 +255,6 @@ def signature_check(key: PublicKey, alg: str) -> SignatureCheck | None:
         return True
 
     return check_ed
-
-
-def verify_signature(key: PublicKey, alg: str, signing_input: bytes, signature: bytes) -> bool:
-    """Verify a JWS signature with a ready key object; False on any mismatch (or misfit)."""
-    check = signature_check(key, alg)
-    return check is not None and check(signing_input, signature)
 
 
 def header_typ(header: Mapping[str, Any]) -> str | None:

@@ -46,15 +46,14 @@ from starlette.datastructures import URL
 from starlette.types import Scope
 
 from ._jws import (
-    _COMPACT_JWS,
     ASYMMETRIC_ALGORITHMS,
     MalformedJWS,
-    b64url_decode,
+    _decode_segment,
+    _segments,
     b64url_encode,
     header_typ,
     is_numeric_date,
     parse_json_object,
-    verify_signature,
 )
 from ._memo import remember
 from .access_token import AccessToken
@@ -324,7 +323,7 @@ class DPoPVerifier:
         self.clock = clock
         # Parsing a JWK costs more than the verify itself; a client reuses its key.
         self._keys: LRUCache[str, VerificationKey] = LRUCache(maxsize=max(1, key_cache_size))
-        self._headers: LRUCache[str, tuple[str, VerificationKey, str]] = LRUCache(
+        self._headers: LRUCache[bytes, tuple[str, VerificationKey, str]] = LRUCache(
             maxsize=max(1, key_cache_size)
         )
 
@@ -360,25 +359,21 @@ class DPoPVerifier:
         `access_token` it accompanies. InvalidDPoPProof (or UseDPoPNonce) on the first failure."""
         if len(proof) > MAX_PROOF_BYTES:
             raise InvalidDPoPProof(reason="dpop_too_large")
-        if not _COMPACT_JWS.fullmatch(proof):  # §4.3 (2)
-            raise _malformed()
-        h, p, s = proof.split(".")
-        # A client signs every proof with one key, so the header segment repeats byte for
-        # byte: its checks, thumbprint and parsed key are remembered under it.
-        checked = self._headers.get(h)
-        if checked is None:
-            try:
-                header = parse_json_object(b64url_decode(h))
-            except MalformedJWS:
-                raise _malformed() from None
-            checked = self._headers[h] = self._check_header(header)
-        alg, key, jkt = checked
-        try:
-            claims = parse_json_object(b64url_decode(p))
-            signature = b64url_decode(s)
+        try:  # §4.3 (2): the one strict compact-JWS split and base64url of `_jws`
+            raw, (h, p, s) = _segments(proof)
+            # A client signs every proof with one key, so the header segment repeats byte
+            # for byte: its checks, thumbprint and parsed key are remembered under it.
+            checked = self._headers.get(h)
+            header = None if checked is not None else parse_json_object(_decode_segment(h))
+            claims = parse_json_object(_decode_segment(p))
+            signature = _decode_segment(s)
         except MalformedJWS:
             raise _malformed() from None
-        signing_input = f"{h}.{p}".encode("ascii")
+        if checked is None:
+            assert header is not None
+            checked = self._headers[h] = self._check_header(header)
+        alg, key, jkt = checked
+        signing_input = raw[: len(h) + 1 + len(p)]
         _check_claims(claims, access_token is not None)  # (3)
         if claims["htm"] != method:  # (8)
             raise InvalidDPoPProof("The DPoP proof htm does not match", reason="dpop_htm_mismatch")
@@ -392,7 +387,7 @@ class DPoPVerifier:
             str(claims["ath"]), access_token_hash(access_token)
         ):
             raise InvalidDPoPProof("The DPoP proof ath does not match", reason="dpop_ath_mismatch")
-        if not verify_signature(key.key, alg, signing_input, signature):  # (6)
+        if not key.verify(alg, signing_input, signature):  # (6), with its prebuilt verifier
             raise InvalidDPoPProof(
                 "The DPoP proof signature is invalid", reason="dpop_bad_signature"
             )
