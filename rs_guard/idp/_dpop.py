@@ -16,7 +16,6 @@ request), so every grant handler binds its access tokens without knowing about D
 from __future__ import annotations
 
 import contextvars
-import hashlib
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,19 +26,19 @@ from starlette.requests import Request
 from ..dpop import DPoPNonces, DPoPVerifier, InvalidDPoPProof, UseDPoPNonce, request_uri
 from ..events.replay import MemoryReplayStore
 from ._errors import OAuthError
+from ._util import token_hash
 
 _CNF: contextvars.ContextVar[str | None] = contextvars.ContextVar("rs_guard_idp_dpop", default=None)
 _JKT = re.compile(r"[A-Za-z0-9_-]{43}")
 _MAX_BINDINGS = 100_000
 
 
-def _digest(value: str) -> str:
-    # Bindings are kept under a hash: the store never holds a usable code or refresh token.
-    return hashlib.sha256(value.encode()).hexdigest()
-
-
 class DPoPAtIdP:
-    """The DPoP state of one IdP: its proof verifier, optional nonces, and key bindings."""
+    """The DPoP state of one IdP: its proof verifier, optional nonces, and key bindings.
+
+    Bindings are kept under `token_hash` (as the token store keeps tokens): neither this
+    table nor `dpop.json` ever holds a usable code or refresh token.
+    """
 
     def __init__(
         self, clock: Callable[[], int], refresh_lifetime: Callable[[], int] = lambda: 86_400
@@ -63,7 +62,7 @@ class DPoPAtIdP:
             self._codes = {k: v for k, v in self._codes.items() if v[1] > now}
             if len(self._codes) >= _MAX_BINDINGS:
                 raise OAuthError("temporarily_unavailable", "too many DPoP-bound codes pending")
-        self._codes[_digest(code)] = (dpop_jkt, expires_at)
+        self._codes[token_hash(code)] = (dpop_jkt, expires_at)
 
     def snapshot(self) -> dict[str, Any]:
         """The refresh-token key bindings (under their hashes): without them a restart
@@ -118,7 +117,7 @@ class DPoPAtIdP:
         bind the tokens to (None: a plain Bearer request)."""
         jkt = await self.proof_key(request)
         code = form.get("code", [None])[0] if grant_type == "authorization_code" else None
-        key = _digest(code) if code else ""
+        key = token_hash(code) if code else ""
         held = self._codes.get(key) if key else None
         if held is not None:
             if held[0] != jkt:
@@ -129,7 +128,7 @@ class DPoPAtIdP:
                 )
             self._codes.pop(key, None)  # only the key holder gets here; the grant uses the code
         refresh = form.get("refresh_token", [None])[0] if grant_type == "refresh_token" else None
-        bound = self._refresh.get(_digest(refresh)) if refresh else None
+        bound = self._refresh.get(token_hash(refresh)) if refresh else None
         if bound is not None and bound[0] != jkt:
             raise OAuthError("invalid_grant", "the refresh token is bound to another DPoP key")
         return jkt
@@ -150,7 +149,7 @@ class DPoPAtIdP:
                 # one a thief could use without the key (§5).
                 del body["refresh_token"]
                 return
-            self._refresh[_digest(refresh)] = (jkt, now + self._refresh_lifetime())
+            self._refresh[token_hash(refresh)] = (jkt, now + self._refresh_lifetime())
 
 
 @contextmanager

@@ -211,3 +211,19 @@ async def test_a_clients_file_names_the_resource_server(
     with pytest.raises(ClientsFileError) as info:
         IdP(ISSUER, clients_file=path)
     assert any("items-api" in p and "served_resources" in p for p in info.value.problems)
+
+
+async def test_userinfo_compares_its_audience_as_resources_are_compared() -> None:
+    # `resource=` values are written into `aud` with scheme and host lower-cased (RFC 8707),
+    # so an issuer configured with upper-case letters in its host must still recognise itself.
+    issuer = "https://IdP.Example"
+    idp = IdP(issuer)
+    idp.add_user("alice")
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=idp.app), base_url=issuer
+    ) as http:
+        for aud in ("https://idp.example", "https://idp.example/", "HTTPS://IDP.EXAMPLE/userinfo"):
+            token = idp.issue_access_token("alice", client_id="web", audience=aud, scope="openid")
+            assert (await userinfo(http, token)).status_code == 200, aud
+        api = idp.issue_access_token("alice", client_id="web", audience=API, scope="openid")
+        assert (await userinfo(http, api)).status_code == 401

@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 
 from ..._scopes import split_scope
 from .._errors import NO_STORE
-from .._resources import audiences
+from .._resources import audiences, canonical
 from .._users import SCOPE_CLAIMS
 from ._wire import bearer
 
@@ -38,8 +38,10 @@ def _for_userinfo(ctx: UserinfoContext, record: AccessTokenRecord) -> bool:
     """Whether an active access token's audience includes this endpoint (see the module)."""
     if not record.resource_bound:
         return True  # minted for the default audience: what a plain OIDC login receives
-    mine = {ctx.settings.issuer, ctx.urls.url("userinfo")}
-    return any(n.rstrip("/") in mine for n in audiences(record.claims.get("aud")))
+    # Compared as RFC 8707 resources (scheme and host case-insensitive), as `resource=` is
+    # written into `aud`; a trailing slash names the same endpoint.
+    mine = {canonical(u.rstrip("/")) for u in (ctx.settings.issuer, ctx.urls.url("userinfo"))}
+    return any(canonical(n.rstrip("/")) in mine for n in audiences(record.claims.get("aud")))
 
 
 async def userinfo(ctx: UserinfoContext, request: Request) -> Response:
