@@ -43,13 +43,16 @@ def validate_resource(uri: str, allowlist: Sequence[str] | None) -> str:
         raise OAuthError("invalid_target", "resource must be an absolute https URI")
     if scheme == "http" and not is_loopback_host(host):
         raise OAuthError("invalid_target", "http resources are only accepted on loopback hosts")
-    if allowlist is not None:
-        wanted = _key(uri)
-        for allowed in allowlist:
-            if _key(allowed) == wanted:
-                return allowed
-        raise OAuthError("invalid_target", "resource is not served by this authorization server")
-    return canonical(uri)
+    return canonical(uri) if allowlist is None else allowed_spelling(uri, allowlist)
+
+
+def allowed_spelling(uri: str, allowlist: Sequence[str]) -> str:
+    """The allow-list's entry naming `uri` (compared as resources are), or invalid_target."""
+    wanted = _key(uri) or (uri, "")
+    for allowed in allowlist:
+        if (_key(allowed) or (allowed, "")) == wanted:
+            return allowed
+    raise OAuthError("invalid_target", "resource is not served by this authorization server")
 
 
 def validate_resources(uris: Iterable[str], allowlist: Sequence[str] | None) -> list[str]:

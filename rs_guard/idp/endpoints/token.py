@@ -28,7 +28,7 @@ from .._exchange_policy import (
     refused_grants,
     refused_targets,
 )
-from .._resources import canonical
+from .._resources import allowed_spelling, canonical
 from .._scope_policy import refused_scopes
 from ._client_auth import authenticate_client
 from ._wire import json_ok, read_form, single
@@ -72,17 +72,12 @@ async def token(ctx: TokenContext, request: Request) -> Response:
 
 
 def _exchange_audiences(values: list[str], allowlist: Sequence[str] | None) -> list[str]:
-    """RFC 8693 `audience` values as the token's `aud` will carry them: a URI compared and
-    written as an RFC 8707 resource is (scheme and host lower-cased), a logical name as sent;
-    with an allow-list, every value must be on it (every way of naming a target, §2.1)."""
-    allowed = None if allowlist is None else {canonical(a): a for a in allowlist}
+    """RFC 8693 `audience` values as the token's `aud` will carry them: a URI written as an
+    RFC 8707 resource is (scheme and host lower-cased), a logical name as sent; with an
+    allow-list, every value must be on it (every way of naming a target, §2.1)."""
     out: list[str] = []
     for value in values:
-        aud = canonical(value)
-        if allowed is not None:
-            if aud not in allowed:
-                raise OAuthError("invalid_target", "audience is not an allowed resource")
-            aud = allowed[aud]
+        aud = canonical(value) if allowlist is None else allowed_spelling(value, allowlist)
         if aud not in out:
             out.append(aud)
     return out
