@@ -37,11 +37,17 @@ def self_registered(client: Client) -> bool:
     return client.dynamic or client.from_metadata_document
 
 
-def refused_grants(settings: Settings, client: Client, grants: Iterable[str]) -> list[str]:
-    """The grant types of `grants` that `client` may not hold (empty: all allowed)."""
-    if not self_registered(client):
-        return []
+def refused_to_self_registered(settings: Settings, grants: Iterable[str]) -> list[str]:
+    """The grant types of `grants` a self-registered client may not hold (`dcr_grant_types`)."""
     return [g for g in grants if g not in settings.dcr_grant_types]
+
+
+def may_use(settings: Settings, client: Client, grant_type: str) -> bool:
+    """Whether `client` may use `grant_type` now: registered with it and, for a self-registered
+    client, still within the operator's `dcr_grant_types` (which may have narrowed since)."""
+    if grant_type not in client.grant_types:
+        return False
+    return not self_registered(client) or grant_type in settings.dcr_grant_types
 
 
 def audiences_of(record: AccessTokenRecord) -> list[str]:

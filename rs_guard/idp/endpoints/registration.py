@@ -16,6 +16,7 @@ from .._client_metadata import (
     validate_metadata,
 )
 from .._errors import NO_STORE, OAuthError
+from .._exchange_policy import refused_to_self_registered
 from .._util import random_token, token_hash
 from ._wire import bearer, read_json_object
 
@@ -77,7 +78,7 @@ async def check_sector_identifier(ctx: RegistrationContext, meta: dict[str, Any]
 
 def check_policy(ctx: RegistrationContext, meta: dict[str, Any], client_id: str) -> None:
     """The operator's limits on what a client may register for itself."""
-    refused = [g for g in meta["grant_types"] if g not in ctx.settings.dcr_grant_types]
+    refused = refused_to_self_registered(ctx.settings, meta["grant_types"])
     if refused:
         raise RegistrationError(
             f"grant type(s) {', '.join(refused)} are not open to dynamic registration here"

@@ -24,8 +24,8 @@ from .._errors import OAuthError
 from .._exchange_policy import (
     audiences_of,
     entitled,
+    may_use,
     names_party,
-    refused_grants,
     refused_targets,
 )
 from .._resources import allowed_spelling, canonical
@@ -61,7 +61,7 @@ async def token(ctx: TokenContext, request: Request) -> Response:
     client, _basic = await authenticate_client(
         ctx, request, form, allow_public=grant_type in (GRANT_CODE, GRANT_REFRESH)
     )
-    if grant_type not in client.grant_types or refused_grants(ctx.settings, client, [grant_type]):
+    if not may_use(ctx.settings, client, grant_type):
         # RFC 6749 §5.2; a self-registered client is also held to the operator's grant types.
         raise OAuthError("unauthorized_client", f"client may not use grant_type {grant_type}")
     jkt = await ctx.dpop.bind_request(request, form, grant_type)  # RFC 9449 §5, §10
