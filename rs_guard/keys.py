@@ -197,7 +197,7 @@ class JWKSCache:
         """
         now = self._clock()
         arrived = self._completed  # fetches that ended before this request came
-        if self._fetched_at is None or now - self._fetched_at >= self.max_age:
+        if self._expired(now):
             await self._refresh_expired(now)
         elif self._flight.running(None):
             # A fetch is under way: its answer is newer than what we hold, so wait for it
@@ -254,12 +254,14 @@ class JWKSCache:
         nothing to await; this gives a new token that answer without the coroutine. None
         means "ask `get_key`" (which refreshes, probes, or refuses), never "no such key".
         """
-        fetched = self._fetched_at
-        if fetched is None or self._clock() - fetched >= self.max_age:
-            return None
-        if self._flight.running(None):
+        if self._expired(self._clock()) or self._flight.running(None):
             return None
         return self._find(kid, alg)
+
+    def _expired(self, now: float) -> bool:
+        """No keys yet, or held `max_age` or longer: the next look-up refreshes them first."""
+        fetched = self._fetched_at
+        return fetched is None or now - fetched >= self.max_age
 
     def _find(self, kid: str | None, alg: str) -> VerificationKey | None:
         by_kid = self._index.get(alg)
