@@ -42,6 +42,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _harness import cpu_seconds, rss_mb  # noqa: E402
 
 ISSUER = "https://idp.example"
 
@@ -79,17 +82,8 @@ def serve(fd: int, keys_file: str, cache_size: int) -> None:
 
 
 def rss_kib(pid: int) -> int:
-    """Resident set size of a process, from /proc (Linux)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far, from /proc (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """Resident set size of a process in KiB (the harness reads /proc in MB)."""
+    return round(rss_mb(pid) * 1024)
 
 
 @dataclass
